@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { createRequire } from 'node:module';
+import { runDaemon } from './daemon.js';
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+/** The operator CLI: `swarmnet <command>`. Subsystems register their own commands. */
+export async function buildCli(): Promise<Command> {
+  const program = new Command('swarmnet').description('Docker Swarm network + IPAM plugin').version(version);
+  program.command('daemon').description('run the plugin daemon (settings from the environment, see docs/configuration.md)').action(runDaemon);
+  return program;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const program = await buildCli();
+  await program.parseAsync(process.argv);
+}
