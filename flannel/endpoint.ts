@@ -1,0 +1,63 @@
+import { run } from '../common/exec.js';
+import { VETH_HOST_PREFIX, VETH_PEER_PREFIX } from './names.js';
+
+/**
+ * Join/Leave helpers: the veth pair of one endpoint. The host end joins the network's bridge; the peer carries
+ * Docker's MAC and the MTU, and Docker moves it into the sandbox and renames it (DstPrefix).
+ */
+
+export interface EndpointLinkSpec {
+  bridge: string;
+  endpointId: string;
+  /** Docker's MAC for the container interface; omitted → kernel-assigned. */
+  mac?: string;
+  mtu: number;
+  netns?: string;
+}
+
+export interface EndpointLinkNames { hostName: string; peerName: string }
+
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+export function endpointLinkNames(endpointId: string): EndpointLinkNames {
+  if (!/^[0-9a-f]{8,}$/i.test(endpointId)) throw new RangeError(`endpoint id must be hex (at least 8 digits): ${JSON.stringify(endpointId)}`);
+  const id = endpointId.slice(0, 8).toLowerCase();
+  return { hostName: `${VETH_HOST_PREFIX}${id}`, peerName: `${VETH_PEER_PREFIX}${id}` };
+}
+
+const ipArgs = (netns?: string): string[] => (netns ? ['-n', netns] : []);
+
+async function linkExists(name: string, netns?: string): Promise<boolean> {
+  return (await run('ip', [...ipArgs(netns), 'link', 'show', 'dev', name], { allowFailure: true })).code === 0;
+}
+
+/** Creates the pair (or completes an existing one); on failure nothing is left behind. */
+export async function createEndpointLink(spec: EndpointLinkSpec): Promise<EndpointLinkNames> {
+  const names = endpointLinkNames(spec.endpointId);
+  if (spec.mac !== undefined && !MAC.test(spec.mac)) throw new RangeError(`bad MAC address: ${JSON.stringify(spec.mac)}`);
+  if (!Number.isInteger(spec.mtu) || spec.mtu < 68 || spec.mtu > 65535) throw new RangeError(`bad MTU: ${spec.mtu}`);
+  const ip = ipArgs(spec.netns);
+  const existed = await linkExists(names.hostName, spec.netns);
+  try {
+    if (!existed) {
+      const peerMac = spec.mac ? ['address', spec.mac.toLowerCase()] : [];
+      await run('ip', [...ip, 'link', 'add', names.hostName, 'mtu', String(spec.mtu), 'type', 'veth', 'peer', 'name', names.peerName, 'mtu', String(spec.mtu), ...peerMac]);
+    } else if (await linkExists(names.peerName, spec.netns)) {
+      // A retried Join: the peer is still here, so make it match this request.
+      await run('ip', [...ip, 'link', 'set', names.peerName, 'mtu', String(spec.mtu), ...(spec.mac ? ['address', spec.mac.toLowerCase()] : [])]);
+    }
+    await run('ip', [...ip, 'link', 'set', names.hostName, 'mtu', String(spec.mtu), 'master', spec.bridge, 'up']);
+  } catch (e) {
+    if (!existed) await run('ip', [...ip, 'link', 'del', names.hostName], { allowFailure: true });
+    throw e;
+  }
+  return names;
+}
+
+/** Deletes the pair (the peer goes with the host end, wherever it is). Idempotent. */
+export async function deleteEndpointLink(endpointId: string, netns?: string): Promise<void> {
+  const names = endpointLinkNames(endpointId);
+  for (const name of [names.hostName, names.peerName]) {
+    if (await linkExists(name, netns)) await run('ip', [...ipArgs(netns), 'link', 'del', name], { allowFailure: true });
+  }
+}

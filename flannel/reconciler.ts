@@ -1,0 +1,186 @@
+import { logger, type Logger } from '../common/log.js';
+import { desiredKernelState, type DesiredState, type Skipped } from './desired.js';
+import { planEntries, planLinks } from './diff.js';
+import { Kernel, type BatchResult } from './kernel.js';
+import type { OverlayState } from './model.js';
+import { OwnershipRecord } from './ownership.js';
+
+/**
+ * Keeps the kernel equal to the overlay's desired state: on every update() and every interval it reads the kernel
+ * (only our objects), computes the minimal repair and applies it. Runs are serialised and coalesced. A failed
+ * command is logged and counted; the next run retries it, so a run never needs to roll back to converge.
+ */
+
+export type RepairKind = 'links' | 'addresses' | 'routes' | 'neighbours' | 'fdb' | 'rules';
+
+export interface ReconcileStats {
+  runs: number;
+  /** Runs in which at least one command failed or the kernel could not be read. */
+  failedRuns: number;
+  /** Kernel changes applied, by kind (the first run after start counts its creations too). */
+  repairs: Record<RepairKind, number>;
+  lastDurationMs: number;
+}
+
+export interface ReconcileReport {
+  ok: boolean;
+  changes: Record<RepairKind, number>;
+  errors: string[];
+  skipped: Skipped[];
+  durationMs: number;
+}
+
+export interface ReconcilerOptions {
+  /** Directory for the ownership record (the plugin's STATE_DIR). */
+  stateDir: string;
+  /** Network namespace to program (tests); default the current one. */
+  netns?: string;
+  /** Period of the drift check, default 10 s. */
+  intervalMs?: number;
+  log?: Logger;
+}
+
+const zero = (): Record<RepairKind, number> => ({ links: 0, addresses: 0, routes: 0, neighbours: 0, fdb: 0, rules: 0 });
+
+export class OverlayReconciler {
+  readonly stats: ReconcileStats = { runs: 0, failedRuns: 0, repairs: zero(), lastDurationMs: 0 };
+  private readonly kernel: Kernel;
+  private readonly record: OwnershipRecord;
+  private readonly log: Logger;
+  private readonly intervalMs: number;
+  private state?: OverlayState;
+  private tail: Promise<unknown> = Promise.resolve();
+  private pending?: Promise<ReconcileReport>;
+  private timer?: NodeJS.Timeout;
+  private periodic = false;
+  private lastSkipped = '';
+  private lastForeign = '';
+
+  constructor(opts: ReconcilerOptions) {
+    this.kernel = new Kernel(opts.netns);
+    this.record = new OwnershipRecord(opts.stateDir);
+    this.log = opts.log ?? logger('overlay');
+    this.intervalMs = opts.intervalMs ?? 10_000;
+  }
+
+  /** Sets the control-plane state and reconciles now. */
+  update(state: OverlayState): Promise<ReconcileReport> {
+    this.state = state;
+    return this.reconcile();
+  }
+
+  /** Runs a reconcile after any in-flight one; calls made while one is queued share it. */
+  reconcile(): Promise<ReconcileReport> {
+    if (this.pending) return this.pending;
+    const p = this.tail.then(() => {
+      this.pending = undefined;
+      return this.runOnce();
+    });
+    this.pending = p;
+    this.tail = p;
+    return p;
+  }
+
+  start(): void {
+    if (this.periodic) return;
+    this.periodic = true;
+    const tick = (): void => {
+      if (!this.periodic) return;
+      this.timer = setTimeout(() => void this.reconcile().finally(tick), this.intervalMs);
+      this.timer.unref();
+    };
+    tick();
+  }
+
+  /** Stops the periodic runs and waits for the one in flight. Kernel state stays (containers keep working). */
+  async stop(): Promise<void> {
+    this.periodic = false;
+    clearTimeout(this.timer);
+    await this.tail;
+  }
+
+  private async runOnce(): Promise<ReconcileReport> {
+    const started = performance.now();
+    const report: ReconcileReport = { ok: true, changes: zero(), errors: [], skipped: [], durationMs: 0 };
+    const state = this.state;
+    if (state) {
+      try {
+        await this.apply(state, report);
+      } catch (e) {
+        report.errors.push((e as Error).message);
+      }
+    }
+    report.ok = report.errors.length === 0;
+    report.durationMs = performance.now() - started;
+    this.stats.runs++;
+    if (!report.ok) this.stats.failedRuns++;
+    this.stats.lastDurationMs = report.durationMs;
+    for (const k of Object.keys(report.changes) as RepairKind[]) this.stats.repairs[k] += report.changes[k];
+    const changed = Object.values(report.changes).some((n) => n > 0);
+    if (!report.ok) this.log.warn({ errors: report.errors.slice(0, 5), changes: report.changes }, 'overlay reconcile incomplete; retrying next period');
+    else if (changed) this.log.info({ changes: report.changes, ms: Math.round(report.durationMs) }, 'overlay kernel state repaired');
+    return report;
+  }
+
+  private collect(report: ReconcileReport, r: BatchResult): void {
+    if (r.failed > 0) report.errors.push(...(r.errors.length ? r.errors : [`${r.failed} command(s) failed`]));
+  }
+
+  private async apply(state: OverlayState, report: ReconcileReport): Promise<void> {
+    const links = await this.kernel.links();
+    const underlay = links.find((l) => l.name === state.node.underlayInterface);
+    if (!underlay) throw new Error(`underlay interface ${state.node.underlayInterface} not found`);
+    const desired = desiredKernelState(state, { mtu: underlay.mtu });
+    report.skipped = desired.skipped;
+    this.logOnce(desired);
+
+    // Phase 1: links. Record before creating, forget after deleting.
+    const lp = planLinks(desired, links, (n) => this.record.has(n));
+    const foreign = lp.foreign.join(',');
+    if (foreign !== this.lastForeign && foreign) this.log.warn({ links: lp.foreign }, 'links with our prefix that we did not create are left alone');
+    this.lastForeign = foreign;
+    this.record.add(lp.record);
+    if (lp.commands.length) {
+      this.collect(report, await this.kernel.ipBatch(lp.commands));
+      report.changes.links += lp.changed;
+    }
+    const after = lp.commands.length ? await this.kernel.links() : links;
+    const present = new Set(after.map((l) => l.name));
+    this.record.remove(lp.forget.filter((n) => !present.has(n)));
+
+    // Phase 2: addresses, neighbours, FDB, routes on the links that now exist.
+    const vxlans = desired.links.filter((l) => l.kind === 'vxlan' && present.has(l.name)).map((l) => l.name);
+    const [addresses, routes, neigh, fdb] = await Promise.all([
+      this.kernel.addresses(),
+      this.kernel.ourRoutes(),
+      Promise.all(vxlans.map(async (d) => [d, await this.kernel.neighbours(d)] as const)),
+      Promise.all(vxlans.map(async (d) => [d, await this.kernel.fdb(d)] as const)),
+    ]);
+    const ep = planEntries(desired, { links: present, addresses, routes, neighbours: new Map(neigh), fdb: new Map(fdb) });
+    // FDB first: a route is only useful once its VTEP is reachable.
+    this.collect(report, await this.kernel.bridgeBatch(ep.bridge));
+    this.collect(report, await this.kernel.ipBatch(ep.ip));
+    for (const k of ['addresses', 'routes', 'neighbours', 'fdb'] as const) report.changes[k] += ep.counts[k];
+
+    // Phase 3: filter rules.
+    await this.applyRules(desired, report);
+  }
+
+  private async applyRules(desired: DesiredState, report: ReconcileReport): Promise<void> {
+    const have = await this.kernel.forwardChainRules();
+    if (!have || have.length !== desired.filterRules.length || have.some((r, i) => r !== desired.filterRules[i])) {
+      await this.kernel.writeForwardChain(desired.filterRules);
+      report.changes.rules++;
+    }
+    if (!(await this.kernel.hasForwardJump())) {
+      await this.kernel.insertForwardJump();
+      report.changes.rules++;
+    }
+  }
+
+  private logOnce(desired: DesiredState): void {
+    const key = JSON.stringify(desired.skipped);
+    if (key !== this.lastSkipped && desired.skipped.length) this.log.warn({ skipped: desired.skipped.slice(0, 20), count: desired.skipped.length }, 'overlay input not programmed');
+    this.lastSkipped = key;
+  }
+}

@@ -1,0 +1,156 @@
+import type Docker from 'dockerode';
+import type { Etcd3 } from 'etcd3';
+import { logger } from '../../common/log.js';
+import type { NodeLease } from '../state/etcd-client.js';
+import { containerView, networkView, serviceView } from './model.js';
+import { NdjsonSplitter } from './ndjson.js';
+
+const log = logger('docker-view');
+
+/** Keys of Docker's view (docs/etcd-layout.md): managers write networks/services, each node its own containers. */
+export class ViewKeys {
+  constructor(readonly prefix: string) {}
+  networks(): string { return `${this.prefix}/swarmnet/docker/networks/`; }
+  services(): string { return `${this.prefix}/swarmnet/docker/services/`; }
+  containers(node: string): string { return `${this.prefix}/swarmnet/docker/containers/${node}/`; }
+}
+
+export interface ClusterViewOptions {
+  docker: Docker;
+  client: Etcd3;
+  lease: NodeLease;
+  prefix: string;
+  node: string;
+  isManager: boolean;
+  /** Only networks of this driver are mirrored. */
+  driverName: string;
+}
+
+/**
+ * Mirrors Docker's networks, services and containers into etcd. Events only say "something changed": each one
+ * triggers a re-inspect of that object. When the event stream breaks, it reconnects with backoff and does a full
+ * resync (list everything, write it, delete what is gone), so no change is lost silently.
+ */
+export class ClusterView {
+  private readonly keys: ViewKeys;
+  private stopped = false;
+  private stream?: NodeJS.ReadableStream;
+  /** Ids of this driver's networks: only containers attached to one of them are mirrored. */
+  private ourNetworks = new Set<string>();
+
+  constructor(private readonly o: ClusterViewOptions) {
+    this.keys = new ViewKeys(o.prefix);
+  }
+
+  start(): void {
+    void this.loop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    (this.stream as unknown as { destroy?: () => void } | undefined)?.destroy?.();
+  }
+
+  private async loop(): Promise<void> {
+    let delay = 500;
+    while (!this.stopped) {
+      try {
+        const since = Math.floor(Date.now() / 1000);
+        await this.resync();
+        await this.follow(since);
+        delay = 500;
+      } catch (e) {
+        log.warn({ err: (e as Error).message, retryMs: delay }, 'docker view interrupted; will resync');
+      }
+      if (this.stopped) return;
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 30_000);
+    }
+  }
+
+  /** Full resync: Docker trumps etcd. */
+  async resync(): Promise<void> {
+    const { docker } = this.o;
+    const nets = (await docker.listNetworks()).filter((n) => n.Driver === this.o.driverName);
+    const netIds = new Set(nets.map((n) => n.Id));
+    this.ourNetworks = netIds;
+    if (this.o.isManager) {
+      await this.replace(this.keys.networks(), new Map(nets.map((n) => [n.Id, JSON.stringify(networkView(n))])), false);
+      const services = await docker.listServices();
+      await this.replace(this.keys.services(), new Map(services.map((s) => [s.ID ?? '', JSON.stringify(serviceView(s))])), false);
+    }
+    const containers = await docker.listContainers();
+    const views = new Map<string, string>();
+    for (const c of containers) {
+      const v = containerView(await docker.getContainer(c.Id).inspect());
+      if (Object.keys(v.networks).some((id) => netIds.has(id))) views.set(v.id, JSON.stringify(v));
+    }
+    await this.replace(this.keys.containers(this.o.node), views, true);
+  }
+
+  private async replace(prefix: string, want: Map<string, string>, leased: boolean): Promise<void> {
+    const { client } = this.o;
+    const have = await client.getAll().prefix(prefix).strings();
+    const leaseId = leased ? await this.o.lease.id() : undefined;
+    for (const [id, v] of want) {
+      if (have[prefix + id] === v && !leased) continue;
+      const put = client.put(prefix + id).value(v);
+      await (leaseId ? put.lease(leaseId) : put).exec();
+    }
+    for (const k of Object.keys(have)) if (!want.has(k.slice(prefix.length))) await client.delete().key(k).exec();
+  }
+
+  private async follow(since: number): Promise<void> {
+    const stream = await this.o.docker.getEvents({ since, filters: { type: ['network', 'service', 'container'] } } as Docker.GetEventsOptions);
+    this.stream = stream;
+    let queue = Promise.resolve();
+    const splitter = new NdjsonSplitter(
+      (ev) => {
+        // A failed apply must not lose the change: break the stream so the loop resyncs everything.
+        queue = queue.then(() => this.apply(ev)).catch((e: Error) => {
+          log.warn({ err: e.message }, 'event not applied; resyncing');
+          (stream as unknown as { destroy: () => void }).destroy();
+        });
+      },
+      (line) => log.warn({ line }, 'undecodable docker event'),
+    );
+    await new Promise<void>((resolve, reject) => {
+      stream.on('data', (chunk: Buffer) => splitter.push(chunk));
+      stream.on('error', reject);
+      stream.on('end', () => reject(new Error('docker event stream ended')));
+      stream.on('close', () => reject(new Error('docker event stream closed')));
+    });
+  }
+
+  private async apply(ev: unknown): Promise<void> {
+    const e = ev as { Type?: string; Action?: string; Actor?: { ID?: string } };
+    const id = e.Actor?.ID;
+    if (!id) return;
+    const { docker, client } = this.o;
+    if (e.Type === 'container') {
+      const key = this.keys.containers(this.o.node) + id;
+      const inspect = await docker.getContainer(id).inspect().catch(gone);
+      const view = inspect?.State.Running ? containerView(inspect) : undefined;
+      if (!view || !Object.keys(view.networks).some((n) => this.ourNetworks.has(n))) return void (await client.delete().key(key).exec());
+      await client.put(key).value(JSON.stringify(view)).lease(await this.o.lease.id()).exec();
+    } else if (this.o.isManager && e.Type === 'service') {
+      const s = await docker.getService(id).inspect().catch(gone);
+      if (!s) return void (await client.delete().key(this.keys.services() + id).exec());
+      await client.put(this.keys.services() + id).value(JSON.stringify(serviceView(s))).exec();
+    } else if (e.Type === 'network') {
+      const n = await docker.getNetwork(id).inspect().catch(gone);
+      const ours = !!n && n.Driver === this.o.driverName;
+      if (ours) this.ourNetworks.add(id);
+      else this.ourNetworks.delete(id);
+      if (!this.o.isManager) return;
+      if (!ours) return void (await client.delete().key(this.keys.networks() + id).exec());
+      await client.put(this.keys.networks() + id).value(JSON.stringify(networkView(n))).exec();
+    }
+  }
+}
+
+/** Docker said 404: the object is gone. Any other failure (Docker unreachable) propagates: nothing is deleted. */
+function gone(err: { statusCode?: number }): undefined {
+  if (err.statusCode === 404) return undefined;
+  throw err as Error;
+}

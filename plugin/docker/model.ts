@@ -1,0 +1,63 @@
+/** Docker's view for DNS and LB, mapped from inspect JSON (pure: no I/O). */
+
+export interface NetworkView { id: string; name: string; subnet?: string }
+export interface ServiceView {
+  id: string;
+  name: string;
+  endpointMode: 'vip' | 'dnsrr';
+  /** network id → VIP address (without prefix) */
+  vips: Record<string, string>;
+  /** network id → aliases */
+  aliases: Record<string, string[]>;
+}
+export interface ContainerView {
+  id: string;
+  name: string;
+  hostname: string;
+  service?: string;
+  /** network id → address, aliases and DNS names */
+  networks: Record<string, { address: string; aliases: string[]; dnsNames: string[] }>;
+}
+
+type Obj = Record<string, unknown>;
+const obj = (v: unknown): Obj => (v && typeof v === 'object' ? (v as Obj) : {});
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+const strs = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+
+export function networkView(inspect: unknown): NetworkView {
+  const n = obj(inspect);
+  const configs = obj(n.IPAM).Config;
+  const subnet = Array.isArray(configs) ? str(obj(configs[0]).Subnet) : '';
+  return { id: str(n.Id), name: str(n.Name), ...(subnet ? { subnet } : {}) };
+}
+
+export function serviceView(inspect: unknown): ServiceView {
+  const s = obj(inspect);
+  const spec = obj(s.Spec);
+  // Spec.EndpointSpec is what the user asked; Endpoint.Spec what Swarm applied (present on older engines only).
+  const mode = str(obj(spec.EndpointSpec).Mode) || str(obj(obj(s.Endpoint).Spec).Mode);
+  const vips: Record<string, string> = {};
+  for (const v of Array.isArray(obj(s.Endpoint).VirtualIPs) ? (obj(s.Endpoint).VirtualIPs as unknown[]) : []) {
+    const addr = str(obj(v).Addr).split('/')[0];
+    if (addr) vips[str(obj(v).NetworkID)] = addr;
+  }
+  const aliases: Record<string, string[]> = {};
+  const nets = obj(spec.TaskTemplate).Networks ?? spec.Networks;
+  for (const n of Array.isArray(nets) ? nets : []) aliases[str(obj(n).Target)] = strs(obj(n).Aliases);
+  return { id: str(s.ID), name: str(spec.Name), endpointMode: mode === 'dnsrr' ? 'dnsrr' : 'vip', vips, aliases };
+}
+
+export function containerView(inspect: unknown): ContainerView {
+  const c = obj(inspect);
+  const cfg = obj(c.Config);
+  const labels = obj(cfg.Labels);
+  const networks: ContainerView['networks'] = {};
+  for (const [, n] of Object.entries(obj(obj(c.NetworkSettings).Networks))) {
+    const e = obj(n);
+    const id = str(e.NetworkID);
+    if (!id) continue;
+    networks[id] = { address: str(e.IPAddress), aliases: strs(e.Aliases), dnsNames: strs(e.DNSNames) };
+  }
+  const service = str(labels['com.docker.swarm.service.name']);
+  return { id: str(c.Id), name: str(c.Name).replace(/^\//, ''), hostname: str(cfg.Hostname), ...(service ? { service } : {}), networks };
+}

@@ -1,0 +1,528 @@
+import type { Etcd3 } from 'etcd3';
+import { cidrToKey, contains, formatCidr, formatIp, keyToCidr, lastAddress, parseCidr, parseIp, type Cidr } from '../../common/cidr.js';
+import { logger } from '../../common/log.js';
+import { ADDRESS_SPACE_GLOBAL, ADDRESS_SPACE_LOCAL, PluginError, type IpamDriver } from '../driver.js';
+import type { PoolRequest, ReleaseAddressRequest, RequestAddressRequest, RequestPoolRequest } from '../protocol/schemas.js';
+import { Keys, hex } from '../state/keys.js';
+import type { NodeLease } from '../state/etcd-client.js';
+import {
+  decodePoolId, encodePoolId, gatewayOf, hostSubnets, hosts, networkCandidates, validateRequestedPool, vipBlock, type Space,
+} from './plan.js';
+
+const log = logger('ipam');
+const GATEWAY = 'com.docker.network.gateway';
+const MAC_OPTION = 'com.docker.network.endpoint.macaddress';
+const MAX_ATTEMPTS = 20;
+
+export interface NetworkRecord {
+  id: string;
+  subnet: string;
+  vni: number;
+  vipBlock: string;
+  flannelId?: string;
+  dockerNetworkId?: string;
+  mtu?: number;
+}
+
+export interface HostLease {
+  networkId: string;
+  subnet: Cidr;
+  gateway: number;
+  vni: number;
+  vtepMac: string;
+  publicIp: string;
+  node: string;
+}
+
+export interface EndpointRecord {
+  networkId: string;
+  endpointId: string;
+  address: string;
+  mac: string;
+  sandboxKey?: string;
+}
+
+/** What the overlay reconciler needs: every network and every host lease in the cluster. */
+export interface OverlayState {
+  networks: { id: string; vni: number; subnet: Cidr; mtu?: number }[];
+  leases: { networkId: string; subnet: Cidr; publicIp: string; vtepMac: string; node: string }[];
+}
+
+export interface IpamOptions {
+  client: Etcd3;
+  lease: NodeLease;
+  prefix: string;
+  node: string;
+  publicIp: string;
+  availableSubnets: Cidr[];
+  networkSubnetSize: number;
+  hostSubnetSize: number;
+  vniStart: number;
+  vtepMac: (node: string, vni: number) => string;
+}
+
+interface AddressValue { node: string; key?: string }
+
+/**
+ * IPAM over etcd. Network ids are the network's subnet key (`10.128.0.0-20`): the subnet is what both the manager
+ * (after allocation) and the task nodes (RequestPool with Pool given) see, so a missing or reused flannel-id cannot
+ * make two networks share state. Leader-side addresses (VIPs and task placeholders — indistinguishable in the
+ * request) come from the network's cluster-wide VIP block; node-side addresses from the node's host subnet.
+ */
+export class Ipam implements IpamDriver {
+  private readonly keys: Keys;
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly hostLeases = new Map<string, HostLease>();
+  private readonly used = new Map<string, Set<number>>();
+
+  constructor(private readonly o: IpamOptions) {
+    this.keys = new Keys(o.prefix);
+  }
+
+  /** Forget cached node-owned state (after the node lease was lost and re-granted). */
+  resetCache(): void {
+    this.hostLeases.clear();
+    this.used.clear();
+  }
+
+  async requestPool(req: RequestPoolRequest): Promise<{ PoolID: string; Pool: string; Data: Record<string, string> }> {
+    if (req.V6) throw new PluginError('IPv6 pools are not supported by swarmnet', 400);
+    if (req.SubPool) throw new PluginError('SubPool (--ip-range) is not supported: each node gets its own host subnet', 400);
+    const space = spaceOf(req.AddressSpace);
+    const flannelId = req.Options?.['flannel-id'];
+    if (flannelId !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(flannelId)) {
+      throw new PluginError(`malformed flannel-id ${JSON.stringify(flannelId)}: letters, digits, ".", "_", "-"`, 400);
+    }
+    return this.guard(async () => {
+      let net: NetworkRecord;
+      if (req.Pool) {
+        let subnet: Cidr;
+        try {
+          subnet = validateRequestedPool(req.Pool, this.o.availableSubnets, this.o.networkSubnetSize);
+        } catch (e) {
+          throw new PluginError((e as Error).message, 400);
+        }
+        const existing = await this.network(subnet);
+        if (existing) {
+          if (space === 'global' && flannelId && existing.flannelId && existing.flannelId !== flannelId) {
+            throw new PluginError(`subnet ${req.Pool} is already used by network flannel-id=${existing.flannelId}`, 400);
+          }
+          net = existing; // a replay by a new leader, or the task node's call
+        } else if (space === 'local') {
+          throw new PluginError(`unknown pool ${req.Pool}: no swarmnet network has this subnet`, 400);
+        } else {
+          net = await this.createNetwork(subnet, flannelId);
+        }
+      } else {
+        if (space === 'local') throw new PluginError('a local-scope pool needs the network subnet (Pool)', 400);
+        net = await this.createNetwork(undefined, flannelId);
+      }
+      const subnet = keyToCidr(net.id);
+      if (space === 'local') await this.ensureHostLease(net);
+      return { PoolID: encodePoolId(space, subnet), Pool: formatCidr(subnet), Data: {} };
+    });
+  }
+
+  async releasePool(req: PoolRequest): Promise<void> {
+    const ref = this.pool(req.PoolID);
+    await this.guard(async () => {
+      const id = cidrToKey(ref.subnet);
+      if (ref.space === 'local') return this.releaseHostLease(id);
+      const net = await this.network(ref.subnet);
+      if (!net) return;
+      const k = this.keys;
+      // The whole network goes: config, record, VNI, leases and every address record.
+      await this.o.client.delete().prefix(`${this.o.prefix}/networks/${id}/`).exec();
+      for (const p of [k.nodeSubnets(id), k.addresses(id), k.leaderAddresses(id), `${this.o.prefix}/swarmnet/address-keys/${id}/`]) {
+        await this.o.client.delete().prefix(p).exec();
+      }
+      await this.o.client.if(k.vni(net.vni), 'Value', '==', id).then(this.o.client.delete().key(k.vni(net.vni))).commit();
+      await this.o.client.delete().key(k.network(id)).exec();
+      this.hostLeases.delete(id);
+      this.used.delete(id);
+    });
+  }
+
+  async requestAddress(req: RequestAddressRequest): Promise<{ Address: string; Data: Record<string, string> }> {
+    const ref = this.pool(req.PoolID);
+    const opts = req.Options ?? {};
+    let wanted: number | undefined;
+    if (req.Address) {
+      try {
+        wanted = parseIp(req.Address.split('/')[0]!);
+      } catch {
+        throw new PluginError(`malformed address ${JSON.stringify(req.Address)}`, 400);
+      }
+      if (!contains(ref.subnet, wanted)) throw new PluginError(`address ${req.Address} is outside pool ${formatCidr(ref.subnet)}`, 400);
+    }
+    const mac = opts[MAC_OPTION];
+    if (mac !== undefined && !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac)) throw new PluginError(`malformed MAC address ${JSON.stringify(mac)}`, 400);
+    const isGateway = opts.RequestAddressType === GATEWAY;
+    return this.guard(async () => {
+      const net = await this.network(ref.subnet);
+      if (!net) throw new PluginError(`unknown pool ${req.PoolID}`, 400);
+      if (ref.space === 'global') {
+        if (isGateway) return { Address: `${formatIp(gatewayOf(ref.subnet))}/${ref.subnet.prefix}`, Data: {} };
+        const ip = await this.leaderAddress(net, wanted);
+        return { Address: `${formatIp(ip)}/${ref.subnet.prefix}`, Data: {} };
+      }
+      const host = await this.ensureHostLease(net);
+      if (isGateway) return { Address: `${formatIp(host.gateway)}/${host.subnet.prefix}`, Data: {} };
+      const key = mac ? `mac-${mac.toLowerCase()}` : wanted !== undefined ? `ip-${hex(wanted)}` : undefined;
+      const ip = await this.lock(net.id, () => this.nodeAddress(net, host, wanted, key));
+      return { Address: `${formatIp(ip)}/${host.subnet.prefix}`, Data: {} };
+    });
+  }
+
+  async releaseAddress(req: ReleaseAddressRequest): Promise<void> {
+    const ref = this.pool(req.PoolID);
+    let ip: number;
+    try {
+      ip = parseIp(req.Address.split('/')[0]!);
+    } catch {
+      throw new PluginError(`malformed address ${JSON.stringify(req.Address)}`, 400);
+    }
+    if (!contains(ref.subnet, ip)) throw new PluginError(`address ${req.Address} is outside pool ${formatCidr(ref.subnet)}`, 400);
+    const id = cidrToKey(ref.subnet);
+    await this.guard(async () => {
+      if (ref.space === 'global') {
+        await this.o.client.delete().key(this.keys.leaderAddress(id, ip)).exec();
+        return;
+      }
+      await this.lock(id, async () => {
+        const k = this.keys.address(id, ip);
+        const res = await this.o.client.get(k).exec();
+        const kv = res.kvs[0];
+        if (!kv) return; // already released: idempotent
+        const value = JSON.parse(kv.value.toString()) as AddressValue;
+        if (value.node !== this.o.node) {
+          log.warn({ address: req.Address, owner: value.node }, 'not releasing an address owned by another node');
+          return;
+        }
+        const ops = [this.o.client.delete().key(k)];
+        if (value.key) ops.push(this.o.client.delete().key(this.keys.addressKey(id, this.o.node, value.key)));
+        // Owner check: only the exact record we read is deleted.
+        await this.o.client.if(k, 'Mod', '==', Number(kv.mod_revision)).then(...ops).commit();
+        this.used.get(id)?.delete(ip);
+      });
+    });
+  }
+
+  // ---- lookups for the network driver and the overlay ----
+
+  async network(subnet: Cidr): Promise<NetworkRecord | undefined> {
+    const v = await this.o.client.get(this.keys.network(cidrToKey(subnet))).string();
+    return v === null ? undefined : (JSON.parse(v) as NetworkRecord);
+  }
+
+  async networks(): Promise<NetworkRecord[]> {
+    const all = await this.o.client.getAll().prefix(this.keys.networks()).strings();
+    return Object.values(all).map((v) => JSON.parse(v) as NetworkRecord);
+  }
+
+  async networkByDockerId(dockerNetworkId: string): Promise<NetworkRecord | undefined> {
+    return (await this.networks()).find((n) => n.dockerNetworkId === dockerNetworkId);
+  }
+
+  /** Record what CreateNetwork learned (Docker's network id, -o mtu). */
+  async updateNetwork(subnet: Cidr, patch: { dockerNetworkId?: string; mtu?: number }): Promise<NetworkRecord> {
+    return this.guard(async () => {
+      const net = await this.network(subnet);
+      if (!net) throw new PluginError(`unknown network ${formatCidr(subnet)}`, 400);
+      const next = { ...net, ...patch };
+      await this.o.client.put(this.keys.network(net.id)).value(JSON.stringify(next)).exec();
+      return next;
+    });
+  }
+
+  /** This node's host lease in a network (creates it if missing). */
+  async localHostLease(subnet: Cidr): Promise<HostLease> {
+    return this.guard(async () => {
+      const net = await this.network(subnet);
+      if (!net) throw new PluginError(`unknown network ${formatCidr(subnet)}`, 400);
+      return this.ensureHostLease(net);
+    });
+  }
+
+  async overlayState(): Promise<OverlayState> {
+    const nets = await this.networks();
+    const leases: OverlayState['leases'] = [];
+    for (const n of nets) {
+      const owners = await this.o.client.getAll().prefix(this.keys.nodeSubnets(n.id)).strings();
+      const byKey = new Map(Object.entries(owners).map(([k, v]) => [v, k.slice(this.keys.nodeSubnets(n.id).length)]));
+      const flannel = await this.o.client.getAll().prefix(this.keys.flannelLeases(n.id)).strings();
+      for (const [k, v] of Object.entries(flannel)) {
+        const subnetKey = k.slice(this.keys.flannelLeases(n.id).length);
+        const lease = JSON.parse(v) as { PublicIP: string; BackendData: { VtepMAC: string } };
+        leases.push({ networkId: n.id, subnet: keyToCidr(subnetKey), publicIp: lease.PublicIP, vtepMac: lease.BackendData.VtepMAC, node: byKey.get(subnetKey) ?? '' });
+      }
+    }
+    return { networks: nets.map((n) => ({ id: n.id, vni: n.vni, subnet: parseCidr(n.subnet), mtu: n.mtu })), leases };
+  }
+
+  /** Calls `onChange` after any change to networks or leases (the consumer re-reads `overlayState`). */
+  async watchOverlay(onChange: () => void): Promise<() => Promise<void>> {
+    const watcher = await this.o.client.watch().prefix(`${this.o.prefix}/`).create();
+    watcher.on('put', onChange);
+    watcher.on('delete', onChange);
+    // etcd3 re-establishes the stream itself; after a compaction we lose the revision, so tell the consumer to re-list.
+    watcher.on('connected', onChange);
+    watcher.on('error', (err: Error) => { log.warn({ err: err.message }, 'overlay watch error'); onChange(); });
+    return () => watcher.cancel();
+  }
+
+  async putEndpoint(rec: EndpointRecord): Promise<void> {
+    await this.guard(async () => {
+      await this.o.client.put(this.keys.endpoint(this.o.node, rec.endpointId)).value(JSON.stringify(rec)).lease(await this.o.lease.id()).exec();
+    });
+  }
+
+  async getEndpoint(endpointId: string): Promise<EndpointRecord | undefined> {
+    return this.guard(async () => {
+      const v = await this.o.client.get(this.keys.endpoint(this.o.node, endpointId)).string();
+      return v === null ? undefined : (JSON.parse(v) as EndpointRecord);
+    });
+  }
+
+  async deleteEndpoint(endpointId: string): Promise<void> {
+    await this.guard(async () => { await this.o.client.delete().key(this.keys.endpoint(this.o.node, endpointId)).exec(); });
+  }
+
+  /**
+   * Restart reconciliation, "Docker trumps etcd": release this node's addresses whose owner is not live in Docker.
+   * `live` holds the MACs and addresses of running containers on this node; it must come from a successful Docker
+   * query (the caller never calls this while Docker is unreachable). Live ones are re-attached to the current node
+   * lease. Returns the released addresses.
+   */
+  async reconcileNode(live: { macs: Set<string>; addresses: Set<string> }): Promise<string[]> {
+    return this.guard(async () => {
+      const released: string[] = [];
+      for (const net of await this.networks()) {
+        const all = await this.o.client.getAll().prefix(this.keys.addresses(net.id)).exec();
+        for (const kv of all.kvs) {
+          const value = JSON.parse(kv.value.toString()) as AddressValue;
+          if (value.node !== this.o.node) continue;
+          const ip = formatIp(parseInt(kv.key.toString().slice(this.keys.addresses(net.id).length), 16));
+          const mac = value.key?.startsWith('mac-') ? value.key.slice(4) : undefined;
+          if (live.addresses.has(ip) || (mac && live.macs.has(mac))) {
+            await this.adopt(net.id, parseIp(ip), value.key);
+            await this.ensureHostLease(net);
+            continue;
+          }
+          await this.releaseAddress({ PoolID: encodePoolId('local', keyToCidr(net.id)), Address: ip });
+          released.push(ip);
+        }
+      }
+      return released;
+    });
+  }
+
+  // ---- internals ----
+
+  private pool(poolId: string) {
+    const ref = decodePoolId(poolId);
+    if (!ref) throw new PluginError(`unknown pool ${JSON.stringify(poolId)}`, 400);
+    return ref;
+  }
+
+  private async createNetwork(wanted: Cidr | undefined, flannelId: string | undefined): Promise<NetworkRecord> {
+    const c = this.o.client;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const taken = new Set((await this.networks()).map((n) => n.id));
+      let subnet = wanted;
+      if (!subnet) {
+        for (const cand of networkCandidates(this.o.availableSubnets, this.o.networkSubnetSize)) {
+          if (!taken.has(cidrToKey(cand))) { subnet = cand; break; }
+        }
+        if (!subnet) throw new PluginError(`no free /${this.o.networkSubnetSize} left in AVAILABLE_SUBNETS`, 400);
+      }
+      const vnis = new Set(Object.values(await c.getAll().prefix(this.keys.vnis()).keys()).map((k) => Number(k.slice(this.keys.vnis().length))));
+      let vni = this.o.vniStart;
+      while (vnis.has(vni)) vni++;
+      const id = cidrToKey(subnet);
+      const rec: NetworkRecord = { id, subnet: formatCidr(subnet), vni, vipBlock: formatCidr(vipBlock(subnet, this.o.hostSubnetSize)), ...(flannelId ? { flannelId } : {}) };
+      const res = await c
+        .if(this.keys.network(id), 'Create', '==', 0)
+        .and(this.keys.vni(vni), 'Create', '==', 0)
+        .then(
+          c.put(this.keys.network(id)).value(JSON.stringify(rec)),
+          c.put(this.keys.vni(vni)).value(id),
+          c.put(this.keys.flannelConfig(id)).value(JSON.stringify({ Network: rec.subnet, SubnetLen: this.o.hostSubnetSize, Backend: { Type: 'vxlan', VNI: vni } })),
+        )
+        .commit();
+      if (res.succeeded) {
+        log.info({ network: id, vni }, 'network created');
+        return rec;
+      }
+      if (wanted) {
+        const existing = await this.network(wanted);
+        if (existing) return existing; // a concurrent replay created it
+      }
+    }
+    throw new PluginError('could not allocate a network subnet: too much contention, try again', 503);
+  }
+
+  private async ensureHostLease(net: NetworkRecord): Promise<HostLease> {
+    const cached = this.hostLeases.get(net.id);
+    if (cached) return cached;
+    return this.lock(`lease/${net.id}`, async () => {
+      const again = this.hostLeases.get(net.id);
+      if (again) return again;
+      const c = this.o.client;
+      const network = keyToCidr(net.id);
+      const leaseId = await this.o.lease.id();
+      const ownerKey = this.keys.nodeSubnet(net.id, this.o.node);
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const mine = await c.get(ownerKey).string();
+        const taken = new Set(Object.keys(await c.getAll().prefix(this.keys.flannelLeases(net.id)).strings()).map((k) => k.slice(this.keys.flannelLeases(net.id).length)));
+        let subnet: Cidr | undefined = mine !== null ? keyToCidr(mine) : undefined;
+        if (!subnet) {
+          for (const s of hostSubnets(network, this.o.hostSubnetSize)) if (!taken.has(cidrToKey(s))) { subnet = s; break; }
+          if (!subnet) throw new PluginError(`network ${net.subnet} has no free /${this.o.hostSubnetSize} host subnet for node ${this.o.node}`, 400);
+        }
+        const lease: HostLease = {
+          networkId: net.id, subnet, gateway: gatewayOf(subnet), vni: net.vni, vtepMac: this.o.vtepMac(this.o.node, net.vni), publicIp: this.o.publicIp, node: this.o.node,
+        };
+        const flannel = JSON.stringify({ PublicIP: lease.publicIp, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: net.vni, VtepMAC: lease.vtepMac } });
+        const leaseKey = this.keys.flannelLease(net.id, subnet);
+        const txn = mine !== null
+          ? c.if(ownerKey, 'Value', '==', mine) // ours already: refresh the flannel record (and its lease)
+          : c.if(ownerKey, 'Create', '==', 0).and(leaseKey, 'Create', '==', 0);
+        const res = await txn.then(c.put(leaseKey).value(flannel).lease(leaseId), c.put(ownerKey).value(cidrToKey(subnet)).lease(leaseId)).commit();
+        if (res.succeeded) {
+          this.hostLeases.set(net.id, lease);
+          return lease;
+        }
+      }
+      throw new PluginError('could not lease a host subnet: too much contention, try again', 503);
+    });
+  }
+
+  private async releaseHostLease(id: string): Promise<void> {
+    const c = this.o.client;
+    const ownerKey = this.keys.nodeSubnet(id, this.o.node);
+    const mine = await c.get(ownerKey).string();
+    this.hostLeases.delete(id);
+    if (mine === null) return;
+    const left = await c.getAll().prefix(this.keys.addresses(id)).strings();
+    if (Object.values(left).some((v) => (JSON.parse(v) as AddressValue).node === this.o.node)) return; // still in use here
+    await c.if(ownerKey, 'Value', '==', mine).then(c.delete().key(ownerKey), c.delete().key(this.keys.flannelLease(id, keyToCidr(mine)))).commit();
+    this.used.delete(id);
+  }
+
+  /** Node-side address: replay key first, then the preferred address when it is ours and free, else first free. */
+  private async nodeAddress(net: NetworkRecord, host: HostLease, wanted: number | undefined, key: string | undefined): Promise<number> {
+    const c = this.o.client;
+    const vip = vipBlock(keyToCidr(net.id), this.o.hostSubnetSize);
+    if (key) {
+      const prior = await c.get(this.keys.addressKey(net.id, this.o.node, key)).string();
+      if (prior !== null) {
+        const ip = parseInt(prior, 16);
+        await this.adopt(net.id, ip, key);
+        return ip;
+      }
+    }
+    const placeholder = wanted !== undefined && contains(vip, wanted);
+    if (wanted !== undefined && !placeholder && !contains(host.subnet, wanted)) {
+      throw new PluginError(`address ${formatIp(wanted)} is not in this node's host subnet ${formatCidr(host.subnet)} (--ip must be inside it)`, 400);
+    }
+    if (wanted !== undefined && wanted === host.gateway) throw new PluginError(`address ${formatIp(wanted)} is the host subnet gateway`, 400);
+    const leaseId = await this.o.lease.id();
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const used = await this.usedSet(net.id, host.subnet);
+      let ip: number | undefined;
+      if (wanted !== undefined && !placeholder) {
+        if (used.has(wanted)) throw new PluginError(`address ${formatIp(wanted)} is already in use`, 400);
+        ip = wanted;
+      } else {
+        for (const h of hosts(host.subnet)) if (h !== host.gateway && !used.has(h)) { ip = h; break; }
+        if (ip === undefined) throw new PluginError(`host subnet ${formatCidr(host.subnet)} of network ${net.subnet} is exhausted`, 400);
+      }
+      const value: AddressValue = { node: this.o.node, ...(key ? { key } : {}) };
+      const addrKey = this.keys.address(net.id, ip);
+      let txn = c.if(addrKey, 'Create', '==', 0);
+      const ops = [c.put(addrKey).value(JSON.stringify(value)).lease(leaseId)];
+      if (key) {
+        txn = txn.and(this.keys.addressKey(net.id, this.o.node, key), 'Create', '==', 0);
+        ops.push(c.put(this.keys.addressKey(net.id, this.o.node, key)).value(hex(ip)).lease(leaseId));
+      }
+      const res = await txn.then(...ops).commit();
+      if (res.succeeded) {
+        used.add(ip);
+        return ip;
+      }
+      this.used.delete(net.id); // someone else wrote: re-read
+    }
+    throw new PluginError('could not allocate an address: too much contention, try again', 503);
+  }
+
+  /** Re-attach one of our addresses to the current node lease (after a plugin restart granted a new lease). */
+  private async adopt(id: string, ip: number, key: string | undefined): Promise<void> {
+    const c = this.o.client;
+    const leaseId = await this.o.lease.id();
+    const value: AddressValue = { node: this.o.node, ...(key ? { key } : {}) };
+    const ops = [c.put(this.keys.address(id, ip)).value(JSON.stringify(value)).lease(leaseId)];
+    if (key) ops.push(c.put(this.keys.addressKey(id, this.o.node, key)).value(hex(ip)).lease(leaseId));
+    await c.if(this.keys.address(id, ip), 'Value', '==', JSON.stringify(value)).then(...ops).commit();
+  }
+
+  private async usedSet(id: string, block: Cidr): Promise<Set<number>> {
+    let set = this.used.get(id);
+    if (set) return set;
+    const res = await this.o.client.getAll().inRange({ start: this.keys.address(id, block.network), end: this.keys.address(id, lastAddress(block) + 1) }).keys();
+    set = new Set(res.map((k) => parseInt(k.slice(this.keys.addresses(id).length), 16)));
+    this.used.set(id, set);
+    return set;
+  }
+
+  /** Leader-side address from the cluster-wide VIP block; a given address is claimed idempotently (replays). */
+  private async leaderAddress(net: NetworkRecord, wanted: number | undefined): Promise<number> {
+    const c = this.o.client;
+    const vip = vipBlock(keyToCidr(net.id), this.o.hostSubnetSize);
+    if (wanted !== undefined) {
+      // Addresses outside the VIP block are a user's --ip: the task node enforces them against its host subnet.
+      if (contains(vip, wanted)) await c.if(this.keys.leaderAddress(net.id, wanted), 'Create', '==', 0).then(c.put(this.keys.leaderAddress(net.id, wanted)).value('leader')).commit();
+      return wanted;
+    }
+    return this.lock(`vip/${net.id}`, async () => {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const used = new Set((await c.getAll().prefix(this.keys.leaderAddresses(net.id)).keys()).map((k) => parseInt(k.slice(this.keys.leaderAddresses(net.id).length), 16)));
+        let ip: number | undefined;
+        for (const h of hosts(vip)) if (!used.has(h)) { ip = h; break; }
+        if (ip === undefined) throw new PluginError(`VIP block ${formatCidr(vip)} of network ${net.subnet} is exhausted`, 400);
+        const k = this.keys.leaderAddress(net.id, ip);
+        const res = await c.if(k, 'Create', '==', 0).then(c.put(k).value('leader')).commit();
+        if (res.succeeded) return ip;
+      }
+      throw new PluginError('could not allocate a VIP: too much contention, try again', 503);
+    });
+  }
+
+  /** Serialise per key within this process (the txns guard across processes). */
+  private lock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.locks.set(key, tail);
+    void tail.then(() => { if (this.locks.get(key) === tail) this.locks.delete(key); });
+    return next;
+  }
+
+  /** etcd failures become 503 (Docker retries); our own PluginErrors pass through. */
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof PluginError) throw e;
+      log.error({ err: (e as Error).message }, 'etcd operation failed');
+      throw new PluginError(`etcd is unavailable: ${(e as Error).message}`, 503);
+    }
+  }
+}
+
+function spaceOf(addressSpace: string): Space {
+  // 'g'/'l' are what the recorded fixture's stub advertised.
+  if (addressSpace === ADDRESS_SPACE_GLOBAL || addressSpace === 'g') return 'global';
+  if (addressSpace === ADDRESS_SPACE_LOCAL || addressSpace === 'l') return 'local';
+  throw new PluginError(`unknown address space ${JSON.stringify(addressSpace)}`, 400);
+}

@@ -1,0 +1,63 @@
+import { readFileSync } from 'node:fs';
+import { Etcd3, type IOptions, type Lease } from 'etcd3';
+import type { Config } from '../config.js';
+import { logger } from '../../common/log.js';
+
+const log = logger('etcd');
+
+/** The one long-lived etcd client of the process: TLS and auth from config, a deadline on every unary call. */
+export function createEtcdClient(etcd: Config['etcd']): Etcd3 {
+  const opts: IOptions = {
+    hosts: etcd.endpoints,
+    dialTimeout: etcd.requestTimeoutMs,
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + etcd.requestTimeoutMs }),
+  };
+  if (etcd.caFile || etcd.certFile) {
+    opts.credentials = {
+      rootCertificate: etcd.caFile ? readFileSync(etcd.caFile) : Buffer.alloc(0),
+      ...(etcd.certFile && etcd.keyFile ? { certChain: readFileSync(etcd.certFile), privateKey: readFileSync(etcd.keyFile) } : {}),
+    };
+  }
+  if (etcd.username && etcd.password) opts.auth = { username: etcd.username, password: etcd.password };
+  return new Etcd3(opts);
+}
+
+/**
+ * The node's etcd lease: everything the node owns is attached to it, so a dead node's state expires after the TTL.
+ * etcd3 keeps it alive at TTL/3; if it is lost (etcd unreachable longer than the TTL) a new one is granted and
+ * `onRenewed` lets the owner rewrite its state.
+ */
+export class NodeLease {
+  private lease: Lease;
+  private closed = false;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly ttlSeconds: number,
+    private readonly onRenewed: () => void = () => {},
+  ) {
+    this.lease = this.create();
+  }
+
+  private create(): Lease {
+    const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: true });
+    lease.on('lost', (err: Error) => {
+      if (this.closed) return;
+      log.warn({ err: err.message }, 'node lease lost; granting a new one');
+      this.lease = this.create();
+      this.onRenewed();
+    });
+    return lease;
+  }
+
+  /** The lease id (always awaited: etcd3 builders are lazy). */
+  id(): Promise<string> {
+    return this.lease.grant();
+  }
+
+  async close(revoke = false): Promise<void> {
+    this.closed = true;
+    if (revoke) await this.lease.revoke();
+    else this.lease.release();
+  }
+}

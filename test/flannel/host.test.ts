@@ -1,0 +1,107 @@
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../../common/exec.js';
+import { setLogLevel } from '../../common/log.js';
+import { createEndpointLink, deleteEndpointLink, endpointLinkNames } from '../../flannel/endpoint.js';
+import { Kernel } from '../../flannel/kernel.js';
+import type { OverlayState } from '../../flannel/model.js';
+import { OverlayReconciler } from '../../flannel/reconciler.js';
+import { findUnderlay } from '../../flannel/underlay.js';
+import { vtepMac } from '../../flannel/vtep-mac.js';
+import { hasTools, isRoot } from './lab.js';
+
+/** Single-host behaviour in a private namespace: underlay discovery, endpoint links, restart and failure handling. */
+
+setLogLevel('silent');
+const ready = isRoot && hasTools;
+const serial = ready ? test.serial : test.serial.skip;
+if (!ready) test('single-host overlay (skipped)', (t) => {
+  t.log('skipped: needs root, iproute2 and iptables');
+  t.pass();
+});
+
+const ns = `swt${randomBytes(3).toString('hex')}h`;
+const stateDir = mkdtempSync(join(tmpdir(), 'swarmnet-overlay-host-'));
+const ip = (...args: string[]): ReturnType<typeof run> => run('ip', ['-n', ns, ...args]);
+const state: OverlayState = {
+  node: { name: 'h', publicIp: '192.168.50.2', underlayInterface: 'up0', vxlanPort: 8472 },
+  networks: [{ id: 'N', vni: 300, subnet: '10.140.0.0/16' }],
+  leases: [
+    { networkId: 'N', subnet: '10.140.1.0/24', publicIp: '192.168.50.2', vtepMac: vtepMac('h', 300), node: 'h' },
+    { networkId: 'N', subnet: '10.140.2.0/24', publicIp: '192.168.50.3', vtepMac: vtepMac('p', 300), node: 'p' },
+  ],
+};
+
+test.before(async () => {
+  if (!ready) return;
+  await run('ip', ['netns', 'add', ns]);
+  await ip('link', 'add', 'up0', 'mtu', '9000', 'type', 'veth', 'peer', 'name', 'up1', 'mtu', '1400');
+  await ip('addr', 'add', '192.168.50.2/24', 'dev', 'up0');
+  await ip('addr', 'add', '192.168.60.2/24', 'dev', 'up1');
+  await ip('link', 'set', 'up0', 'up');
+  await ip('link', 'set', 'up1', 'up');
+  await ip('route', 'add', 'default', 'via', '192.168.60.1', 'dev', 'up1');
+});
+
+test.after.always(async () => {
+  await run('ip', ['netns', 'del', ns], { allowFailure: true });
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+serial('underlay: by name, by address, else the default route; clear errors', async (t) => {
+  t.deepEqual(await findUnderlay('up0', ns), { name: 'up0', address: '192.168.50.2', mtu: 9000 });
+  t.deepEqual(await findUnderlay('192.168.60.2', ns), { name: 'up1', address: '192.168.60.2', mtu: 1400 });
+  t.deepEqual(await findUnderlay(undefined, ns), { name: 'up1', address: '192.168.60.2', mtu: 1400 });
+  await t.throwsAsync(findUnderlay('nope0', ns), { message: /not found/ });
+});
+
+serial('reconciler: a missing underlay is reported and changes nothing', async (t) => {
+  const r = new OverlayReconciler({ stateDir, netns: ns });
+  const rep = await r.update({ ...state, node: { ...state.node, underlayInterface: 'gone0' } });
+  t.false(rep.ok);
+  t.regex(rep.errors[0]!, /gone0 not found/);
+  t.is(r.stats.failedRuns, 1);
+  t.false((await new Kernel(ns).links()).some((l) => l.name === 'swvx300'));
+});
+
+serial('endpoint link: veth on the bridge with MAC and MTU; idempotent create and delete', async (t) => {
+  const r = new OverlayReconciler({ stateDir, netns: ns });
+  t.true((await r.update(state)).ok);
+  const k = new Kernel(ns);
+  t.is((await k.link('swvx300'))?.mtu, 8950, 'underlay MTU 9000 - 50');
+  const gatewayMac = (await k.link('swbr300'))!.mac;
+  const endpointId = randomBytes(32).toString('hex');
+  const spec = { bridge: 'swbr300', endpointId, mac: '02:42:0a:8c:01:05', mtu: 8950, netns: ns };
+  const names = await createEndpointLink(spec);
+  t.deepEqual(names, endpointLinkNames(endpointId));
+  t.deepEqual(await createEndpointLink(spec), names, 'a retried Join succeeds');
+  const host = await k.link(names.hostName);
+  const peer = await k.link(names.peerName);
+  t.like(host, { master: 'swbr300', mtu: 8950, up: true });
+  t.like(peer, { mac: '02:42:0a:8c:01:05', mtu: 8950 });
+  t.is((await k.link('swbr300'))!.mac, gatewayMac, 'the gateway MAC does not change when a port joins');
+  await t.throwsAsync(createEndpointLink({ ...spec, endpointId: randomBytes(32).toString('hex'), bridge: 'nobridge0' }));
+  t.false((await k.links()).some((l) => l.name.startsWith('swve') && l.name !== names.hostName), 'failed create leaves nothing');
+  await deleteEndpointLink(endpointId, ns);
+  await deleteEndpointLink(endpointId, ns);
+  t.false((await k.links()).some((l) => l.name === names.hostName || l.name === names.peerName));
+  t.throws(() => endpointLinkNames('../etc'), { message: /hex/ });
+});
+
+serial('restart: a new reconciler adopts its recorded links and removes them when the network goes', async (t) => {
+  const k = new Kernel(ns);
+  const bridgeMac = (await k.link('swbr300'))!.mac;
+  const r2 = new OverlayReconciler({ stateDir, netns: ns });
+  const rep = await r2.update(state);
+  t.deepEqual(rep.changes, { links: 0, addresses: 0, routes: 0, neighbours: 0, fdb: 0, rules: 0 }, 'nothing to redo');
+  t.is((await k.link('swbr300'))!.mac, bridgeMac, 'the gateway MAC is stable');
+  const gone = await r2.update({ ...state, networks: [], leases: [] });
+  t.true(gone.ok);
+  t.is(gone.changes.links, 2);
+  const names = (await k.links()).map((l) => l.name);
+  t.false(names.includes('swvx300') || names.includes('swbr300'));
+  t.deepEqual(await k.ourRoutes(), []);
+});

@@ -1,0 +1,72 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+
+export const ETCD_BIN = '/usr/bin/etcd';
+export const hasEtcd = existsSync(ETCD_BIN);
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** A real single-member etcd on random loopback ports with a temp data dir; stop/start keep the data. */
+export class TestEtcd {
+  private proc?: ChildProcess;
+  readonly dataDir = mkdtempSync(join(tmpdir(), 'swarmnet-etcd-'));
+  private constructor(readonly clientPort: number, readonly peerPort: number) {}
+
+  get endpoint(): string { return `http://127.0.0.1:${this.clientPort}`; }
+
+  static async start(): Promise<TestEtcd> {
+    const e = new TestEtcd(await freePort(), await freePort());
+    await e.startProcess();
+    return e;
+  }
+
+  async startProcess(): Promise<void> {
+    const peer = `http://127.0.0.1:${this.peerPort}`;
+    this.proc = spawn(ETCD_BIN, [
+      '--name', 'test', '--data-dir', this.dataDir,
+      '--listen-client-urls', this.endpoint, '--advertise-client-urls', this.endpoint,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `test=${peer}`,
+    ], { stdio: 'ignore', env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.env.ETCD_UNSUPPORTED_ARCH ?? '' } });
+    const client = new Etcd3({ hosts: this.endpoint });
+    try {
+      for (let i = 0; i < 100; i++) {
+        try {
+          await client.get('probe').exec();
+          return;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      throw new Error('etcd did not start');
+    } finally {
+      client.close();
+    }
+  }
+
+  /** Stop by PID and wait for exit. */
+  async stopProcess(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGTERM');
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.stopProcess();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
