@@ -1,16 +1,105 @@
-import type { Logger } from '../common/log.js';
+import { hostname } from 'node:os';
+import Docker from 'dockerode';
+import type { Etcd3 } from 'etcd3';
+import { logger, type Logger } from '../common/log.js';
+import { findUnderlay } from '../flannel/underlay.js';
+import { vtepMac } from '../flannel/vtep-mac.js';
 import type { Config } from './config.js';
-import type { Driver } from './driver.js';
+import { ClusterView } from './docker/cluster-view.js';
+import { checkEmbeddedAllowed, startEmbeddedEtcd, type EmbeddedEtcd } from './embedded-etcd.js';
+import { Ipam } from './ipam/ipam.js';
+import { NetworkDriverImpl } from './network-driver.js';
+import { EtcdNetworkState } from './network-state.js';
+import { nodeIdentity } from './node-identity.js';
+import { OverlaySync } from './overlay-sync.js';
 import type { Readiness } from './readiness.js';
+import type { DriverImpl } from './swarmnet-driver.js';
+import { startRestartReconciliation } from './restart-reconcile.js';
+import { createEtcdClient, NodeLease } from './state/etcd-client.js';
 
 /** Everything the daemon runs once initialised: etcd client, IPAM, overlay reconciler, Docker events. */
 export interface Runtime {
   nodeName: string;
-  driver: Driver;
+  driver: DriverImpl;
   stop(): Promise<void>;
 }
 
-export async function startRuntime(_config: Config, readiness: Readiness, _log: Logger): Promise<Runtime> {
-  readiness.setWaitingFor('cluster state backend');
-  throw new Error('cluster state backend is not wired yet');
+/** The driver name Docker records on our networks (`--driver swarmnet`); the view mirrors only those. */
+const DRIVER_NAME = 'swarmnet';
+
+/**
+ * Starts every part in dependency order. Any failure undoes what was started and throws: the daemon retries the
+ * whole start with backoff, so a half-started runtime never serves Docker.
+ */
+export async function startRuntime(config: Config, readiness: Readiness, log: Logger): Promise<Runtime> {
+  const undo: (() => Promise<void> | void)[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const fn of undo.reverse()) await Promise.resolve().then(fn).catch((e: Error) => log.warn({ err: e.message }, 'error while stopping'));
+    undo.length = 0;
+  };
+  try {
+    readiness.setWaitingFor(`Docker at ${config.dockerSocket}`);
+    const docker = new Docker({ socketPath: config.dockerSocket, timeout: config.etcd.requestTimeoutMs });
+    const identity = nodeIdentity(await docker.info(), config.nodeName, hostname());
+
+    let endpoints = config.etcd.endpoints;
+    if (endpoints.length === 0) {
+      checkEmbeddedAllowed(identity.swarmNodes);
+      const embedded: EmbeddedEtcd = startEmbeddedEtcd({ stateDir: config.stateDir });
+      undo.push(() => embedded.stop());
+      endpoints = [embedded.endpoint];
+    }
+    readiness.setWaitingFor(`etcd at ${endpoints.join(',')}`);
+    const client = createEtcdClient({ ...config.etcd, endpoints });
+    undo.push(() => client.close());
+    await waitForEtcd(client, config.etcd.requestTimeoutMs);
+
+    readiness.setWaitingFor('the underlay interface');
+    const underlay = await findUnderlay(config.underlayInterface ?? identity.swarmAddress);
+    const publicIp = config.publicIp ?? underlay.address;
+
+    // A lost node lease means etcd dropped this node's records: forget cached ones so the next call rewrites them.
+    // (The callback only fires long after `ipam` below is initialised.)
+    const lease = new NodeLease(client, config.nodeLeaseTtlSeconds, () => ipam.resetCache());
+    undo.push(() => lease.close());
+    await lease.id();
+    const ipam = new Ipam({
+      client, lease, prefix: config.etcd.prefix, node: identity.name, publicIp,
+      availableSubnets: config.availableSubnets, networkSubnetSize: config.networkSubnetSize,
+      hostSubnetSize: config.hostSubnetSize, vniStart: config.vniStart, vtepMac,
+    });
+
+    readiness.setWaitingFor('the overlay reconciler');
+    const overlay = new OverlaySync(
+      ipam,
+      { name: identity.name, publicIp, underlayInterface: underlay.name, vxlanPort: config.vxlanPort, underlayMtu: underlay.mtu },
+      { stateDir: config.stateDir, intervalMs: config.reconcileIntervalSeconds * 1000, log: logger('overlay') },
+    );
+    await overlay.start();
+    undo.push(() => overlay.stop());
+
+    const view = new ClusterView({
+      docker, client, lease, prefix: config.etcd.prefix, node: identity.name, isManager: identity.isManager, driverName: DRIVER_NAME,
+    });
+    view.start();
+    undo.push(() => view.stop());
+
+    const restart = startRestartReconciliation({ docker, ipam, log: logger('restart-reconcile') });
+    undo.push(() => restart.stop());
+
+    const network = new NetworkDriverImpl(new EtcdNetworkState(ipam), overlay, logger('network'));
+    log.info({ node: identity.name, manager: identity.isManager, underlay: underlay.name, publicIp, etcd: endpoints.length }, 'runtime started');
+    return { nodeName: identity.name, driver: { network, ipam }, stop: stopAll };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
+async function waitForEtcd(client: Etcd3, timeoutMs: number): Promise<void> {
+  try {
+    await client.maintenance.status();
+  } catch (e) {
+    throw new Error(`etcd is unreachable (${(e as Error).message}); deadline ${timeoutMs} ms`);
+  }
 }

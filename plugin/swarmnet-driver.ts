@@ -1,6 +1,12 @@
-import type { Driver } from './driver.js';
+import type { Driver, IpamDriver, NetworkDriver } from './driver.js';
 import type { Readiness } from './readiness.js';
 import type * as S from './protocol/schemas.js';
+
+/** The network half of the implementation: registration-time calls are answered here, not by it. */
+export type NetworkImpl = Omit<NetworkDriver, 'gwAllocCheck' | 'programExternalConnectivity' | 'revokeExternalConnectivity'>;
+
+/** What the runtime provides once initialised. */
+export interface DriverImpl { network: NetworkImpl; ipam: IpamDriver }
 
 /** How long a Docker call waits for background initialisation before it gets a 503. */
 const READY_WAIT_MS = 15_000;
@@ -11,35 +17,38 @@ const READY_WAIT_MS = 15_000;
  * the plugin (discovery, gateway checks, external connectivity) are answered at once.
  */
 export class SwarmnetDriver implements Driver {
-  private impl: Driver | undefined;
+  private impl: DriverImpl | undefined;
   /** The node's data-path address as Docker announces it (DiscoverNew with Self=true). */
   selfAddress: string | undefined;
 
   constructor(private readonly readiness: Readiness) {}
 
-  attach(impl: Driver): void {
+  attach(impl: DriverImpl): void {
     this.impl = impl;
   }
 
-  private async ready(): Promise<Driver> {
+  private async ready(): Promise<DriverImpl> {
     await this.readiness.wait(READY_WAIT_MS);
     if (!this.impl) throw new Error('internal: ready without an implementation');
     return this.impl;
   }
 
-  async allocateNetwork(q: S.AllocateNetworkRequest) { return (await this.ready()).allocateNetwork(q); }
-  async freeNetwork(q: S.NetworkRequest) { return (await this.ready()).freeNetwork(q); }
-  async createNetwork(q: S.CreateNetworkRequest) { return (await this.ready()).createNetwork(q); }
-  async deleteNetwork(q: S.NetworkRequest) { return (await this.ready()).deleteNetwork(q); }
-  async createEndpoint(q: S.CreateEndpointRequest) { return (await this.ready()).createEndpoint(q); }
-  async endpointOperInfo(q: S.EndpointRequest) { return (await this.ready()).endpointOperInfo(q); }
-  async deleteEndpoint(q: S.EndpointRequest) { return (await this.ready()).deleteEndpoint(q); }
-  async join(q: S.JoinRequest) { return (await this.ready()).join(q); }
-  async leave(q: S.EndpointRequest) { return (await this.ready()).leave(q); }
-  async requestPool(q: S.RequestPoolRequest) { return (await this.ready()).requestPool(q); }
-  async releasePool(q: S.PoolRequest) { return (await this.ready()).releasePool(q); }
-  async requestAddress(q: S.RequestAddressRequest) { return (await this.ready()).requestAddress(q); }
-  async releaseAddress(q: S.ReleaseAddressRequest) { return (await this.ready()).releaseAddress(q); }
+  private async net(): Promise<NetworkImpl> { return (await this.ready()).network; }
+  private async ipam(): Promise<IpamDriver> { return (await this.ready()).ipam; }
+
+  async allocateNetwork(q: S.AllocateNetworkRequest) { return (await this.net()).allocateNetwork(q); }
+  async freeNetwork(q: S.NetworkRequest) { return (await this.net()).freeNetwork(q); }
+  async createNetwork(q: S.CreateNetworkRequest) { return (await this.net()).createNetwork(q); }
+  async deleteNetwork(q: S.NetworkRequest) { return (await this.net()).deleteNetwork(q); }
+  async createEndpoint(q: S.CreateEndpointRequest) { return (await this.net()).createEndpoint(q); }
+  async endpointOperInfo(q: S.EndpointRequest) { return (await this.net()).endpointOperInfo(q); }
+  async deleteEndpoint(q: S.EndpointRequest) { return (await this.net()).deleteEndpoint(q); }
+  async join(q: S.JoinRequest) { return (await this.net()).join(q); }
+  async leave(q: S.EndpointRequest) { return (await this.net()).leave(q); }
+  async requestPool(q: S.RequestPoolRequest) { return (await this.ipam()).requestPool(q); }
+  async releasePool(q: S.PoolRequest) { return (await this.ipam()).releasePool(q); }
+  async requestAddress(q: S.RequestAddressRequest) { return (await this.ipam()).requestAddress(q); }
+  async releaseAddress(q: S.ReleaseAddressRequest) { return (await this.ipam()).releaseAddress(q); }
 
   async discoverNew(q: S.DiscoveryRequest): Promise<void> {
     const data = q.DiscoveryData as { Address?: unknown; Self?: unknown } | null | undefined;
@@ -47,11 +56,11 @@ export class SwarmnetDriver implements Driver {
       this.selfAddress = data.Address;
     }
     // Peers come from etcd, not from Docker's gossip: other nodes' announcements need no action.
-    if (this.impl) await this.impl.discoverNew(q);
+    if (this.impl) await this.impl.network.discoverNew(q);
   }
 
   async discoverDelete(q: S.DiscoveryRequest): Promise<void> {
-    if (this.impl) await this.impl.discoverDelete(q);
+    if (this.impl) await this.impl.network.discoverDelete(q);
   }
 
   async gwAllocCheck(_q: S.GwAllocCheckRequest) {

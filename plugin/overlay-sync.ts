@@ -1,0 +1,124 @@
+import { formatCidr, keyToCidr } from '../common/cidr.js';
+import type { Logger } from '../common/log.js';
+import { createEndpointLink, deleteEndpointLink, endpointLinkNames } from '../flannel/endpoint.js';
+import type { LocalNode, OverlayState } from '../flannel/model.js';
+import { bridgeName, VXLAN_OVERHEAD } from '../flannel/names.js';
+import { OverlayReconciler, type ReconcileReport, type RepairKind } from '../flannel/reconciler.js';
+import { PluginError } from './driver.js';
+import type { Ipam, OverlayState as IpamOverlayState } from './ipam/ipam.js';
+import { reconcileRepairs } from './metrics.js';
+import type { OverlayPort } from './network-driver.js';
+
+/** Control-plane records → the overlay's input (pure). */
+export function toOverlayState(s: IpamOverlayState, node: LocalNode): OverlayState {
+  return {
+    node,
+    networks: s.networks.map((n) => ({ id: n.id, vni: n.vni, subnet: formatCidr(n.subnet), ...(n.mtu !== undefined ? { mtu: n.mtu } : {}) })),
+    leases: s.leases.map((l) => ({ networkId: l.networkId, subnet: formatCidr(l.subnet), publicIp: l.publicIp, vtepMac: l.vtepMac, node: l.node })),
+  };
+}
+
+/**
+ * Feeds the overlay reconciler from etcd (on every watch event, coalesced, and periodically through the reconciler's
+ * own timer) and gives the network driver its kernel operations. Join needs the bridge now, so `ensureNetwork`
+ * refreshes from etcd and reconciles before it answers.
+ */
+export class OverlaySync implements OverlayPort {
+  private readonly reconciler: OverlayReconciler;
+  private cancelWatch?: () => Promise<void>;
+  private refreshing?: Promise<ReconcileReport | undefined>;
+  private again = false;
+  private timer?: NodeJS.Timeout;
+  private readonly intervalMs: number;
+
+  constructor(
+    private readonly ipam: Ipam,
+    private readonly node: LocalNode & { underlayMtu: number },
+    opts: { stateDir: string; intervalMs: number; log: Logger },
+    private readonly log: Logger = opts.log,
+  ) {
+    this.reconciler = new OverlayReconciler({ stateDir: opts.stateDir, log: opts.log });
+    this.intervalMs = opts.intervalMs;
+  }
+
+  async start(): Promise<void> {
+    this.cancelWatch = await this.ipam.watchOverlay(() => void this.refresh());
+    await this.refresh();
+    // Periodic full refresh: repairs kernel drift and covers watch events lost while etcd was unreachable.
+    const tick = (): void => {
+      this.timer = setTimeout(() => void this.refresh().finally(() => { if (this.timer) tick(); }), this.intervalMs);
+      this.timer.unref();
+    };
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.cancelWatch?.();
+    await this.refreshing;
+    await this.reconciler.stop();
+  }
+
+  /**
+   * Re-reads etcd and reconciles; concurrent callers share a run, and a call during a run schedules one more.
+   * Resolves with the last run's report, or undefined when etcd could not be read.
+   */
+  refresh(): Promise<ReconcileReport | undefined> {
+    if (this.refreshing) {
+      this.again = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      let report: ReconcileReport | undefined;
+      do {
+        this.again = false;
+        try {
+          const state = toOverlayState(await this.ipam.overlayState(), this.node);
+          const before = { ...this.reconciler.stats.repairs };
+          report = await this.reconciler.update(state);
+          for (const k of Object.keys(before) as RepairKind[]) {
+            const delta = this.reconciler.stats.repairs[k] - before[k];
+            if (delta > 0) reconcileRepairs.inc({ plane: `overlay-${k}` }, delta);
+          }
+        } catch (e) {
+          // etcd unreachable: the kernel keeps its last state; the watch's reconnect or the next call retries.
+          this.log.warn({ err: (e as Error).message }, 'overlay refresh failed');
+          report = undefined;
+        }
+      } while (this.again);
+      return report;
+    })().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  async ensureNetwork(networkKey: string): Promise<{ bridge: string; mtu: number }> {
+    const net = await this.ipam.network(keyToCidr(networkKey));
+    if (!net) throw new PluginError(`unknown network ${networkKey}`, 404);
+    const report = await this.refresh();
+    if (!report) throw new PluginError(`could not read network ${net.subnet} from etcd`, 503);
+    const bridge = bridgeName(net.vni);
+    if (!report.ok) throw new PluginError(`overlay for network ${net.subnet} is not ready: ${report.errors.slice(0, 2).join('; ')}`, 500);
+    return { bridge, mtu: net.mtu ?? this.node.underlayMtu - VXLAN_OVERHEAD };
+  }
+
+  async createEndpointLink(args: { bridge: string; endpointId: string; mac: string; mtu: number }): Promise<{ hostName: string; peerName: string }> {
+    checkEndpointId(args.endpointId);
+    return createEndpointLink(args);
+  }
+
+  async deleteEndpointLink(endpointId: string): Promise<void> {
+    checkEndpointId(endpointId);
+    await deleteEndpointLink(endpointId);
+  }
+}
+
+function checkEndpointId(id: string): void {
+  try {
+    endpointLinkNames(id);
+  } catch (e) {
+    throw new PluginError((e as Error).message, 400);
+  }
+}
