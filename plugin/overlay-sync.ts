@@ -1,3 +1,4 @@
+import { readFile, writeFile } from 'node:fs/promises';
 import { formatCidr, keyToCidr } from '../common/cidr.js';
 import type { Logger } from '../common/log.js';
 import { createEndpointLink, deleteEndpointLink, endpointLinkNames } from '../flannel/endpoint.js';
@@ -42,6 +43,7 @@ export class OverlaySync implements OverlayPort {
   }
 
   async start(): Promise<void> {
+    await ensureIpForwarding(this.log);
     this.cancelWatch = await this.ipam.watchOverlay(() => void this.refresh());
     await this.refresh();
     // Periodic full refresh: repairs kernel drift and covers watch events lost while etcd was unreachable.
@@ -120,5 +122,21 @@ function checkEndpointId(id: string): void {
     endpointLinkNames(id);
   } catch (e) {
     throw new PluginError((e as Error).message, 400);
+  }
+}
+
+const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
+
+/**
+ * The node routes between its bridges and VXLAN devices, so it must forward IPv4. dockerd turns this on for its own
+ * networks; a host (or namespace) where nothing did gets it from us, and a read-only /proc/sys gets a clear warning.
+ */
+async function ensureIpForwarding(log: Logger): Promise<void> {
+  try {
+    if ((await readFile(IP_FORWARD, 'utf8')).trim() === '1') return;
+    await writeFile(IP_FORWARD, '1');
+    log.info('enabled IPv4 forwarding (net.ipv4.ip_forward=1)');
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'IPv4 forwarding is off and could not be enabled: cross-node traffic will not flow');
   }
 }

@@ -39,8 +39,9 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
   };
   try {
     readiness.setWaitingFor(`Docker at ${config.dockerSocket}`);
-    const docker = new Docker({ socketPath: config.dockerSocket, timeout: config.etcd.requestTimeoutMs });
-    const identity = nodeIdentity(await docker.info(), config.nodeName, hostname());
+    // No client-wide timeout: dockerode applies it to the event stream too, which must stay open.
+    const docker = new Docker({ socketPath: config.dockerSocket });
+    const identity = nodeIdentity(await dockerInfo(docker, config, log), config.nodeName, hostname());
 
     let endpoints = config.etcd.endpoints;
     if (endpoints.length === 0) {
@@ -101,5 +102,20 @@ async function waitForEtcd(client: Etcd3, timeoutMs: number): Promise<void> {
     await client.maintenance.status();
   } catch (e) {
     throw new Error(`etcd is unreachable (${(e as Error).message}); deadline ${timeoutMs} ms`);
+  }
+}
+
+/**
+ * `docker info`, needed for the node's name and swarm role. With NODE_NAME set and an external etcd the daemon can
+ * start without Docker (a plain process in tests, or dockerd still starting): the Docker view and the restart
+ * reconciliation keep retrying on their own, and nothing is released until Docker answers.
+ */
+async function dockerInfo(docker: Docker, config: Config, log: Logger): Promise<unknown> {
+  try {
+    return await docker.info();
+  } catch (e) {
+    if (!config.nodeName || config.etcd.endpoints.length === 0) throw new Error(`Docker is unreachable at ${config.dockerSocket}: ${(e as Error).message}`);
+    log.warn({ err: (e as Error).message }, 'Docker is unreachable; starting with NODE_NAME and no swarm role');
+    return {};
   }
 }
