@@ -12,7 +12,10 @@ export function levelFrom(value: string | undefined): LevelWithSilent {
   return (LEVELS as readonly string[]).includes(v) ? (v as LevelWithSilent) : 'info';
 }
 
-/** The process-wide root logger: JSON lines on stderr, so stdout stays free for CLI output. */
+/**
+ * The process-wide root logger: JSON lines on stderr, so stdout stays free for CLI output. The daemon logs to stdout
+ * instead (SWARMNET_LOG_STDOUT=1, set by its entry point): dockerd records a managed plugin's stderr at level=error.
+ */
 export function rootLogger(): Logger {
   root ??= pino(
     {
@@ -21,7 +24,7 @@ export function rootLogger(): Logger {
       // Keys that may carry secrets are never printed, whatever a caller passes.
       redact: { paths: ['password', '*.password', 'etcdPassword', '*.etcdPassword', 'key', '*.key'], censor: '[redacted]' },
     },
-    pino.destination({ fd: 2, sync: true }),
+    pino.destination({ fd: process.env.SWARMNET_LOG_STDOUT === '1' ? 1 : 2, sync: true }),
   );
   return root;
 }

@@ -83,7 +83,7 @@ export class NetworkDriverImpl {
     // The node-side gateway request already leased this node's host subnet: build the bridge and VXLAN device now,
     // so Join only has to add a veth.
     if (await this.state.localLease(net.key)) await this.overlay.ensureNetwork(net.key);
-    this.log.info({ network: q.NetworkID, key: net.key, subnet: net.subnet }, 'network created on this node');
+    this.log.info({ network: q.NetworkID, networkKey: net.key, subnet: net.subnet }, 'network created on this node');
   }
 
   async deleteNetwork(q: S.NetworkRequest): Promise<void> {

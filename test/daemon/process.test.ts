@@ -29,12 +29,13 @@ test('plain process: answers Activate and GetCapabilities at once while etcd is 
   const socket = join(dir, 'swarmnet.sock');
   const started = Date.now();
   const child = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, PLUGIN_SOCKET: socket, NODE_NAME: 'test-node', ETCD_ENDPOINTS: 'http://127.0.0.1:9', METRICS_ADDRESS: '', STATE_DIR: dir, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, PLUGIN_SOCKET: socket, NODE_NAME: 'test-node', ETCD_ENDPOINTS: 'http://127.0.0.1:9', METRICS_ADDRESS: '', STATE_DIR: dir, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
-  let stderr = '';
-  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  let logs = '';
+  child.stdout.on('data', (b: Buffer) => (logs += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (logs += b.toString()));
 
   const act = await waitFor(() => callPlugin(socket, '/Plugin.Activate'), 5000);
   const elapsed = Date.now() - started;
@@ -52,7 +53,8 @@ test('plain process: answers Activate and GetCapabilities at once while etcd is 
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   child.kill('SIGTERM');
   t.is(await exited, 0);
-  t.false(stderr.includes('"level":50'), `no error logs: ${stderr.slice(0, 500)}`);
+  t.true(logs.includes('"msg":"plugin socket listening"'), 'the daemon logs (JSON lines on stdout)');
+  t.false(logs.includes('"level":50'), `no error logs: ${logs.slice(0, 500)}`);
 });
 
 test('an invalid setting stops the daemon at start with one message naming setting, value and what is allowed', (t) => {

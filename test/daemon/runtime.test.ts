@@ -75,7 +75,7 @@ function startDaemon(h: HostName): ChildProcess {
       DOCKER_SOCKET: join(dir, 'no-docker.sock'), STATE_DIR: join(dir, `state-${h}`), METRICS_ADDRESS: '',
       UNDERLAY_INTERFACE: HOSTS[h].dev, AVAILABLE_SUBNETS: '10.140.0.0/16', RECONCILE_INTERVAL_SECONDS: '2', LOG_LEVEL: 'error',
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'inherit', 'inherit'],
   });
   procs.push(child);
   return child;
