@@ -3,13 +3,14 @@
 //
 // Stable interface (other helpers depend on it):
 //
-//   startDockerd({ name, netns, dataRoot, socket, hostname?, daemonConfig?, extraArgs?, timeoutMs? })
+//   startDockerd({ name, netns, dataRoot, socket, hostname?, daemonConfig?, nameserver?, extraArgs?, timeoutMs? })
 //     -> Promise<{ name, pid, startTime, mntns, socket, logFile, stop() }>
 //     Runs `unshare -m -u --propagation private nsenter --net=/run/netns/<netns> scripts/lab/node-init.sh ...`:
 //     sysfs + cgroup v1 remounted, tmpfs on /run/docker and /etc/docker, hostname set, then dockerd with
 //     --data-root <dataRoot> --exec-root /run/docker -H unix://<socket>. The netns must exist (createNetns).
 //     Files: <dataRoot>/daemon.json (daemonConfig, default {}), <dataRoot>/dockerd.pid, <dataRoot>/dockerd.log
-//     (dockerd's log; a managed plugin's stdout/stderr lands there too). Resolves once /_ping answers; rejects with
+//     (dockerd's log; a managed plugin's stdout/stderr lands there too). nameserver: an IPv4 address that replaces
+//     /etc/resolv.conf inside the node (default: keep the host's). Resolves once /_ping answers; rejects with
 //     the log's tail if dockerd exits or does not answer within timeoutMs (default 60 s). The process is detached:
 //     it outlives the caller until stop()/stopDockerd().
 //   stopDockerd({ pid, startTime, mntns?, graceMs? }) -> Promise<void>
@@ -56,8 +57,9 @@ function tail(file, lines = 20) {
   }
 }
 
-export async function startDockerd({ name, netns, dataRoot, socket, hostname = name, daemonConfig = {}, extraArgs = [], timeoutMs = 60_000 }) {
+export async function startDockerd({ name, netns, dataRoot, socket, hostname = name, daemonConfig = {}, nameserver, extraArgs = [], timeoutMs = 60_000 }) {
   if (!name || !netns || !dataRoot || !socket) throw new Error('startDockerd: name, netns, dataRoot and socket are required');
+  if (nameserver !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(nameserver)) throw new Error(`startDockerd: nameserver must be an IPv4 address, got ${nameserver}`);
   if (!existsSync(`/run/netns/${netns}`)) throw new Error(`startDockerd: network namespace ${netns} does not exist`);
   if (await ping(socket)) throw new Error(`startDockerd: a dockerd already answers on ${socket}`);
   mkdirSync(dataRoot, { recursive: true });
@@ -69,7 +71,7 @@ export async function startDockerd({ name, netns, dataRoot, socket, hostname = n
   let child;
   try {
     child = spawn('unshare', ['-m', '-u', '--propagation', 'private', 'nsenter', `--net=/run/netns/${netns}`,
-      NODE_INIT, hostname, dataRoot, socket, pidFile, configFile, ...extraArgs], { detached: true, stdio: ['ignore', log, log] });
+      NODE_INIT, hostname, dataRoot, socket, pidFile, configFile, nameserver ?? '-', ...extraArgs], { detached: true, stdio: ['ignore', log, log] });
   } finally {
     closeSync(log);
   }

@@ -1,12 +1,12 @@
 #!/bin/sh
 # Runs as the first process of a sandbox node, already inside its own mount + UTS namespaces (unshare, private
 # propagation) and its network namespace (nsenter --net). Makes the mounts dockerd needs, then becomes dockerd.
-#   node-init.sh <hostname> <data-root> <socket path> <pidfile> <daemon.json> [extra dockerd args...]
+#   node-init.sh <hostname> <data-root> <socket path> <pidfile> <daemon.json> <nameserver|-> [extra dockerd args...]
 # Why not `ip netns exec`: it remounts /sys and hides the cgroup mounts ("Devices cgroup isn't mounted").
 # Values arrive as arguments and are only ever quoted expansions: nothing here is evaluated as shell text.
 set -eu
-hostname_="$1"; data_root="$2"; socket="$3"; pidfile="$4"; config="$5"
-shift 5
+hostname_="$1"; data_root="$2"; socket="$3"; pidfile="$4"; config="$5"; nameserver="$6"
+shift 6
 
 # sysfs of this network namespace (its own /sys/class/net), then cgroup v1 hierarchies on top of it.
 mount -t sysfs sysfs /sys
@@ -22,6 +22,13 @@ mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
 mkdir -p /run/docker /etc/docker
 mount -t tmpfs -o mode=700 tmpfs /run/docker
 mount -t tmpfs -o mode=755 tmpfs /etc/docker
+
+# A node's own resolv.conf (dockerd's lookups and its containers' copies): with no way out of the test range, a
+# nameserver on the bridge answers "port unreachable" at once instead of letting every image pull time out.
+if [ "$nameserver" != "-" ]; then
+  printf 'nameserver %s\n' "$nameserver" > /etc/docker/resolv.conf
+  mount --bind /etc/docker/resolv.conf /etc/resolv.conf
+fi
 
 hostname "$hostname_"
 mkdir -p "$data_root"

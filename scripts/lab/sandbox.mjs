@@ -1,0 +1,260 @@
+// The sandbox swarm: N nodes on one machine (network + mount + UTS namespaces, one dockerd each) on a private
+// underlay bridge, an etcd on that bridge, the swarm formed, swarmnet/busybox imported and the managed plugin
+// enabled everywhere. Used by `npm run sandbox` (scripts/sandbox.mjs) and by the end-to-end tests (test/e2e).
+//
+//   up({ nodes = 3, managers = 1, log, logLevel }) -> Promise<Sandbox>   cleans leftovers first, then builds it all
+//   down({ log }) -> Promise<void>     removes exactly what the state file lists plus leftovers with sandbox names
+//   loadSandbox() -> Sandbox | undefined   the running sandbox from the state file
+//   Sandbox: { nodes: [{ name, netns, address, socket, pid, startTime, mntns, role, ... }], etcd: { endpoint, ... },
+//              manager (first node), layout }
+import { readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { IMAGE, buildBusyboxTar, importBusybox } from './busybox-image.mjs';
+import { docker, startDockerd, stopDockerd } from './dockerd.mjs';
+import { startEtcd, stopEtcd } from './etcd.mjs';
+import { installGuard, removeGuard } from './guard.mjs';
+import { addVethToBridge, createBridge, createNetns, deleteLink, deleteNetns, listLinks } from './netns.mjs';
+import { ensurePackages } from './prereqs.mjs';
+import { namespaceOf, pidsInNamespace, run, startTime, stopPid, waitFor } from './proc.mjs';
+import { REPO, loadState, removeState, saveState } from './state.mjs';
+
+/** Every name the sandbox puts on the system (prefix `sn`): nothing else is ever created or removed. */
+export const LAYOUT = {
+  bridge: 'sn-br0',
+  underlay: '10.99.0', // /24, private to the bridge; the guard table keeps it from being routed anywhere
+  hostAddress: '10.99.0.1',
+  dataDir: '/var/lib/swarmnet-sandbox',
+  etcdPort: 2379,
+  etcdPeerPort: 2380,
+  pluginName: 'swarmnet:latest', // referred to as `swarmnet` (Docker adds :latest)
+  pluginAlias: 'swarmnet',
+  // What `docker network create --driver/--ipam-driver` must name: dockerd 20.10's libnetwork registers a managed
+  // network plugin under its full name with the tag, so a bare `--driver swarmnet` fails with "could not resolve
+  // driver swarmnet in registry" (moby#33347). `--ipam-driver swarmnet` alone happens to resolve.
+  networkDriver: 'swarmnet:latest',
+  netnsPattern: /^sn-node\d+$/,
+  vethPattern: /^sn-v\d+$/,
+  socketPattern: /^sn-node\d+\.sock$/,
+};
+export const MAX_NODES = 20;
+
+export function nodeLayout(i) {
+  return {
+    name: `node${i}`,
+    netns: `sn-node${i}`,
+    hostIf: `sn-v${i}`,
+    address: `${LAYOUT.underlay}.${10 + i}`,
+    socket: `/run/sn-node${i}.sock`,
+    dataRoot: join(LAYOUT.dataDir, `node${i}`, 'docker'),
+  };
+}
+
+export const etcdEndpoint = () => `http://${LAYOUT.hostAddress}:${LAYOUT.etcdPort}`;
+
+const defaultLog = (() => {
+  const t0 = Date.now();
+  return (msg) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}`);
+})();
+
+/** Plugin settings of one node. */
+function pluginSettings(node, logLevel) {
+  return {
+    ETCD_ENDPOINTS: etcdEndpoint(),
+    UNDERLAY_INTERFACE: 'eth0',
+    LOG_LEVEL: logLevel,
+    // The plugin talks to its own node's dockerd (the socket is in the host's /run, visible in the node's mounts).
+    'docker-socket.source': node.socket,
+  };
+}
+
+/**
+ * Per-node daemon.json. RUNTIME HOOK: once hook/ ships its runtime wrapper (a later issue), add it here as
+ *   { runtimes: { swarmnet: { path: <wrapper> } }, 'default-runtime': 'swarmnet' }
+ * and set the plugin's IS_HOOK_AVAILABLE=true in pluginSettings.
+ */
+function daemonConfig() {
+  return {};
+}
+
+export async function up({ nodes = 3, managers = 1, log = defaultLog, logLevel = 'info' } = {}) {
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) throw new Error(`--nodes must be an integer from 1 to ${MAX_NODES}, got ${nodes}`);
+  if (!Number.isInteger(managers) || managers < 1 || managers > nodes) throw new Error(`--managers must be an integer from 1 to --nodes (${nodes}), got ${managers}`);
+  if (process.getuid?.() !== 0) throw new Error('the sandbox needs root (network namespaces, mounts, dockerd)');
+  const started = Date.now();
+  await ensurePackages(log);
+  if (loadState() || (await leftovers()).length) {
+    log('cleaning up what a previous sandbox left');
+    await down({ log: () => {} });
+  }
+  const state = { version: 1, startedAt: new Date().toISOString(), repo: REPO, bridge: LAYOUT.bridge, guard: true, dataDir: LAYOUT.dataDir, nodes: [], etcd: undefined, ready: false };
+  saveState(state);
+  try {
+    // The plugin build is the slow step on a cold machine (compile, npm ci, Debian packages): run it alongside.
+    const plugin = buildPluginOnce(log);
+    plugin.catch(() => {}); // awaited below; avoid an unhandled rejection while other steps run
+
+    log(`underlay: bridge ${LAYOUT.bridge} ${LAYOUT.hostAddress}/24`);
+    await createBridge(LAYOUT.bridge, `${LAYOUT.hostAddress}/24`);
+    await installGuard(LAYOUT.bridge);
+
+    log(`etcd on ${etcdEndpoint()}`);
+    state.etcd = { dataDir: join(LAYOUT.dataDir, 'etcd') };
+    saveState(state);
+    state.etcd = { ...state.etcd, ...(await startEtcd({ address: LAYOUT.hostAddress, port: LAYOUT.etcdPort, peerPort: LAYOUT.etcdPeerPort, dataDir: state.etcd.dataDir })) };
+    saveState(state);
+
+    log(`starting ${nodes} node(s): namespaces and one dockerd each`);
+    const layouts = Array.from({ length: nodes }, (_, k) => ({ ...nodeLayout(k + 1), role: k < managers ? 'manager' : 'worker' }));
+    state.nodes = layouts;
+    saveState(state);
+    await Promise.all(layouts.map(async (n, k) => {
+      await createNetns(n.netns);
+      await addVethToBridge({ netns: n.netns, bridge: LAYOUT.bridge, hostIf: n.hostIf, address: `${n.address}/24`, gateway: LAYOUT.hostAddress });
+      const d = await startDockerd({ name: n.name, netns: n.netns, dataRoot: n.dataRoot, socket: n.socket, daemonConfig: daemonConfig(), nameserver: LAYOUT.hostAddress });
+      state.nodes[k] = { ...n, pid: d.pid, startTime: d.startTime, mntns: d.mntns, logFile: d.logFile };
+      saveState(state);
+      log(`  ${n.name}: dockerd pid ${d.pid}, ${n.address}, ${n.socket}`);
+    }));
+
+    log(`importing ${IMAGE} (busybox-static) into every node`);
+    const tar = await buildBusyboxTar(LAYOUT.dataDir);
+    await Promise.all(state.nodes.map((n) => importBusybox(n, tar)));
+
+    await formSwarm(state.nodes, log);
+
+    const built = await plugin;
+    log(`installing the plugin on every node (docker plugin create/set/enable, alias ${LAYOUT.pluginAlias})`);
+    const { createPlugin } = await import('../build-plugin.mjs');
+    await Promise.all(state.nodes.map((n) => createPlugin({
+      dir: built.dir, host: `unix://${n.socket}`, name: LAYOUT.pluginName, force: true,
+      settings: pluginSettings(n, logLevel), enable: true, log: () => {},
+    })));
+    log('waiting until every node advertises the plugin to the swarm (about 20 s)');
+    await waitPluginAdvertised(state.nodes[0], state.nodes.length);
+    state.ready = true;
+    saveState(state);
+    log(`sandbox up in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    return sandboxOf(state);
+  } catch (e) {
+    log(`up failed: ${e.message.split('\n')[0]} — state kept in .sandbox/state.json; logs under ${LAYOUT.dataDir}; \`npm run sandbox -- down\` removes it`);
+    throw e;
+  }
+}
+
+async function buildPluginOnce(log) {
+  if (!existsSync(join(REPO, 'scripts/build-plugin.mjs'))) throw new Error('scripts/build-plugin.mjs is missing: cannot build the plugin');
+  const { buildPlugin } = await import('../build-plugin.mjs');
+  const t = Date.now();
+  const r = await buildPlugin({ log: (m) => log(`  plugin build: ${m}`) });
+  log(`plugin ${r.rebuilt ? 'built' : 'up to date'} (${((Date.now() - t) / 1000).toFixed(0)} s): ${r.dir}`);
+  return r;
+}
+
+async function formSwarm(nodes, log) {
+  const [first, ...rest] = nodes;
+  log(`swarm: init on ${first.name} (${first.address}), ${rest.length} join(s)`);
+  await docker(first, ['swarm', 'init', '--advertise-addr', first.address, '--listen-addr', `${first.address}:2377`]);
+  const token = async (role) => (await docker(first, ['swarm', 'join-token', '-q', role])).stdout.trim();
+  const tokens = { manager: await token('manager'), worker: await token('worker') };
+  const join = (n) => docker(n, ['swarm', 'join', '--advertise-addr', n.address, '--listen-addr', `${n.address}:2377`,
+    '--token', tokens[n.role], `${first.address}:2377`]);
+  // Managers one at a time (each join changes the raft membership); workers together.
+  for (const n of rest.filter((x) => x.role === 'manager')) await join(n);
+  await Promise.all(rest.filter((x) => x.role === 'worker').map(join));
+  await waitFor('every node Ready in the swarm', async () => {
+    const { stdout } = await docker(first, ['node', 'ls', '--format', '{{.Status}}']);
+    const st = stdout.trim().split('\n').filter(Boolean);
+    return st.length === nodes.length && st.every((s) => s === 'Ready');
+  }, { timeoutMs: 60_000 });
+}
+
+/** Names under which a node's description lists the plugin's network driver. */
+const isOurDriver = (p) => p.Type === 'Network' && (p.Name === LAYOUT.pluginAlias || p.Name === LAYOUT.pluginName);
+
+/** Polls the manager until every node's description lists the plugin (tasks pend with "missing plugin" before). */
+export async function waitPluginAdvertised(manager, count, timeoutMs = 120_000) {
+  await waitFor('the plugin in every node description', async () => {
+    const ids = (await docker(manager, ['node', 'ls', '-q'])).stdout.trim().split('\n').filter(Boolean);
+    if (ids.length !== count) return false;
+    const { stdout } = await docker(manager, ['node', 'inspect', '--format', '{{json .Description.Engine.Plugins}}', ...ids]);
+    return stdout.trim().split('\n').every((line) => (JSON.parse(line) ?? []).some(isOurDriver));
+  }, { timeoutMs, intervalMs: 1000 });
+}
+
+function sandboxOf(state) {
+  return { nodes: state.nodes, etcd: state.etcd, manager: state.nodes[0], layout: LAYOUT, ready: state.ready };
+}
+
+export function loadSandbox() {
+  const s = loadState();
+  return s ? sandboxOf(s) : undefined;
+}
+
+/** Objects with sandbox names that exist now (whether or not the state file lists them). */
+async function leftovers() {
+  const out = [];
+  if (existsSync('/run/netns')) for (const n of readdirSync('/run/netns')) if (LAYOUT.netnsPattern.test(n)) out.push(`netns ${n}`);
+  for (const l of await listLinks()) if (l === LAYOUT.bridge || LAYOUT.vethPattern.test(l)) out.push(`link ${l}`);
+  for (const p of ourEtcdPids()) out.push(`etcd pid ${p}`);
+  if (existsSync(LAYOUT.dataDir)) out.push(`dir ${LAYOUT.dataDir}`);
+  return out;
+}
+
+/** etcd processes whose data dir is under the sandbox's data dir: ours even when the state file is lost. */
+function ourEtcdPids() {
+  const pids = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      const i = argv.indexOf('--data-dir');
+      if (argv[0]?.endsWith('etcd') && i > 0 && argv[i + 1]?.startsWith(`${LAYOUT.dataDir}/`)) pids.push(Number(d));
+    } catch { /* exited */ }
+  }
+  return pids;
+}
+
+/** Kills a process and then whatever is left in its mount namespace (unless that is ours, i.e. the host's). */
+async function killWithMountNs(pid) {
+  const mnt = namespaceOf(pid, 'mnt');
+  await stopDockerd({ pid, startTime: startTime(pid), mntns: mnt === namespaceOf(process.pid, 'mnt') ? undefined : mnt, graceMs: 15_000 });
+}
+
+export async function down({ log = defaultLog } = {}) {
+  const state = loadState();
+  const started = Date.now();
+  const nodes = state?.nodes ?? [];
+  // 1. dockerds we recorded: graceful stop (containers and plugins stop with them), then their namespaces' leftovers.
+  await Promise.all(nodes.filter((n) => n.pid).map(async (n) => {
+    log(`stopping ${n.name} (dockerd pid ${n.pid})`);
+    await stopDockerd({ pid: n.pid, startTime: n.startTime, mntns: n.mntns, graceMs: 30_000 });
+  }));
+  // 2. Anything still inside a namespace with a sandbox name (a dockerd from a lost state file, plugins).
+  const netnsNames = new Set(nodes.map((n) => n.netns));
+  if (existsSync('/run/netns')) for (const n of readdirSync('/run/netns')) if (LAYOUT.netnsPattern.test(n)) netnsNames.add(n);
+  for (const ns of netnsNames) {
+    const r = await run('ip', ['netns', 'pids', ns], { allowFailure: true });
+    const pids = r.stdout.split('\n').filter(Boolean).map(Number);
+    if (pids.length) log(`stopping ${pids.length} leftover process(es) in ${ns}`);
+    await Promise.all(pids.map(killWithMountNs));
+  }
+  // 3. etcd.
+  if (state?.etcd?.pid) {
+    log(`stopping etcd (pid ${state.etcd.pid})`);
+    await stopEtcd(state.etcd);
+  }
+  for (const p of ourEtcdPids()) await stopPid(p, startTime(p), { graceMs: 10_000 });
+  // 4. Namespaces, links, the guard table.
+  for (const ns of netnsNames) await deleteNetns(ns);
+  for (const l of await listLinks()) if (LAYOUT.vethPattern.test(l)) await deleteLink(l);
+  if (!state || state.bridge) await deleteLink(LAYOUT.bridge);
+  await removeGuard();
+  // 5. Sockets and data.
+  for (const n of nodes) rmSync(n.socket, { force: true });
+  for (const f of readdirSync('/run')) if (LAYOUT.socketPattern.test(f)) rmSync(join('/run', f), { force: true });
+  rmSync(LAYOUT.dataDir, { recursive: true, force: true });
+  removeState();
+  // Nothing may be left running in a node's mount namespace once its namespaces are gone.
+  for (const n of nodes) if (n.mntns && pidsInNamespace('mnt', n.mntns).length) log(`warning: processes remain in ${n.name}'s mount namespace ${n.mntns}`);
+  log(`down in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
