@@ -5,6 +5,8 @@ import { ADDRESS_SPACE_GLOBAL, ADDRESS_SPACE_LOCAL, PluginError, type IpamDriver
 import type { PoolRequest, ReleaseAddressRequest, RequestAddressRequest, RequestPoolRequest } from '../protocol/schemas.js';
 import { Keys, hex } from '../state/keys.js';
 import type { NodeLease } from '../state/etcd-client.js';
+import { PrefixWatch } from '../state/watch.js';
+import { planRestart, type LiveEndpoints } from './restart-plan.js';
 import {
   decodePoolId, encodePoolId, gatewayOf, hostSubnets, hosts, networkCandidates, validateRequestedPool, vipBlock, type Space,
 } from './plan.js';
@@ -74,6 +76,8 @@ export class Ipam implements IpamDriver {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly hostLeases = new Map<string, HostLease>();
   private readonly used = new Map<string, Set<number>>();
+  /** Addresses this process allocated or re-attached: a request Docker is serving now, never released by reconcileNode. */
+  private readonly fresh = new Set<string>();
 
   constructor(private readonly o: IpamOptions) {
     this.keys = new Keys(o.prefix);
@@ -204,6 +208,7 @@ export class Ipam implements IpamDriver {
         // Owner check: only the exact record we read is deleted.
         await this.o.client.if(k, 'Mod', '==', Number(kv.mod_revision)).then(...ops).commit();
         this.used.get(id)?.delete(ip);
+        this.fresh.delete(`${id}/${hex(ip)}`);
       });
     });
   }
@@ -260,15 +265,21 @@ export class Ipam implements IpamDriver {
     return { networks: nets.map((n) => ({ id: n.id, vni: n.vni, subnet: parseCidr(n.subnet), mtu: n.mtu })), leases };
   }
 
-  /** Calls `onChange` after any change to networks or leases (the consumer re-reads `overlayState`). */
+  /**
+   * Calls `onChange` after any change to networks or host leases, and after every full resync (start, compaction,
+   * a watch that could not resume); the consumer re-reads `overlayState`. Address changes do not fire it.
+   */
   async watchOverlay(onChange: () => void): Promise<() => Promise<void>> {
-    const watcher = await this.o.client.watch().prefix(`${this.o.prefix}/`).create();
-    watcher.on('put', onChange);
-    watcher.on('delete', onChange);
-    // etcd3 re-establishes the stream itself; after a compaction we lose the revision, so tell the consumer to re-list.
-    watcher.on('connected', onChange);
-    watcher.on('error', (err: Error) => { log.warn({ err: err.message }, 'overlay watch error'); onChange(); });
-    return () => watcher.cancel();
+    const handlers = { onSnapshot: onChange, onEvent: onChange };
+    const watches: PrefixWatch[] = [];
+    const close = async (): Promise<void> => { await Promise.all(watches.map((w) => w.close())); };
+    try {
+      for (const p of [this.keys.networks(), `${this.o.prefix}/networks/`]) watches.push(await PrefixWatch.start(this.o.client, p, handlers));
+    } catch (e) {
+      await close();
+      throw e;
+    }
+    return close;
   }
 
   async putEndpoint(rec: EndpointRecord): Promise<void> {
@@ -289,32 +300,45 @@ export class Ipam implements IpamDriver {
   }
 
   /**
-   * Restart reconciliation, "Docker trumps etcd": release this node's addresses whose owner is not live in Docker.
-   * `live` holds the MACs and addresses of running containers on this node; it must come from a successful Docker
-   * query (the caller never calls this while Docker is unreachable). Live ones are re-attached to the current node
-   * lease. Returns the released addresses.
+   * Restart reconciliation, "Docker trumps etcd trumps memory" (decision: planRestart). `live` must come from a
+   * complete, successful Docker listing of this node: never call this while Docker is unreachable. An etcd failure
+   * throws (503) before or between releases; each release is owner-checked, so a retry is safe. Kept addresses, their
+   * host subnets and their endpoint records are re-attached to the current node lease. Returns the released addresses.
    */
-  async reconcileNode(live: { macs: Set<string>; addresses: Set<string> }): Promise<string[]> {
+  async reconcileNode(live: LiveEndpoints): Promise<string[]> {
     return this.guard(async () => {
       const released: string[] = [];
       for (const net of await this.networks()) {
         const all = await this.o.client.getAll().prefix(this.keys.addresses(net.id)).exec();
-        for (const kv of all.kvs) {
+        const records = all.kvs.map((kv) => {
           const value = JSON.parse(kv.value.toString()) as AddressValue;
-          if (value.node !== this.o.node) continue;
-          const ip = formatIp(parseInt(kv.key.toString().slice(this.keys.addresses(net.id).length), 16));
-          const mac = value.key?.startsWith('mac-') ? value.key.slice(4) : undefined;
-          if (live.addresses.has(ip) || (mac && live.macs.has(mac))) {
-            await this.adopt(net.id, parseIp(ip), value.key);
-            await this.ensureHostLease(net);
-            continue;
-          }
-          await this.releaseAddress({ PoolID: encodePoolId('local', keyToCidr(net.id)), Address: ip });
-          released.push(ip);
+          const ip = parseInt(kv.key.toString().slice(this.keys.addresses(net.id).length), 16);
+          return { networkId: net.id, address: formatIp(ip), ip, node: value.node, ...(value.key ? { key: value.key } : {}) };
+        });
+        const plan = planRestart(records, this.o.node, live, (r) => this.fresh.has(`${net.id}/${hex(r.ip)}`));
+        if (plan.keep.length) await this.ensureHostLease(net);
+        for (const r of plan.keep) await this.adopt(net.id, r.ip, r.key);
+        for (const r of plan.release) {
+          await this.releaseAddress({ PoolID: encodePoolId('local', keyToCidr(net.id)), Address: r.address });
+          released.push(r.address);
         }
       }
+      await this.adoptEndpoints(live);
       return released;
     });
+  }
+
+  /** Re-attach this node's endpoint records of running containers to the current node lease. */
+  private async adoptEndpoints(live: LiveEndpoints): Promise<void> {
+    const c = this.o.client;
+    const leaseId = await this.o.lease.id();
+    const all = await c.getAll().prefix(this.keys.endpoints(this.o.node)).exec();
+    for (const kv of all.kvs) {
+      const rec = JSON.parse(kv.value.toString()) as EndpointRecord;
+      if (!live.macs.has(rec.mac.toLowerCase()) && !live.addresses.has(rec.address.split('/')[0]!)) continue;
+      const v = kv.value.toString();
+      await c.if(kv.key.toString(), 'Value', '==', v).then(c.put(kv.key.toString()).value(v).lease(leaseId)).commit();
+    }
   }
 
   // ---- internals ----
@@ -410,25 +434,32 @@ export class Ipam implements IpamDriver {
     this.used.delete(id);
   }
 
-  /** Node-side address: replay key first, then the preferred address when it is ours and free, else first free. */
-  private async nodeAddress(net: NetworkRecord, host: HostLease, wanted: number | undefined, key: string | undefined): Promise<number> {
+  /**
+   * Node-side address: replay key first, then the preferred address when it is ours and free, else first free.
+   * Every write is conditional on this node still holding the host subnet, so a node whose lease expired while
+   * its cache still names the subnet (now another node's) cannot allocate in it: it re-leases and retries.
+   */
+  private async nodeAddress(net: NetworkRecord, first: HostLease, wanted: number | undefined, key: string | undefined): Promise<number> {
     const c = this.o.client;
     const vip = vipBlock(keyToCidr(net.id), this.o.hostSubnetSize);
+    let host = first;
     if (key) {
       const prior = await c.get(this.keys.addressKey(net.id, this.o.node, key)).string();
       if (prior !== null) {
         const ip = parseInt(prior, 16);
-        await this.adopt(net.id, ip, key);
-        return ip;
+        if (await this.adopt(net.id, ip, key)) return ip;
+        // A stale replay key (its address now belongs to another record): drop it and allocate afresh.
+        await c.if(this.keys.addressKey(net.id, this.o.node, key), 'Value', '==', prior).then(c.delete().key(this.keys.addressKey(net.id, this.o.node, key))).commit();
       }
     }
     const placeholder = wanted !== undefined && contains(vip, wanted);
-    if (wanted !== undefined && !placeholder && !contains(host.subnet, wanted)) {
-      throw new PluginError(`address ${formatIp(wanted)} is not in this node's host subnet ${formatCidr(host.subnet)} (--ip must be inside it)`, 400);
-    }
-    if (wanted !== undefined && wanted === host.gateway) throw new PluginError(`address ${formatIp(wanted)} is the host subnet gateway`, 400);
-    const leaseId = await this.o.lease.id();
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (attempt > 0) await backoff(attempt);
+      if (wanted !== undefined && !placeholder && !contains(host.subnet, wanted)) {
+        throw new PluginError(`address ${formatIp(wanted)} is not in this node's host subnet ${formatCidr(host.subnet)} (--ip must be inside it)`, 400);
+      }
+      if (wanted !== undefined && wanted === host.gateway) throw new PluginError(`address ${formatIp(wanted)} is the host subnet gateway`, 400);
+      const leaseId = await this.o.lease.id();
       const used = await this.usedSet(net.id, host.subnet);
       let ip: number | undefined;
       if (wanted !== undefined && !placeholder) {
@@ -440,7 +471,8 @@ export class Ipam implements IpamDriver {
       }
       const value: AddressValue = { node: this.o.node, ...(key ? { key } : {}) };
       const addrKey = this.keys.address(net.id, ip);
-      let txn = c.if(addrKey, 'Create', '==', 0);
+      const ownerKey = this.keys.nodeSubnet(net.id, this.o.node);
+      let txn = c.if(addrKey, 'Create', '==', 0).and(ownerKey, 'Value', '==', cidrToKey(host.subnet));
       const ops = [c.put(addrKey).value(JSON.stringify(value)).lease(leaseId)];
       if (key) {
         txn = txn.and(this.keys.addressKey(net.id, this.o.node, key), 'Create', '==', 0);
@@ -449,21 +481,32 @@ export class Ipam implements IpamDriver {
       const res = await txn.then(...ops).commit();
       if (res.succeeded) {
         used.add(ip);
+        this.fresh.add(`${net.id}/${hex(ip)}`);
         return ip;
       }
       this.used.delete(net.id); // someone else wrote: re-read
+      if ((await c.get(ownerKey).string()) !== cidrToKey(host.subnet)) {
+        log.warn({ network: net.id, subnet: formatCidr(host.subnet) }, 'host subnet no longer ours (node lease expired); leasing again');
+        this.hostLeases.delete(net.id);
+        host = await this.ensureHostLease(net);
+      }
     }
     throw new PluginError('could not allocate an address: too much contention, try again', 503);
   }
 
-  /** Re-attach one of our addresses to the current node lease (after a plugin restart granted a new lease). */
-  private async adopt(id: string, ip: number, key: string | undefined): Promise<void> {
+  /**
+   * Re-attach one of our addresses to the current node lease (after a plugin restart granted a new lease).
+   * False when the address record is not ours (any more).
+   */
+  private async adopt(id: string, ip: number, key: string | undefined): Promise<boolean> {
     const c = this.o.client;
     const leaseId = await this.o.lease.id();
     const value: AddressValue = { node: this.o.node, ...(key ? { key } : {}) };
     const ops = [c.put(this.keys.address(id, ip)).value(JSON.stringify(value)).lease(leaseId)];
     if (key) ops.push(c.put(this.keys.addressKey(id, this.o.node, key)).value(hex(ip)).lease(leaseId));
-    await c.if(this.keys.address(id, ip), 'Value', '==', JSON.stringify(value)).then(...ops).commit();
+    const res = await c.if(this.keys.address(id, ip), 'Value', '==', JSON.stringify(value)).then(...ops).commit();
+    if (res.succeeded) this.fresh.add(`${id}/${hex(ip)}`);
+    return res.succeeded;
   }
 
   private async usedSet(id: string, block: Cidr): Promise<Set<number>> {
@@ -518,6 +561,12 @@ export class Ipam implements IpamDriver {
       throw new PluginError(`etcd is unavailable: ${(e as Error).message}`, 503);
     }
   }
+}
+
+/** Jittered exponential delay between optimistic-transaction retries: 2, 4, 8 … capped at 100 ms. */
+function backoff(attempt: number): Promise<void> {
+  const ms = Math.min(2 ** attempt, 100) * (0.5 + Math.random());
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 function spaceOf(addressSpace: string): Space {

@@ -11,6 +11,9 @@ export function createEtcdClient(etcd: Config['etcd']): Etcd3 {
     hosts: etcd.endpoints,
     dialTimeout: etcd.requestTimeoutMs,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + etcd.requestTimeoutMs }),
+    // etcd3's defaults stay for unary calls (3 attempts, per-host circuit breaker); a broken watch stream is
+    // re-opened after a capped exponential delay (its default grows to 30 s and a watch can resume late).
+    faultHandling: { watchBackoff: cappedBackoff(100, 5000) },
   };
   if (etcd.caFile || etcd.certFile) {
     opts.credentials = {
@@ -20,6 +23,15 @@ export function createEtcdClient(etcd: Config['etcd']): Etcd3 {
   }
   if (etcd.username && etcd.password) opts.auth = { username: etcd.username, password: etcd.password };
   return new Etcd3(opts);
+}
+
+/** Exponential backoff with ±20 % jitter, capped; etcd3 restarts it from `first` after any successful response. */
+export function cappedBackoff(firstMs: number, maxMs: number): NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']> {
+  const at = (ms: number) => ({
+    duration: Math.round(ms * (0.8 + Math.random() * 0.4)),
+    next: () => at(Math.min(ms * 2, maxMs)),
+  });
+  return at(firstMs);
 }
 
 /**

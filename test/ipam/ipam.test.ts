@@ -1,11 +1,13 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
+import { setLogLevel } from '../../common/log.js';
 import { contains, parseCidr, parseIp } from '../../common/cidr.js';
 import { PluginError } from '../../plugin/driver.js';
 import { TestEtcd, hasEtcd } from '../helpers/etcd.js';
 import { checkInvariants } from '../helpers/invariants.js';
 import { makeNode, randomPrefix, type TestNode } from './setup.js';
 
+setLogLevel('silent');
 const G = 'SwarmnetGlobal';
 const L = 'SwarmnetLocal';
 let etcd: TestEtcd;
@@ -54,7 +56,7 @@ test('three instances racing: no duplicate subnet, VNI, VIP or address; no alloc
 test('re-homing: the fixture sequence gets local addresses on the task node and leaks nothing', async (t) => {
   const prefix = randomPrefix();
   const n = node(prefix, 'task-node');
-  const lines = readFileSync(new URL('../../../shared/fixtures/docker-20.10-swarm-plugin-calls.jsonl', import.meta.url), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { endpoint: string; request: Record<string, unknown> | null });
+  const lines = readFileSync(new URL('../fixtures/docker-20.10-swarm-plugin-calls.jsonl', import.meta.url), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { endpoint: string; request: Record<string, unknown> | null });
   let stubN = 2;
   const ours = new Map<string, { address: string; poolId: string }>();
   const pool: Record<string, string> = {};
@@ -157,8 +159,11 @@ test('etcd restart: calls fail with 503 while it is down and nothing is lost aft
     const mac = { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:07' };
     const a = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: mac });
     await own.stopProcess();
+    const started = Date.now();
     const err = await t.throwsAsync(n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: {} }));
     t.is((err as PluginError).status, 503);
+    t.regex(err!.message, /etcd is unavailable/);
+    t.true(Date.now() - started < 15_000, `bounded retries under the call deadline (${Date.now() - started} ms)`);
     await own.startProcess();
     let again;
     for (let i = 0; i < 100 && !again; i++) {
@@ -213,4 +218,144 @@ test('the invariant checker catches an address without an owner and a duplicate 
   t.true(bad.some((b) => b.includes('no owner host subnet')), bad.join('; '));
   t.true(bad.some((b) => b.includes(`VNI 6514 used twice`)), bad.join('; '));
   t.truthy(p.PoolID);
+});
+
+const MAC = 'com.docker.network.endpoint.macaddress';
+
+test('owner-checked release: a late ReleaseAddress from a node whose lease expired never frees the new owner\'s address', async (t) => {
+  const prefix = randomPrefix();
+  const mgr = node(prefix, 'mgr');
+  const x = node(prefix, 'x');
+  const y = node(prefix, 'y');
+  const p = await mgr.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const xl = await x.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const old = await x.ipam.requestAddress({ PoolID: xl.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:00:0a' } });
+  // x's etcd lease ends (partitioned longer than the TTL): its host subnet and address vanish; y takes them over.
+  await x.client.leaseClient.leaseRevoke({ ID: await x.lease.id() });
+  const yl = await y.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const taken = await y.ipam.requestAddress({ PoolID: yl.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:00:0b' } });
+  t.is(taken.Address, old.Address, 'y got the same host subnet and first address');
+  // x comes back and Docker's late release for its old container arrives.
+  await x.ipam.releaseAddress({ PoolID: xl.PoolID, Address: old.Address.split('/')[0]! });
+  await x.ipam.releaseAddress({ PoolID: xl.PoolID, Address: old.Address.split('/')[0]! });
+  const rec = await y.client.get(`${prefix}/swarmnet/addresses/10.128.0.0-20/${ip(taken.Address).toString(16).padStart(8, '0')}`).string();
+  t.deepEqual(JSON.parse(rec!), { node: 'y', key: 'mac-02:42:00:00:00:0b' }, "y's address survives the late release");
+  // x still caches the host subnet it lost: a new allocation must not land in y's subnet.
+  let next;
+  for (let i = 0; i < 50 && !next; i++) {
+    next = await x.ipam.requestAddress({ PoolID: xl.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:00:0c' } }).catch(() => undefined);
+    if (!next) await new Promise((r) => setTimeout(r, 100)); // until x's lease was re-granted
+  }
+  t.truthy(next);
+  t.false(contains({ network: ip(taken.Address) & ~127 >>> 0, prefix: 25 }, ip(next!.Address)), `${next!.Address} is outside y's host subnet`);
+  t.deepEqual(await checkInvariants(mgr.client, prefix), []);
+});
+
+test('owner-checked release: a release of an already released or never allocated address is a no-op', async (t) => {
+  const prefix = randomPrefix();
+  const n = node(prefix, 'r');
+  const p = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const lp = await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const a = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:01:01' } });
+  await n.ipam.releaseAddress({ PoolID: lp.PoolID, Address: a.Address.split('/')[0]! });
+  const b = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:01:02' } });
+  await n.ipam.releaseAddress({ PoolID: lp.PoolID, Address: '10.128.0.77' });
+  await n.ipam.releaseAddress({ PoolID: p.PoolID, Address: '10.128.15.200' });
+  const replay = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:01:02' } });
+  t.is(replay.Address, b.Address, 'b is still allocated to its MAC');
+  const keys = await n.client.getAll().prefix(`${prefix}/swarmnet/addresses/`).keys();
+  t.is(keys.length, 1);
+});
+
+test('--subnet: honoured when inside AVAILABLE_SUBNETS and free; refused when outside, misaligned or held by another flannel-id', async (t) => {
+  const prefix = randomPrefix();
+  const n = node(prefix, 's');
+  const got = await n.ipam.requestPool({ AddressSpace: G, Pool: '10.128.48.0/20', SubPool: '', Options: { 'flannel-id': 'one' }, V6: false });
+  t.is(got.Pool, '10.128.48.0/20', 'the user subnet, not the first free one');
+  const next = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  t.is(next.Pool, '10.128.0.0/20', 'automatic allocation skips nothing and takes the first free');
+  const again = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  t.is(again.Pool, '10.128.16.0/20');
+  const refused = async (pool: string, opts: Record<string, string>, re: RegExp): Promise<void> => {
+    const e = await t.throwsAsync(n.ipam.requestPool({ AddressSpace: G, Pool: pool, SubPool: '', Options: opts, V6: false }));
+    t.is((e as PluginError).status, 400);
+    t.regex(e!.message, re);
+  };
+  await refused('10.128.48.0/20', { 'flannel-id': 'two' }, /already used by network flannel-id=one/);
+  await refused('10.128.48.0/21', {}, /must be a \/20/);
+  await refused('10.128.49.0/20', {}, /host bits set/);
+  await refused('172.16.0.0/20', {}, /outside AVAILABLE_SUBNETS/);
+  const e = await t.throwsAsync(n.ipam.requestPool({ AddressSpace: G, Pool: '10.128.0.0/20', SubPool: '10.128.0.0/24', Options: {}, V6: false }));
+  t.regex(e!.message, /SubPool/);
+  const v6 = await t.throwsAsync(n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: true }));
+  t.regex(v6!.message, /IPv6/);
+  const sp = await t.throwsAsync(n.ipam.requestPool({ AddressSpace: 'nope', Pool: '', SubPool: '', Options: {}, V6: false }));
+  t.regex(sp!.message, /unknown address space/);
+  t.deepEqual(await checkInvariants(n.client, prefix), []);
+});
+
+test('--ip: honoured when free and in the node\'s host subnet; refused clearly otherwise', async (t) => {
+  const prefix = randomPrefix();
+  const a = node(prefix, 'ipa');
+  const b = node(prefix, 'ipb');
+  const p = await a.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const al = await a.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const bl = await b.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const aSub = await a.ipam.localHostLease(parseCidr(p.Pool));
+  const bSub = await b.ipam.localHostLease(parseCidr(p.Pool));
+  t.notDeepEqual(aSub.subnet, bSub.subnet);
+  // The leader passes a user's --ip through; the task node enforces it.
+  const leader = await a.ipam.requestAddress({ PoolID: p.PoolID, Address: '10.128.0.50', Options: {} });
+  t.is(leader.Address, '10.128.0.50/20');
+  const got = await a.ipam.requestAddress({ PoolID: al.PoolID, Address: '10.128.0.50', Options: { [MAC]: '02:42:00:00:02:01' } });
+  t.is(got.Address, '10.128.0.50/25', 'honoured, with the host-subnet prefix');
+  const replay = await a.ipam.requestAddress({ PoolID: al.PoolID, Address: '10.128.0.50', Options: { [MAC]: '02:42:00:00:02:01' } });
+  t.is(replay.Address, got.Address, 'a replay of the same container gets it again');
+  const taken = await t.throwsAsync(a.ipam.requestAddress({ PoolID: al.PoolID, Address: '10.128.0.50', Options: { [MAC]: '02:42:00:00:02:02' } }));
+  t.regex(taken!.message, /10\.128\.0\.50 is already in use/);
+  const elsewhere = await t.throwsAsync(b.ipam.requestAddress({ PoolID: bl.PoolID, Address: '10.128.0.51', Options: {} }));
+  t.regex(elsewhere!.message, /not in this node's host subnet 10\.128\.0\.128\/25 \(--ip must be inside it\)/);
+  const gw = await t.throwsAsync(a.ipam.requestAddress({ PoolID: al.PoolID, Address: '10.128.0.1', Options: {} }));
+  t.regex(gw!.message, /gateway/);
+  t.deepEqual(await checkInvariants(a.client, prefix), []);
+});
+
+test('restart reconciliation: Docker trumps etcd trumps memory; nothing is released while etcd is unreachable', async (t) => {
+  const own = await TestEtcd.start();
+  const prefix = randomPrefix();
+  let n = makeNode(own.endpoint, prefix, 'rr');
+  try {
+    const p = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+    const lp = await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+    const live = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:03:01' } });
+    const dead = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:03:02' } });
+    await n.ipam.putEndpoint({ networkId: '10.128.0.0-20', endpointId: 'e-live', address: live.Address, mac: '02:42:00:00:03:01' });
+    await n.close();
+    n = makeNode(own.endpoint, prefix, 'rr'); // the restarted plugin
+    // Docker is creating a container right now: its address is not in the listing taken a moment ago.
+    const creating = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:03:03' } });
+    const listing = { macs: new Set(['02:42:00:00:03:01']), addresses: new Set<string>() };
+    await own.stopProcess();
+    const e = await t.throwsAsync(n.ipam.reconcileNode(listing));
+    t.is((e as PluginError).status, 503);
+    await own.startProcess();
+    let released: string[] | undefined;
+    for (let i = 0; i < 100 && !released; i++) {
+      released = await n.ipam.reconcileNode(listing).catch(() => undefined);
+      if (!released) await new Promise((r) => setTimeout(r, 200));
+    }
+    t.deepEqual(released, [dead.Address.split('/')[0]], 'only the address with no owner in Docker');
+    const left = await n.client.getAll().prefix(`${prefix}/swarmnet/addresses/`).strings();
+    t.deepEqual(Object.values(left).map((v) => (JSON.parse(v) as { key: string }).key).sort(), ['mac-02:42:00:00:03:01', 'mac-02:42:00:00:03:03']);
+    // Everything kept now hangs on the new node lease: revoking the old one (as its TTL would) loses nothing.
+    const all = await n.client.getAll().prefix(`${prefix}/`).exec();
+    const newLease = await n.lease.id();
+    for (const kv of all.kvs) if (kv.lease !== '0') t.is(kv.lease, newLease, kv.key.toString());
+    t.truthy(all.kvs.find((kv) => kv.key.toString().endsWith('/endpoints/rr/e-live')), 'the live endpoint record is kept');
+    t.is(creating.Address.split('/')[0], '10.128.0.4');
+    t.deepEqual(await checkInvariants(n.client, prefix), []);
+  } finally {
+    await n.close();
+    await own.stop();
+  }
 });
