@@ -71,7 +71,10 @@ ava('unit + integration tests', ['test/**/*.test.ts', '!test/e2e/**']);
 
 const e2eReason = !isRoot ? 'not root' : !has('unshare') || !has('dockerd') ? 'dockerd/unshare unavailable' : process.env.SWARMNET_SKIP_E2E ? 'SWARMNET_SKIP_E2E is set' : '';
 if (existsSync(join(root, 'test/e2e')) && e2eReason === '') {
-  ava('end-to-end tests (multi-node sandbox swarm)', ['--serial', 'test/e2e/**/*.test.ts'], { SWARMNET_E2E: '1' });
+  // Setup (sandbox up) can exceed ava's default inactivity timeout on a cold machine: the plugin build runs in it.
+  const e2eStarted = Date.now();
+  ava('end-to-end tests (multi-node sandbox swarm)', ['--serial', '--timeout=10m', 'test/e2e/**/*.test.ts'], { SWARMNET_E2E: '1' });
+  console.log(`end-to-end suite took ${((Date.now() - e2eStarted) / 60000).toFixed(1)} min`);
 } else if (existsSync(join(root, 'test/e2e'))) {
   skipped.push(`END-TO-END SUITE SKIPPED: ${e2eReason}`);
 }

@@ -82,6 +82,10 @@ export async function up({ nodes = 3, managers = 1, log = defaultLog, logLevel =
   if (process.getuid?.() !== 0) throw new Error('the sandbox needs root (network namespaces, mounts, dockerd)');
   const started = Date.now();
   await ensurePackages(log);
+  if (!existsSync(join(REPO, 'node_modules/.package-lock.json'))) {
+    log('installing npm dependencies (npm ci): a fresh clone');
+    await run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: REPO, timeoutMs: 900_000 });
+  }
   if (loadState() || (await leftovers()).length) {
     log('cleaning up what a previous sandbox left');
     await down({ log: () => {} });

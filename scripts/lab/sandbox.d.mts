@@ -1,0 +1,18 @@
+// Types of sandbox.mjs for TypeScript callers (the end-to-end tests).
+export interface SandboxNode {
+  name: string; netns: string; hostIf: string; address: string; socket: string; dataRoot: string;
+  role: 'manager' | 'worker'; pid: number; startTime?: string; mntns?: string; logFile: string;
+}
+export interface SandboxEtcd { pid: number; startTime?: string; endpoint: string; clientUrls: string[]; dataDir: string; logFile: string }
+export interface Layout {
+  bridge: string; underlay: string; hostAddress: string; dataDir: string; etcdPort: number; etcdPeerPort: number;
+  pluginName: string; pluginAlias: string; networkDriver: string;
+}
+export interface Sandbox { nodes: SandboxNode[]; etcd: SandboxEtcd; manager: SandboxNode; layout: Layout; ready: boolean }
+export const LAYOUT: Layout;
+export const MAX_NODES: number;
+export function etcdEndpoint(): string;
+export function up(opts?: { nodes?: number; managers?: number; log?: (msg: string) => void; logLevel?: string }): Promise<Sandbox>;
+export function down(opts?: { log?: (msg: string) => void }): Promise<void>;
+export function loadSandbox(): Sandbox | undefined;
+export function waitPluginAdvertised(manager: SandboxNode, count: number, timeoutMs?: number): Promise<void>;
