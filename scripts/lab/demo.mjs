@@ -15,7 +15,7 @@ export async function runDemo(sb, log = console.log) {
   await removeServiceAndNetwork(manager, nodes, DEMO_SERVICE, DEMO_NETWORK);
   await docker(manager, ['network', 'create', '--driver', driver, '--ipam-driver', driver, '--attachable', DEMO_NETWORK]);
   await docker(manager, ['service', 'create', '--detach', '--no-resolve-image', '--name', DEMO_SERVICE, '--replicas', String(replicas),
-    '--replicas-max-per-node', '1', '--network', DEMO_NETWORK, '--hostname', '{{.Node.Hostname}}-web',
+    '--replicas-max-per-node', '1', '--stop-grace-period', '1s', '--network', DEMO_NETWORK, '--hostname', '{{.Node.Hostname}}-web',
     'swarmnet/busybox', 'sh', '-c', 'hostname > /www/index.html && exec httpd -f -p 8080 -h /www']);
   const t = Date.now();
   await waitServiceRunning(manager, DEMO_SERVICE, replicas);

@@ -140,7 +140,7 @@ if (!enabled) {
     t.truthy(c.network, 'needs the network of the previous check');
     t.timeout(4 * 60_000);
     await docker(c.sb.manager, ['service', 'create', '--detach', '--no-resolve-image', '--name', SERVICE, '--replicas', '3',
-      '--replicas-max-per-node', '1', '--network', NETWORK, '--hostname', '{{.Node.Hostname}}-web',
+      '--replicas-max-per-node', '1', '--stop-grace-period', '1s', '--network', NETWORK, '--hostname', '{{.Node.Hostname}}-web',
       'swarmnet/busybox', 'sh', '-c', 'hostname > /www/index.html && exec httpd -f -p 8080 -h /www']);
     const started = Date.now();
     try {
