@@ -36,12 +36,16 @@ export function cappedBackoff(firstMs: number, maxMs: number): NonNullable<NonNu
 
 /**
  * The node's etcd lease: everything the node owns is attached to it, so a dead node's state expires after the TTL.
- * etcd3 keeps it alive at TTL/3; if it is lost (etcd unreachable longer than the TTL) a new one is granted and
- * `onRenewed` lets the owner rewrite its state.
+ * etcd3 keeps it alive at TTL/3; if it is lost (etcd unreachable longer than the TTL, or the grant itself failed) a
+ * new one is granted after a capped, growing delay (no hot loop while etcd is down), and `onRenewed` lets the owner
+ * rewrite its state. Until then `id()` rejects, so callers fail with 503 rather than write unleased state.
  */
 export class NodeLease {
+  readonly stats = { lost: 0, granted: 0 };
   private lease: Lease;
   private closed = false;
+  private retry = cappedBackoff(200, 5000);
+  private timer?: NodeJS.Timeout;
 
   constructor(
     private readonly client: Etcd3,
@@ -53,11 +57,22 @@ export class NodeLease {
 
   private create(): Lease {
     const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: true });
-    lease.on('lost', (err: Error) => {
-      if (this.closed) return;
-      log.warn({ err: err.message }, 'node lease lost; granting a new one');
-      this.lease = this.create();
-      this.onRenewed();
+    lease.grant().then(() => {
+      this.stats.granted++;
+      this.retry = cappedBackoff(200, 5000);
+    }, () => undefined);
+    lease.once('lost', (err: Error) => {
+      if (this.closed || lease !== this.lease) return;
+      this.stats.lost++;
+      const delay = this.retry.duration;
+      this.retry = this.retry.next(undefined);
+      log.warn({ err: err.message, retryMs: delay }, 'node lease lost; granting a new one');
+      this.timer = setTimeout(() => {
+        if (this.closed) return;
+        this.lease = this.create();
+        this.onRenewed();
+      }, delay);
+      this.timer.unref();
     });
     return lease;
   }
@@ -69,6 +84,7 @@ export class NodeLease {
 
   async close(revoke = false): Promise<void> {
     this.closed = true;
+    clearTimeout(this.timer);
     if (revoke) await this.lease.revoke();
     else this.lease.release();
   }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type IOptions } from 'etcd3';
 
 export const ETCD_BIN = '/usr/bin/etcd';
 export const hasEtcd = existsSync(ETCD_BIN);
@@ -18,28 +18,33 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** Server side of a TLS etcd: PEM files; with `clientCa` it also requires client certificates signed by it. */
+export interface EtcdTls { cert: string; key: string; clientCa?: string }
+
 /** A real single-member etcd on random loopback ports with a temp data dir; stop/start keep the data. */
 export class TestEtcd {
   private proc?: ChildProcess;
   readonly dataDir = mkdtempSync(join(tmpdir(), 'swarmnet-etcd-'));
-  private constructor(readonly clientPort: number, readonly peerPort: number) {}
+  private constructor(readonly clientPort: number, readonly peerPort: number, readonly tls?: EtcdTls) {}
 
-  get endpoint(): string { return `http://127.0.0.1:${this.clientPort}`; }
+  get endpoint(): string { return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.clientPort}`; }
 
-  static async start(): Promise<TestEtcd> {
-    const e = new TestEtcd(await freePort(), await freePort());
-    await e.startProcess();
+  static async start(opts: { tls?: EtcdTls; probe?: Partial<IOptions> } = {}): Promise<TestEtcd> {
+    const e = new TestEtcd(await freePort(), await freePort(), opts.tls);
+    await e.startProcess(opts.probe);
     return e;
   }
 
-  async startProcess(): Promise<void> {
+  /** Starts (or restarts) the process and waits until a client with `probe` options can read. */
+  async startProcess(probe: Partial<IOptions> = {}): Promise<void> {
     const peer = `http://127.0.0.1:${this.peerPort}`;
+    const tls = this.tls ? ['--cert-file', this.tls.cert, '--key-file', this.tls.key, ...(this.tls.clientCa ? ['--client-cert-auth', '--trusted-ca-file', this.tls.clientCa] : [])] : [];
     this.proc = spawn(ETCD_BIN, [
       '--name', 'test', '--data-dir', this.dataDir,
       '--listen-client-urls', this.endpoint, '--advertise-client-urls', this.endpoint,
-      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `test=${peer}`,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `test=${peer}`, ...tls,
     ], { stdio: 'ignore', env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.env.ETCD_UNSUPPORTED_ARCH ?? '' } });
-    const client = new Etcd3({ hosts: this.endpoint });
+    const client = new Etcd3({ hosts: this.endpoint, ...probe });
     try {
       for (let i = 0; i < 100; i++) {
         try {
