@@ -4,6 +4,7 @@ import { logger } from '../../common/log.js';
 import type { NodeLease } from '../state/etcd-client.js';
 import { containerView, networkView, serviceView } from './model.js';
 import { NdjsonSplitter } from './ndjson.js';
+import { eventTargets, planReplace, type Refresh } from './resync.js';
 
 const log = logger('docker-view');
 
@@ -90,14 +91,13 @@ export class ClusterView {
 
   private async replace(prefix: string, want: Map<string, string>, leased: boolean): Promise<void> {
     const { client } = this.o;
-    const have = await client.getAll().prefix(prefix).strings();
+    const plan = planReplace(prefix, await client.getAll().prefix(prefix).strings(), want, leased);
     const leaseId = leased ? await this.o.lease.id() : undefined;
-    for (const [id, v] of want) {
-      if (have[prefix + id] === v && !leased) continue;
-      const put = client.put(prefix + id).value(v);
+    for (const [k, v] of plan.puts) {
+      const put = client.put(k).value(v);
       await (leaseId ? put.lease(leaseId) : put).exec();
     }
-    for (const k of Object.keys(have)) if (!want.has(k.slice(prefix.length))) await client.delete().key(k).exec();
+    for (const k of plan.deletes) await client.delete().key(k).exec();
   }
 
   private async follow(since: number): Promise<void> {
@@ -123,21 +123,24 @@ export class ClusterView {
   }
 
   private async apply(ev: unknown): Promise<void> {
-    const e = ev as { Type?: string; Action?: string; Actor?: { ID?: string } };
-    const id = e.Actor?.ID;
-    if (!id) return;
+    for (const target of eventTargets(ev)) await this.refresh(target);
+  }
+
+  /** Re-inspects one object and writes (or deletes) its record. */
+  private async refresh({ kind, id }: Refresh): Promise<void> {
     const { docker, client } = this.o;
-    if (e.Type === 'container') {
+    if (kind === 'container') {
       const key = this.keys.containers(this.o.node) + id;
       const inspect = await docker.getContainer(id).inspect().catch(gone);
       const view = inspect?.State.Running ? containerView(inspect) : undefined;
       if (!view || !Object.keys(view.networks).some((n) => this.ourNetworks.has(n))) return void (await client.delete().key(key).exec());
       await client.put(key).value(JSON.stringify(view)).lease(await this.o.lease.id()).exec();
-    } else if (this.o.isManager && e.Type === 'service') {
+    } else if (kind === 'service') {
+      if (!this.o.isManager) return;
       const s = await docker.getService(id).inspect().catch(gone);
       if (!s) return void (await client.delete().key(this.keys.services() + id).exec());
       await client.put(this.keys.services() + id).value(JSON.stringify(serviceView(s))).exec();
-    } else if (e.Type === 'network') {
+    } else {
       const n = await docker.getNetwork(id).inspect().catch(gone);
       const ours = !!n && n.Driver === this.o.driverName;
       if (ours) this.ourNetworks.add(id);
