@@ -198,6 +198,29 @@ if (!enabled) {
     }
   });
 
+  test.serial('a plain container attached to the network (docker run) gets an address of its node and reaches a task', async (t) => {
+    const c = need();
+    t.truthy(c.tasks?.length === 3, 'needs the 3 tasks');
+    const node = c.sb.nodes[1]!;
+    const target = c.tasks!.find((x) => x.node.name !== node.name)!;
+    const run = await docker(node, ['run', '-d', '--rm', '--stop-timeout', '1', '--network', NETWORK, 'swarmnet/busybox', 'sleep', '300'], { allowFailure: true });
+    if (run.code !== 0) logPlugins(t);
+    t.is(run.code, 0, run.stderr);
+    const id = run.stdout.trim();
+    try {
+      const nets = JSON.parse((await docker(node, ['inspect', '--format', '{{json .NetworkSettings.Networks}}', id])).stdout);
+      const address: string | undefined = nets[NETWORK]?.IPAddress;
+      t.truthy(address, `no address on ${NETWORK}: ${JSON.stringify(nets)}`);
+      const sameNode = c.tasks!.find((x) => x.node.name === node.name)!;
+      // Same host subnet as the task Swarm placed on this node (checked against the lease above).
+      t.true(inCidr(address!, `${sameNode.address}/${sameNode.prefixLen}`), `${address} not in ${node.name}'s subnet ${sameNode.address}/${sameNode.prefixLen}`);
+      const ping = await execInContainer(node, id, ['ping', '-c', '1', '-W', '2', target.address!]);
+      t.is(ping.code, 0, `${node.name} container -> ${target.node.name} ${target.address}: ${ping.stdout}${ping.stderr}`);
+    } finally {
+      await docker(node, ['rm', '-f', id], { allowFailure: true });
+    }
+  });
+
   test.serial('removing the service and the network leaves no interfaces, nft/iptables rules or etcd keys behind', async (t) => {
     const c = need();
     t.truthy(c.network, 'needs the network');
