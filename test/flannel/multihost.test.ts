@@ -51,12 +51,13 @@ test.before(async () => {
   }
   await updateAll();
   for (const r of Object.values(recs)) r.start();
-  // Containers: one per network on A and B; C hosts only net1 (its net2 lease has no container).
+  // Containers: one per network on every host.
   c.a1 = await lab.container(hosts.a, 'a1', bridgeName(101), '10.128.1.10', 24, '10.128.1.1', 1450);
   c.a2 = await lab.container(hosts.a, 'a2', bridgeName(102), '10.129.1.10', 24, '10.129.1.1', 1450);
   c.b1 = await lab.container(hosts.b, 'b1', bridgeName(101), '10.128.2.10', 24, '10.128.2.1', 1450);
   c.b2 = await lab.container(hosts.b, 'b2', bridgeName(102), '10.129.2.10', 24, '10.129.2.1', 1450);
   c.c1 = await lab.container(hosts.c, 'c1', bridgeName(101), '10.128.3.10', 24, '10.128.3.1', 1450);
+  c.c2 = await lab.container(hosts.c, 'c2', bridgeName(102), '10.129.3.10', 24, '10.129.3.1', 1450);
 });
 
 test.after.always(async () => {
@@ -89,6 +90,8 @@ serial('ICMP across hosts on the same network', async (t) => {
   t.true(await ping(c.a1!.ns, c.c1!.ip), 'a1 -> c1');
   t.true(await ping(c.c1!.ns, c.b1!.ip), 'c1 -> b1');
   t.true(await ping(c.b2!.ns, c.a2!.ip), 'b2 -> a2');
+  t.true(await ping(c.c2!.ns, c.a2!.ip), 'c2 -> a2');
+  t.true(await ping(c.b2!.ns, c.c2!.ip), 'b2 -> c2');
 });
 
 const SERVER = "const s=require('net').createServer(c=>c.end(c.remoteAddress+'\\n'));s.listen(5000,'0.0.0.0',()=>console.log('ready'))";
@@ -113,21 +116,25 @@ serial('TCP across hosts keeps the source address (no masquerade)', async (t) =>
   await startServer(c.c1!.ns);
   t.deepEqual(await tcp(c.a1!.ns, c.b1!.ip), { ok: true, seenAs: c.a1!.ip });
   t.deepEqual(await tcp(c.b1!.ns, c.c1!.ip), { ok: true, seenAs: c.b1!.ip });
+  await startServer(c.c2!.ns);
+  t.deepEqual(await tcp(c.a2!.ns, c.c2!.ip), { ok: true, seenAs: c.a2!.ip }, 'second network, A -> C');
 });
 
 serial('networks are isolated, across hosts and on one host', async (t) => {
   await startServer(c.b2!.ns);
   const blocked = async (): Promise<boolean[]> => Promise.all([
     ping(c.a1!.ns, c.b2!.ip), ping(c.a1!.ns, c.a2!.ip), tcp(c.a1!.ns, c.b2!.ip).then((r) => r.ok),
+    ping(c.c1!.ns, c.c2!.ip), tcp(c.c2!.ns, c.b1!.ip).then((r) => r.ok), ping(c.b2!.ns, c.c1!.ip),
   ]);
-  t.deepEqual(await blocked(), [false, false, false], 'net1 -> net2: ping across hosts, ping on one host, TCP');
+  const none = [false, false, false, false, false, false];
+  t.deepEqual(await blocked(), none, 'net1 <-> net2: ping across hosts, ping on one host, TCP, both directions, on every host');
   t.true((await tcp(c.a2!.ns, c.b2!.ip)).ok, 'control: net2 to net2 works');
   // Without Docker's DROP policy our own rules must still keep the networks apart.
   try {
-    for (const h of [hosts.a, hosts.b]) await sh(h.ns, 'iptables', ['-w', '-P', 'FORWARD', 'ACCEPT']);
-    t.deepEqual(await blocked(), [false, false, false], 'with FORWARD policy ACCEPT');
+    for (const h of Object.values(hosts)) await sh(h.ns, 'iptables', ['-w', '-P', 'FORWARD', 'ACCEPT']);
+    t.deepEqual(await blocked(), none, 'with FORWARD policy ACCEPT');
   } finally {
-    for (const h of [hosts.a, hosts.b]) await sh(h.ns, 'iptables', ['-w', '-P', 'FORWARD', 'DROP']);
+    for (const h of Object.values(hosts)) await sh(h.ns, 'iptables', ['-w', '-P', 'FORWARD', 'DROP']);
   }
 });
 
@@ -165,6 +172,7 @@ serial('a foreign flannel.1 and a foreign swvx link survive reconciles', async (
 });
 
 serial("a removed lease's entries are gone on every host, and nothing else", async (t) => {
+  t.true(await ping(c.a2!.ns, c.c2!.ip), 'before: a2 -> c2');
   leases = leases.filter((l) => !(l.networkId === net2.id && l.node === 'node-c'));
   await updateAll();
   for (const h of [hosts.a, hosts.b]) {
@@ -180,6 +188,7 @@ serial("a removed lease's entries are gone on every host, and nothing else", asy
   t.false((await kc.forwardChainRules())!.some((r) => r.includes('swarmnet:102')));
   t.true(await ping(c.a1!.ns, c.c1!.ip));
   t.true(await ping(c.b2!.ns, c.a2!.ip));
+  t.false(await ping(c.a2!.ns, c.c2!.ip), 'after: no path to the removed lease');
 });
 
 serial("a removed network's kernel state is gone, the other network keeps working", async (t) => {
@@ -197,4 +206,9 @@ serial("a removed network's kernel state is gone, the other network keeps workin
   t.deepEqual(record.links, ['swbr101', 'swvx101']);
   t.true(await ping(c.b1!.ns, c.a1!.ip));
   t.true((await run('ip', ['-n', hosts.a.ns, 'link', 'show', 'flannel.1'])).code === 0);
+  const ka = new Kernel(hosts.a.ns);
+  t.true((await ka.links()).some((l) => l.name === 'swvx999'), 'a foreign link with our prefix stays');
+  t.regex((await run('ip', ['-n', hosts.a.ns, 'route', 'show', '10.200.0.0/24'])).stdout, /flannel\.1/, 'a foreign route stays');
+  t.is((await ka.fdb(vxlanName(101))).length, 2, "net1's FDB entries stay");
+  t.is((await ka.neighbours(vxlanName(101))).filter((n) => n.permanent).length, 2, "net1's neighbour entries stay");
 });
