@@ -1,72 +1,158 @@
 import type dgram from 'node:dgram';
 import type net from 'node:net';
-import { errorResponse, RCODE } from './codec.js';
+import { errorResponse, RCODE, truncate } from './codec.js';
 import { Forwarder } from './forwarder.js';
-import { resolve } from './resolver.js';
+import { Resolver } from './resolver.js';
 import type { Table } from './table.js';
 import { hostUpstreams, parseUpstream, type Upstream } from './upstreams.js';
 import { logger } from '../common/log.js';
 
 const log = logger('dns');
 
-export interface Listener { udp?: dgram.Socket; tcp?: net.Server; viewOf: (remoteAddr: string) => string }
-export interface ServerOptions { compat: boolean; defaultUpstreams?: Upstream[]; forwarder?: Forwarder }
+export interface Listener {
+  udp?: dgram.Socket;
+  tcp?: net.Server;
+  /** Client address → container id whose view answers it; default: the container owning that address. */
+  viewOf?: (remoteAddr: string) => string;
+}
 
-/** One process, many views: each listener maps its peers to a container id whose networks are visible. */
+export interface ServerOptions {
+  /** DNS_DOCKER_COMPATIBILITY_MODE: Docker's first-network-wins walk (true) or all attached networks (false). */
+  compat: boolean;
+  /** For views without their own servers; default: the host's resolv.conf (hostUpstreams). */
+  defaultUpstreams?: Upstream[];
+  forwarder?: Forwarder;
+  /** TCP: close a connection idle this long, or one that leaves a message half-sent this long (default 10 s). */
+  tcpIdleMs?: number;
+  /** TCP: connections per listener; more are closed at once (default 256). */
+  maxTcpConnections?: number;
+}
+
+/** Per TCP connection: stop reading while this many forwarded queries are outstanding, resume at half. */
+const TCP_MAX_OUTSTANDING = 64;
+/** Per TCP connection: a client that does not read its answers is dropped past this much unsent data. */
+const TCP_MAX_UNSENT = 256 * 1024;
+
+export type Reply = Buffer | undefined;
+
+/** One process, many views: each query is answered from the view of the container that asked. */
 export class DnsServer {
+  private resolver: Resolver;
   private readonly forwarder: Forwarder;
   private readonly defaults: Upstream[];
-  constructor(private table: Table, private readonly opts: ServerOptions) {
+  private readonly upstreamCache = new Map<string, Upstream[]>();
+  private readonly tcpIdleMs: number;
+  private readonly maxTcp: number;
+
+  constructor(table: Table, private readonly opts: ServerOptions) {
+    this.resolver = new Resolver(table, { compat: opts.compat });
     this.forwarder = opts.forwarder ?? new Forwarder();
     this.defaults = opts.defaultUpstreams ?? hostUpstreams();
+    this.tcpIdleMs = opts.tcpIdleMs ?? 10_000;
+    this.maxTcp = opts.maxTcpConnections ?? 256;
   }
 
-  setTable(t: Table): void { this.table = t; }
+  /** Swaps in a new table; queries already being forwarded finish against the old one. */
+  setTable(t: Table): void {
+    this.resolver = new Resolver(t, { compat: this.opts.compat });
+    this.upstreamCache.clear();
+  }
 
-  /** Query bytes + view → response bytes (a promise only when forwarded). */
-  handle(req: Buffer, view: string, maxSize?: number): Buffer | Promise<Buffer> {
-    let out;
-    try { out = resolve(this.table, view, req, this.opts.compat, maxSize); } catch (e) {
+  private upstreams(list: string[] | undefined): Upstream[] {
+    if (!list) return this.defaults;
+    const key = list.join(',');
+    let u = this.upstreamCache.get(key);
+    if (!u) {
+      u = list.flatMap((s) => { try { return [parseUpstream(s)]; } catch { return []; } });
+      this.upstreamCache.set(key, u);
+    }
+    return u;
+  }
+
+  /**
+   * The whole query path: bytes + view → reply bytes, undefined (drop), or a promise when forwarded.
+   * Never throws: an internal error answers SERVFAIL.
+   */
+  handle(req: Buffer, view: string, proto: 'udp' | 'tcp'): Reply | Promise<Reply> {
+    try {
+      const out = this.resolver.resolve(req, view, proto === 'tcp' ? 65535 : undefined);
+      if (out.kind === 'drop') return undefined;
+      if (out.kind === 'answer') return out.response;
+      const size = proto === 'tcp' ? 65535 : out.query.udpSize;
+      return this.forwarder.forward(req, this.upstreams(out.upstreams), proto)
+        .then((r) => truncate(r, size), () => errorResponse(req, RCODE.SERVFAIL));
+    } catch (e) {
       log.warn({ err: e }, 'resolver error');
       return errorResponse(req, RCODE.SERVFAIL);
     }
-    if (out.kind === 'answer') return out.response;
-    const ups = out.upstreams?.map(parseUpstream) ?? this.defaults;
-    return this.forwarder.forward(req, ups);
+  }
+
+  /** View for a client address: the listener's mapping, else the container that owns the address. */
+  private viewFor(l: Listener, addr: string): string {
+    return l.viewOf ? l.viewOf(addr) : this.resolver.viewOfAddress(addr);
   }
 
   addListener(l: Listener): void {
-    const { udp, tcp } = l;
-    if (udp) {
-      udp.on('message', (msg, rinfo) => {
-        const reply = (r: Buffer): void => { udp.send(r, rinfo.port, rinfo.address); };
-        const r = this.handle(msg, l.viewOf(rinfo.address));
-        if (r instanceof Promise) r.then(reply, () => reply(errorResponse(msg, RCODE.SERVFAIL)));
-        else reply(r);
+    if (l.udp) this.serveUdp(l, l.udp);
+    if (l.tcp) this.serveTcp(l, l.tcp);
+  }
+
+  private serveUdp(l: Listener, udp: dgram.Socket): void {
+    udp.on('message', (msg, rinfo) => {
+      const reply = (r: Reply): void => { if (r) udp.send(r, rinfo.port, rinfo.address); };
+      const r = this.handle(msg, this.viewFor(l, rinfo.address), 'udp');
+      if (r instanceof Promise) void r.then(reply);
+      else reply(r);
+    });
+    udp.on('error', (e) => log.warn({ err: e }, 'udp socket error'));
+  }
+
+  private serveTcp(l: Listener, tcp: net.Server): void {
+    let open = 0;
+    tcp.on('error', (e) => log.warn({ err: e }, 'tcp listener error'));
+    tcp.on('connection', (c) => {
+      if (open >= this.maxTcp) { c.destroy(); return; }
+      open++;
+      c.on('close', () => { open--; });
+      const view = this.viewFor(l, c.remoteAddress ?? '');
+      let buf: Buffer = Buffer.alloc(0);
+      let outstanding = 0;
+      let partial: NodeJS.Timeout | undefined;
+      c.setNoDelay(true);
+      c.setTimeout(this.tcpIdleMs, () => c.destroy());
+      c.on('error', () => c.destroy());
+      const send = (r: Reply): void => {
+        if (!r || c.destroyed) return;
+        const framed = Buffer.allocUnsafe(r.length + 2);
+        framed.writeUInt16BE(r.length, 0);
+        r.copy(framed, 2);
+        c.write(framed);
+        if (c.writableLength > TCP_MAX_UNSENT) c.destroy();
+      };
+      c.on('data', (d) => {
+        buf = buf.length ? Buffer.concat([buf, d]) : d;
+        let progressed = false;
+        while (buf.length >= 2) {
+          const len = buf.readUInt16BE(0);
+          if (len === 0) { c.destroy(); return; } // no DNS message is empty: the stream is out of sync
+          if (buf.length < 2 + len) break;
+          const msg = buf.subarray(2, 2 + len);
+          buf = buf.subarray(2 + len);
+          progressed = true;
+          const r = this.handle(msg, view, 'tcp');
+          if (!(r instanceof Promise)) { send(r); continue; }
+          outstanding++;
+          if (outstanding >= TCP_MAX_OUTSTANDING) c.pause();
+          void r.then((x) => {
+            send(x);
+            if (--outstanding <= TCP_MAX_OUTSTANDING / 2 && c.isPaused() && !c.destroyed) c.resume();
+          });
+        }
+        // A half-sent message must complete in time even if the client keeps trickling bytes.
+        if (partial && (progressed || !buf.length)) { clearTimeout(partial); partial = undefined; }
+        if (buf.length && !partial) partial = setTimeout(() => c.destroy(), this.tcpIdleMs);
       });
-      udp.on('error', (e) => log.warn({ err: e }, 'udp socket error'));
-    }
-    if (tcp) {
-      tcp.on('connection', (c) => {
-        const view = l.viewOf(c.remoteAddress ?? '');
-        let buf = Buffer.alloc(0);
-        c.setTimeout(30000, () => c.destroy());
-        c.on('error', () => c.destroy());
-        const send = (r: Buffer): void => {
-          const len = Buffer.alloc(2); len.writeUInt16BE(r.length);
-          if (!c.destroyed) c.write(Buffer.concat([len, r]));
-        };
-        c.on('data', (d) => {
-          buf = Buffer.concat([buf, d]);
-          while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-            const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
-            buf = buf.subarray(2 + msg.length);
-            const r = this.handle(msg, view, 65535);
-            if (r instanceof Promise) r.then(send, () => send(errorResponse(msg, RCODE.SERVFAIL)));
-            else send(r);
-          }
-        });
-      });
-    }
+      c.on('close', () => { if (partial) clearTimeout(partial); });
+    });
   }
 }

@@ -1,69 +1,100 @@
 import { z } from 'zod';
+import { ipv6Bytes } from './codec.js';
 
-// JSON form of the name table; the plugin will feed the same shape from etcd.
+// JSON form of the name table (docs/dns.md); the plugin feeds the same shape from its cluster state.
+const name = z.string().min(1).max(253);
 export const tableSchema = z.object({
-  networks: z.array(z.object({ id: z.string().min(1), name: z.string().min(1) })),
+  networks: z.array(z.object({
+    id: z.string().min(1),
+    name,
+    /** Internal networks sort after the others in a container's walk, as in libnetwork's endpoint order. */
+    internal: z.boolean().default(false),
+  })),
   containers: z.array(z.object({
     id: z.string().min(1),
-    name: z.string().min(1),
-    hostname: z.string().optional(),
+    name: name.transform((n) => n.replace(/^\//, '')),
+    hostname: name.optional(),
+    /** Swarm task: the service it belongs to (by id). */
     serviceId: z.string().optional(),
-    serviceName: z.string().optional(),
-    upstreams: z.array(z.string()).optional(),
+    /** The container's --dns servers ("ip" or "ip:port"); absent → the host's resolv.conf. */
+    upstreams: z.array(z.string().min(1)).max(3).optional(),
+    /** The container's resolv.conf had its own ndots option (Docker's sb.ndotsSet). */
+    ndots: z.boolean().default(false),
     endpoints: z.array(z.object({
-      networkId: z.string().min(1), ip: z.string().min(1), ipv6: z.string().optional(),
-      aliases: z.array(z.string()).default([]),
+      networkId: z.string().min(1),
+      ip: z.ipv4(),
+      ipv6: z.ipv6().optional(),
+      aliases: z.array(name).default([]),
     })),
   })),
   services: z.array(z.object({
-    id: z.string().min(1), name: z.string().min(1), mode: z.enum(['vip', 'dnsrr']),
-    networks: z.array(z.object({ networkId: z.string().min(1), vip: z.string().optional(), aliases: z.array(z.string()).default([]) })),
+    id: z.string().min(1),
+    name,
+    mode: z.enum(['vip', 'dnsrr']),
+    networks: z.array(z.object({
+      networkId: z.string().min(1),
+      vip: z.ipv4().optional(),
+      /** Service-spec network aliases (a stack's short names are these). */
+      aliases: z.array(name).default([]),
+    })),
   })).default([]),
 });
-export type TableInput = z.infer<typeof tableSchema>;
+export type TableInput = z.input<typeof tableSchema>;
 
 export interface Addrs { v4: string[]; v6: string[] }
-/** Per-network index: lower-case name → addresses; ip → PTR name. Built once per table change. */
-export interface NetIndex { id: string; name: string; names: Map<string, Addrs>; ptr: Map<string, string> }
-export interface Table { nets: Map<string, NetIndex>; views: Map<string, string[]>; upstreams: Map<string, string[]> }
+/** Per network: lower-case name → addresses; address (dotted IPv4 / 32 hex digits IPv6) → PTR name. */
+export interface NetIndex { id: string; name: string; internal: boolean; names: Map<string, Addrs>; ptr: Map<string, string> }
+export interface View {
+  /** Attached networks in Docker's walk order: non-internal first, then by network name. */
+  nets: NetIndex[];
+  upstreams: string[] | undefined;
+  ndots: boolean;
+}
+export interface Table { nets: Map<string, NetIndex>; views: Map<string, View>; viewByIp: Map<string, string> }
 
-function add(m: Map<string, Addrs>, name: string, v4?: string, v6?: string): void {
-  const k = name.toLowerCase();
+export const EMPTY_VIEW: View = { nets: [], upstreams: undefined, ndots: false };
+
+function add(m: Map<string, Addrs>, key: string, v4?: string, v6?: string): void {
+  const k = key.toLowerCase();
   let a = m.get(k);
   if (!a) { a = { v4: [], v6: [] }; m.set(k, a); }
   if (v4 && !a.v4.includes(v4)) a.v4.push(v4);
   if (v6 && !a.v6.includes(v6)) a.v6.push(v6);
 }
 
+/** Validates the JSON form (throws a ZodError with the path of the first problem) and indexes it. */
 export function buildTable(raw: unknown): Table {
   const t = tableSchema.parse(raw);
   const nets = new Map<string, NetIndex>();
-  for (const n of t.networks) nets.set(n.id, { id: n.id, name: n.name, names: new Map(), ptr: new Map() });
-  const views = new Map<string, string[]>();
-  const upstreams = new Map<string, string[]>();
+  for (const n of t.networks) nets.set(n.id, { id: n.id, name: n.name.toLowerCase(), internal: n.internal, names: new Map(), ptr: new Map() });
   const svcById = new Map(t.services.map((s) => [s.id, s]));
+  const views = new Map<string, View>();
+  const viewByIp = new Map<string, string>();
   for (const c of t.containers) {
-    views.set(c.id, c.endpoints.map((e) => e.networkId));
-    if (c.upstreams) upstreams.set(c.id, c.upstreams);
+    const attached = c.endpoints.map((e) => nets.get(e.networkId)).filter((n): n is NetIndex => !!n);
+    attached.sort((a, b) => (a.internal === b.internal ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.internal ? 1 : -1));
+    views.set(c.id, { nets: attached, upstreams: c.upstreams, ndots: c.ndots });
+    const svc = c.serviceId ? svcById.get(c.serviceId) : undefined;
     for (const e of c.endpoints) {
       const net = nets.get(e.networkId);
       if (!net) continue;
-      const names = [c.name, c.id.slice(0, 12), ...e.aliases];
-      if (c.hostname) names.push(c.hostname);
-      for (const n of names) add(net.names, n, e.ip, e.ipv6);
-      net.ptr.set(e.ip, `${c.name}.${net.name}`);
-      if (e.ipv6) net.ptr.set(e.ipv6, `${c.name}.${net.name}`);
-      const svc = c.serviceId ? svcById.get(c.serviceId) : undefined;
-      const svcName = svc?.name ?? c.serviceName;
-      if (svcName) {
-        add(net.names, `tasks.${svcName}`, e.ip, e.ipv6);
-        if (svc?.mode === 'dnsrr') {
-          add(net.names, svcName, e.ip, e.ipv6);
-          for (const a of svc.networks.find((x) => x.networkId === e.networkId)?.aliases ?? []) add(net.names, a, e.ip, e.ipv6);
-        }
+      viewByIp.set(e.ip, c.id);
+      if (e.ipv6) viewByIp.set(e.ipv6, c.id);
+      // Docker's DNSNames order: container name (also the PTR name), network aliases, short ID, hostname.
+      for (const n of [c.name, ...e.aliases, c.id.slice(0, 12), ...(c.hostname ? [c.hostname] : [])]) add(net.names, n, e.ip, e.ipv6);
+      const ptrName = `${c.name.toLowerCase()}.${net.name}`;
+      if (!net.ptr.has(e.ip)) net.ptr.set(e.ip, ptrName);
+      const v6key = e.ipv6 ? ipv6Bytes(e.ipv6).toString('hex') : undefined;
+      if (v6key && !net.ptr.has(v6key)) net.ptr.set(v6key, ptrName);
+      if (!svc) continue;
+      const svcAliases = svc.networks.find((x) => x.networkId === e.networkId)?.aliases ?? [];
+      for (const n of [svc.name, ...svcAliases]) {
+        add(net.names, `tasks.${n}`, e.ip, e.ipv6);
+        if (svc.mode === 'dnsrr') add(net.names, n, e.ip, e.ipv6);
       }
     }
   }
+  // VIP mode: the service name and its aliases resolve to the VIP (which has no PTR, like Docker's ipMapUpdate=false).
   for (const s of t.services) {
     if (s.mode !== 'vip') continue;
     for (const sn of s.networks) {
@@ -72,13 +103,5 @@ export function buildTable(raw: unknown): Table {
       for (const n of [s.name, ...sn.aliases]) add(net.names, n, sn.vip);
     }
   }
-  // `<name>.<network>` form for every name on each network.
-  for (const net of nets.values()) {
-    for (const [k, v] of [...net.names]) {
-      const full = `${k}.${net.name.toLowerCase()}`;
-      for (const ip of v.v4) add(net.names, full, ip);
-      for (const ip of v.v6) add(net.names, full, undefined, ip);
-    }
-  }
-  return { nets, views, upstreams };
+  return { nets, views, viewByIp };
 }

@@ -2,18 +2,32 @@ import { readFileSync } from 'node:fs';
 
 export interface Upstream { host: string; port: number }
 
-/** "ip" or "ip:port" or "[v6]:port" → Upstream. */
+/** Docker forwards to at most 3 servers (maxExtDNS). */
+export const MAX_UPSTREAMS = 3;
+
+/** "ip", "ip:port", "[v6]:port" or a bare IPv6 → Upstream. */
 export function parseUpstream(s: string): Upstream {
   const m = /^\[(.+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s);
-  if (m) return { host: m[1]!, port: Number(m[2]) };
-  return { host: s, port: 53 };
+  const u = m ? { host: m[1]!, port: Number(m[2]) } : { host: s.replace(/^\[(.*)\]$/, '$1'), port: 53 };
+  if (!u.host || !Number.isInteger(u.port) || u.port < 1 || u.port > 65535) throw new Error(`bad server address "${s}"`);
+  return u;
 }
 
-/** Host nameservers from resolv.conf (Docker's fallback when a container has no --dns); loopback ones are unusable from a container and skipped. */
-export function hostUpstreams(path = '/etc/resolv.conf'): Upstream[] {
-  let text = '';
-  try { text = readFileSync(path, 'utf8'); } catch { return []; }
-  return text.split('\n').map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
-    .filter((ip): ip is string => !!ip && !ip.startsWith('127.') && ip !== '::1')
-    .map((host) => ({ host, port: 53 }));
+export function nameservers(text: string): string[] {
+  return text.split('\n').map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1]).filter((ip): ip is string => !!ip);
+}
+
+/**
+ * The servers Docker uses for a container without --dns: the host's resolv.conf, or systemd-resolved's upstream
+ * file when the only server is its 127.0.0.53 stub. Host-loopback servers are kept: Docker dials them from the
+ * host namespace, and so do we (the resolver runs there). 127.0.0.11 (the embedded resolver itself) is dropped.
+ */
+export function hostUpstreams(path = '/etc/resolv.conf', systemdPath = '/run/systemd/resolve/resolv.conf'): Upstream[] {
+  const read = (p: string): string[] => { try { return nameservers(readFileSync(p, 'utf8')); } catch { return []; } };
+  let servers = read(path);
+  if (servers.length === 1 && servers[0] === '127.0.0.53') {
+    const real = read(systemdPath);
+    if (real.length) servers = real;
+  }
+  return servers.filter((ip) => ip !== '127.0.0.11').slice(0, MAX_UPSTREAMS).map((host) => ({ host, port: 53 }));
 }

@@ -1,80 +1,178 @@
 import test from 'ava';
-import dgram from 'node:dgram';
 import net from 'node:net';
-import { existsSync } from 'node:fs';
 import dnsPacket from 'dns-packet';
 import { run } from '../../common/exec.js';
-import { DnsServer } from '../../dns/server.js';
-import { Forwarder } from '../../dns/forwarder.js';
 import { buildTable } from '../../dns/table.js';
+import { Forwarder } from '../../dns/forwarder.js';
+import { frame, query, startServer, tcpExchange, udpAsk, upstream } from './helpers.js';
 
 const many = Array.from({ length: 60 }, (_, i) => ({ id: `m${i}`, name: `m${i}`, endpoints: [{ networkId: 'n1', ip: `10.0.3.${i + 1}`, aliases: ['big'] }] }));
 const table = buildTable({
   networks: [{ id: 'n1', name: 'front' }],
-  containers: [{ id: 'me', name: 'web', endpoints: [{ networkId: 'n1', ip: '10.0.1.2', aliases: [] }] }, ...many],
-  services: [],
+  containers: [{ id: 'me', name: 'web', endpoints: [{ networkId: 'n1', ip: '10.0.1.2' }] }, ...many],
 });
-
-/** A fake upstream answering every query with a fixed rcode (or not at all). */
-async function upstream(host: string, rcode: number | 'drop'): Promise<{ port: number; close: () => void }> {
-  const s = dgram.createSocket('udp4');
-  s.on('message', (m, r) => {
-    if (rcode === 'drop') return;
-    const q = dnsPacket.decode(m);
-    s.send(dnsPacket.encode({ type: 'response', id: q.id ?? 0, flags: rcode, questions: q.questions ?? [] }), r.port, r.address);
-  });
-  await new Promise<void>((r) => s.bind(0, host, r));
-  return { port: s.address().port, close: () => s.close() };
-}
-
-async function start(ups: { host: string; port: number }[]) {
-  const udp = dgram.createSocket('udp4');
-  const tcp = net.createServer();
-  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
-  const port = udp.address().port;
-  await new Promise<void>((r, j) => { tcp.once('error', j); tcp.listen(port, '127.0.0.1', r); });
-  const server = new DnsServer(table, { compat: true, defaultUpstreams: ups, forwarder: new Forwarder({ timeoutMs: 300 }) });
-  server.addListener({ udp, tcp, viewOf: () => 'me' });
-  return { port, close: () => { udp.close(); tcp.close(); } };
-}
 
 const dig = async (port: number, ...args: string[]) =>
   (await run('dig', ['@127.0.0.1', '-p', String(port), '+tries=1', '+time=2', ...args], { allowFailure: true })).stdout;
 
-test('dig: A, AAAA NODATA, PTR, TCP, EDNS, truncation → TCP retry', async (t) => {
-  if (!existsSync('/usr/bin/dig')) { t.log('dig missing'); t.pass(); return; }
-  const s = await start([]);
+test('dig: A, AAAA NODATA, PTR, TCP, EDNS echo, truncation with TC and dig\'s TCP retry, compression', async (t) => {
+  const s = await startServer(table, { view: 'me' });
   try {
     t.regex(await dig(s.port, '+short', 'web', 'A'), /^10\.0\.1\.2$/m);
+    t.regex(await dig(s.port, '+short', 'WEB.front.', 'A'), /^10\.0\.1\.2$/m);
     const aaaa = await dig(s.port, 'web', 'AAAA');
     t.regex(aaaa, /status: NOERROR/); t.regex(aaaa, /ANSWER: 0/);
     t.regex(await dig(s.port, '+short', '-x', '10.0.1.2'), /^web\.front\.$/m);
     t.regex(await dig(s.port, '+tcp', '+short', 'web'), /^10\.0\.1\.2$/m);
-    t.regex(await dig(s.port, '+edns=0', 'web'), /OPT PSEUDOSECTION/);
+    const edns = await dig(s.port, '+edns=0', '+bufsize=1232', 'web');
+    t.regex(edns, /OPT PSEUDOSECTION/); t.regex(edns, /udp: 4096/);
     const tc = await dig(s.port, '+noedns', '+ignore', 'big');
     t.regex(tc, /flags: qr[^;]* tc[ ;]/);
+    t.regex(tc, /ANSWER: 30,/);
     const full = await dig(s.port, '+noedns', '+short', 'big');
     t.is(full.trim().split('\n').length, 60);
+    // compression: every answer owner is the 2-byte pointer to the question, 16 bytes per A record
+    const raw = await udpAsk(s.port, query('big', 'A', 5, { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as dnsPacket.Answer] }));
+    t.is(raw!.length, 12 + 5 + 4 + 60 * 16 + 11);
   } finally { s.close(); }
 });
 
-test('forwarding: NXDOMAIN preserved, SERVFAIL and timeout → next server', async (t) => {
-  const dead = await upstream('127.0.0.2', 'drop');
-  const fail = await upstream('127.0.0.3', 2);
-  const nx = await upstream('127.0.0.4', 3);
-  const s = await start([{ host: '127.0.0.2', port: dead.port }, { host: '127.0.0.3', port: fail.port }, { host: '127.0.0.4', port: nx.port }]);
+test('TCP: pipelined queries on one connection all answered; partial and idle clients are cut off; connection cap', async (t) => {
+  const s = await startServer(table, { view: 'me', tcpIdleMs: 300, maxTcpConnections: 4 });
   try {
-    t.regex(await dig(s.port, 'nothing.example'), /status: NXDOMAIN/);
-  } finally { s.close(); dead.close(); fail.close(); nx.close(); }
+    const msgs = Array.from({ length: 50 }, (_, i) => query(i % 2 ? 'web' : 'big', 'A', i + 1));
+    const { replies } = await tcpExchange(s.port, frame(...msgs), 50);
+    t.is(replies.length, 50);
+    t.deepEqual(replies.map((r) => r.readUInt16BE(0)).sort((a, b) => a - b), msgs.map((_, i) => i + 1));
+    t.is(dnsPacket.decode(replies.find((r) => r.readUInt16BE(0) === 1)!).answers?.length, 60); // no 512 limit on TCP
+    // half a message, then silence: closed after the idle limit
+    const t0 = Date.now();
+    const half = await tcpExchange(s.port, frame(query('web')).subarray(0, 10), 1, 3000);
+    t.true(half.closed && Date.now() - t0 < 2000);
+    // zero-length frame: stream out of sync → closed
+    t.true((await tcpExchange(s.port, Buffer.from([0, 0]), 1, 2000)).closed);
+    // cap: 4 idle connections occupy the slots, the 5th is closed at once, then the server still works
+    const idle = await Promise.all(Array.from({ length: 4 }, () => new Promise<net.Socket>((r) => { const c = net.connect(s.port, '127.0.0.1', () => r(c)); c.on('error', () => {}); })));
+    await new Promise((r) => setTimeout(r, 50));
+    const fifth = await tcpExchange(s.port, frame(query('web')), 1, 1000);
+    t.is(fifth.replies.length, 0);
+    idle.forEach((c) => c.destroy());
+    await new Promise((r) => setTimeout(r, 50));
+    t.is((await tcpExchange(s.port, frame(query('web')), 1)).replies.length, 1);
+  } finally { s.close(); }
 });
 
-test('forwarding: in-flight bound → REFUSED', async (t) => {
-  const f = new Forwarder({ timeoutMs: 500, maxInFlight: 1 });
+test('forwarding: NXDOMAIN kept with flags; timeout, SERVFAIL and REFUSED → next server; all bad → SERVFAIL', async (t) => {
   const dead = await upstream('127.0.0.2', 'drop');
-  const q = dnsPacket.encode({ type: 'query', id: 5, questions: [{ type: 'A', name: 'x.example' }] });
-  const first = f.forward(q, [{ host: '127.0.0.2', port: dead.port }]);
-  const second = await f.forward(q, [{ host: '127.0.0.2', port: dead.port }]);
-  t.is(second[3]! & 0xf, 5);
-  t.is((await first)[3]! & 0xf, 2);
-  dead.close();
+  const fail = await upstream('127.0.0.3', 2);
+  const refused = await upstream('127.0.0.4', 5);
+  const nx = await upstream('127.0.0.5', 3);
+  const ups = [dead, fail, refused].map((u, i) => ({ host: `127.0.0.${i + 2}`, port: u.port }));
+  const s = await startServer(table, { view: 'me', defaultUpstreams: [...ups.slice(0, 2), { host: '127.0.0.5', port: nx.port }] });
+  const bad = await startServer(table, { view: 'me', defaultUpstreams: ups });
+  try {
+    const out = await dig(s.port, 'nothing.example');
+    t.regex(out, /status: NXDOMAIN/);
+    t.regex(out, /flags: qr ra ad;/); // exactly the upstream's flags (it does not echo RD)
+    t.is(dead.udpSeen, 1); t.is(fail.udpSeen, 1); t.is(nx.udpSeen, 1);
+    const r = dnsPacket.decode((await udpAsk(bad.port, query('x.example', 'A', 77)))!);
+    t.is(r.rcode, 'SERVFAIL'); t.is(r.id, 77);
+    t.is(refused.udpSeen, 1);
+  } finally { s.close(); bad.close(); dead.close(); fail.close(); refused.close(); nx.close(); }
+});
+
+test('forwarding: truncated UDP answer retried over TCP; TCP clients forwarded over TCP; big answers truncated for small UDP clients', async (t) => {
+  const tr = await upstream('127.0.0.6', 'truncate');
+  const big = await upstream('127.0.0.7', 'big');
+  const s = await startServer(table, { view: 'me', defaultUpstreams: [{ host: '127.0.0.6', port: tr.port }] });
+  const sb = await startServer(table, { view: 'me', defaultUpstreams: [{ host: '127.0.0.7', port: big.port }] });
+  try {
+    const r = dnsPacket.decode((await udpAsk(s.port, query('t.example', 'A', 9)))!);
+    t.is(r.answers?.length, 3); t.is(r.id, 9);
+    t.is(tr.udpSeen, 1); t.is(tr.tcpSeen, 1);
+    const { replies } = await tcpExchange(s.port, frame(query('t2.example', 'A', 10)), 1);
+    t.is(dnsPacket.decode(replies[0]!).answers?.length, 3);
+    t.is(tr.udpSeen, 1); t.is(tr.tcpSeen, 2);
+    const small = (await udpAsk(sb.port, query('b.example', 'A', 11)))!;
+    t.true(small.length <= 512);
+    const sd = dnsPacket.decode(small);
+    t.true(!!((sd.flags ?? 0) & dnsPacket.TRUNCATED_RESPONSE)); t.is(sd.questions?.[0]?.name, 'b.example');
+    const viaTcp = await tcpExchange(sb.port, frame(query('b.example', 'A', 12)), 1);
+    t.is(dnsPacket.decode(viaTcp.replies[0]!).answers?.length, 200);
+  } finally { s.close(); sb.close(); tr.close(); big.close(); }
+});
+
+test('forwarding: a container\'s own --dns servers win over the defaults', async (t) => {
+  const mine = await upstream('127.0.0.8', 3);
+  const other = await upstream('127.0.0.9', 0);
+  const tb = buildTable({
+    networks: [{ id: 'n', name: 'n' }],
+    containers: [
+      { id: 'a', name: 'a', upstreams: [`127.0.0.8:${mine.port}`], endpoints: [{ networkId: 'n', ip: '10.5.0.2' }] },
+      { id: 'b', name: 'b', endpoints: [{ networkId: 'n', ip: '10.5.0.3' }] },
+    ],
+  });
+  const sa = await startServer(tb, { view: 'a', defaultUpstreams: [{ host: '127.0.0.9', port: other.port }] });
+  const sbv = await startServer(tb, { view: 'b', defaultUpstreams: [{ host: '127.0.0.9', port: other.port }] });
+  try {
+    t.is(dnsPacket.decode((await udpAsk(sa.port, query('q.example')))!).rcode, 'NXDOMAIN');
+    t.is(dnsPacket.decode((await udpAsk(sbv.port, query('q.example')))!).rcode, 'NOERROR');
+    t.is(mine.udpSeen, 1); t.is(other.udpSeen, 1);
+  } finally { sa.close(); sbv.close(); mine.close(); other.close(); }
+});
+
+test('forwarding: in-flight bound → REFUSED at once, the slot frees after the timeout', async (t) => {
+  const f = new Forwarder({ timeoutMs: 400, maxInFlight: 2 });
+  const dead = await upstream('127.0.0.2', 'drop');
+  const ups = [{ host: '127.0.0.2', port: dead.port }];
+  try {
+    const q = query('x.example', 'A', 5);
+    const pending = [f.forward(q, ups), f.forward(q, ups)];
+    const t0 = Date.now();
+    const third = await f.forward(q, ups);
+    t.is(third[3]! & 0xf, 5); t.true(Date.now() - t0 < 100);
+    t.true((await Promise.all(pending)).every((r) => (r[3]! & 0xf) === 2));
+    t.is(f.pending, 0);
+  } finally { dead.close(); f.close(); }
+});
+
+test('view by client address: one listener, each client sees its own networks', async (t) => {
+  const tb = buildTable({
+    networks: [{ id: 'x', name: 'x' }, { id: 'y', name: 'y' }],
+    containers: [
+      { id: 'loop', name: 'me', endpoints: [{ networkId: 'x', ip: '127.0.0.1' }] },
+      { id: 'peer', name: 'peer', endpoints: [{ networkId: 'y', ip: '10.6.0.2' }] },
+      { id: 'xpeer', name: 'xpeer', endpoints: [{ networkId: 'x', ip: '10.6.1.2' }] },
+    ],
+  });
+  const s = await startServer(tb, { view: undefined });
+  try {
+    t.deepEqual(dnsPacket.decode((await udpAsk(s.port, query('xpeer')))!).answers?.map((a) => a.data), ['10.6.1.2']);
+    t.is(dnsPacket.decode((await udpAsk(s.port, query('peer')))!).rcode, 'SERVFAIL'); // not visible → forwarded → no servers
+  } finally { s.close(); }
+});
+
+// The `dns` command group as plugin/cli.ts registers it (plugin/cli.ts itself only runs from dist/, see bench/dns).
+const cliMain = "import { Command } from 'commander'; import { registerDnsCommands } from './dns/cli.ts'; " +
+  "const p = new Command('swarmnet'); registerDnsCommands(p); await p.parseAsync(process.argv.slice(1), { from: 'user' });";
+
+test('swarmnet dns serve: the CLI serves a table file', async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const dir = mkdtempSync('/tmp/sndns-cli-');
+  const file = `${dir}/table.json`;
+  writeFileSync(file, JSON.stringify({ networks: [{ id: 'n', name: 'net' }], containers: [{ id: 'c', name: 'cli-box', endpoints: [{ networkId: 'n', ip: '10.7.0.2' }] }] }));
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', cliMain, '--', 'dns', 'serve', '--table', file, '--listen', `127.0.0.1:${port}`, '--view', 'c', '--upstream', '127.0.0.1:9'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('listening')) resolve(); });
+      child.on('exit', (code) => reject(new Error(`exited ${code}`)));
+      setTimeout(() => reject(new Error('no listening line')), 15000);
+    });
+    t.regex(await dig(port, '+short', 'cli-box.net'), /^10\.7\.0\.2$/m);
+    const bad = await run(process.execPath, ['--import=tsx', '--input-type=module', '-e', cliMain, '--', 'dns', 'serve', '--table', '/nonexistent.json'], { allowFailure: true });
+    t.is(bad.code, 2); t.regex(bad.stderr, /cannot read table/);
+  } finally { child.kill(); rmSync(dir, { recursive: true, force: true }); }
 });

@@ -1,0 +1,121 @@
+// Shared by the DNS tests: a scriptable local upstream, a server on loopback, a raw UDP/TCP client.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import dnsPacket from 'dns-packet';
+import { DnsServer, type ServerOptions } from '../../dns/server.js';
+import { Forwarder } from '../../dns/forwarder.js';
+import { parseQuery } from '../../dns/codec.js';
+import type { Table } from '../../dns/table.js';
+
+export type Behaviour = number | 'drop' | 'truncate' | 'big';
+
+/**
+ * A fake upstream on host (127.0.0.x), UDP and TCP on one port. number → reply with that rcode (flags AD+RA kept);
+ * 'drop' → never answer; 'truncate' → TC over UDP, 3 A records over TCP; 'big' → 200 A records on both.
+ */
+export async function upstream(host: string, behaviour: Behaviour): Promise<{ port: number; udpSeen: number; tcpSeen: number; close: () => void }> {
+  const state = { port: 0, udpSeen: 0, tcpSeen: 0, close: () => {} };
+  const answer = (m: Buffer, tcp: boolean): Buffer | undefined => {
+    let q: dnsPacket.Packet;
+    try { q = dnsPacket.decode(m); } catch { return formerr(m); }
+    const base = { type: 'response' as const, id: q.id ?? 0, questions: q.questions ?? [] };
+    const name = q.questions?.[0]?.name ?? '';
+    const a = (n: number) => Array.from({ length: n }, (_, i) => ({ type: 'A' as const, name, ttl: 30, data: `192.0.2.${(i % 250) + 1}` }));
+    if (behaviour === 'drop') return undefined;
+    if (behaviour === 'truncate') {
+      return tcp ? dnsPacket.encode({ ...base, flags: dnsPacket.RECURSION_AVAILABLE, answers: a(3) })
+        : dnsPacket.encode({ ...base, flags: dnsPacket.TRUNCATED_RESPONSE | dnsPacket.RECURSION_AVAILABLE });
+    }
+    if (behaviour === 'big') return dnsPacket.encode({ ...base, flags: dnsPacket.RECURSION_AVAILABLE, answers: a(200) });
+    return dnsPacket.encode({ ...base, flags: behaviour | dnsPacket.AUTHENTIC_DATA | dnsPacket.RECURSION_AVAILABLE, answers: behaviour === 0 ? a(1) : [] });
+  };
+  const udp = dgram.createSocket('udp4');
+  udp.on('message', (m, r) => { state.udpSeen++; const out = answer(m, false); if (out) udp.send(out, r.port, r.address); });
+  await new Promise<void>((r) => udp.bind(0, host, r));
+  state.port = udp.address().port;
+  const tcp = net.createServer((c) => {
+    let buf = Buffer.alloc(0);
+    c.on('error', () => c.destroy());
+    c.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const m = buf.subarray(2, 2 + buf.readUInt16BE(0));
+        buf = buf.subarray(2 + m.length);
+        state.tcpSeen++;
+        const out = answer(m, true);
+        if (out) { const l = Buffer.alloc(2); l.writeUInt16BE(out.length); c.write(Buffer.concat([l, out])); }
+      }
+    });
+  });
+  await new Promise<void>((r) => tcp.listen(state.port, host, r));
+  state.close = () => { udp.close(); tcp.close(); };
+  return state;
+}
+
+/** What a real server sends for a query it cannot decode: FORMERR with the question, if there is one. */
+function formerr(m: Buffer): Buffer | undefined {
+  try {
+    const end = parseQuery(m).questionEnd;
+    const out = Buffer.from(m.subarray(0, end));
+    out[2] = 0x80 | (out[2]! & 0x79); out[3] = 0x80 | 1;
+    out.writeUInt16BE(0, 6); out.writeUInt16BE(0, 8); out.writeUInt16BE(0, 10);
+    return out;
+  } catch { return undefined; }
+}
+
+export interface Running { port: number; server: DnsServer; forwarder: Forwarder; udp: dgram.Socket; close: () => void }
+
+/** The resolver on 127.0.0.1:<random>, UDP and TCP, every client answered from `view` unless view is undefined. */
+export async function startServer(table: Table, opts: Partial<ServerOptions> & { view?: string | undefined; timeoutMs?: number; maxInFlight?: number } = {}): Promise<Running> {
+  const udp = dgram.createSocket('udp4');
+  const tcp = net.createServer();
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+  const port = udp.address().port;
+  await new Promise<void>((r, j) => { tcp.once('error', j); tcp.listen(port, '127.0.0.1', r); });
+  const forwarder = opts.forwarder ?? new Forwarder({ timeoutMs: opts.timeoutMs ?? 300, maxInFlight: opts.maxInFlight ?? 1024 });
+  const server = new DnsServer(table, { compat: true, defaultUpstreams: [], ...opts, forwarder });
+  const view = opts.view;
+  server.addListener({ udp, tcp, ...(view !== undefined ? { viewOf: () => view } : {}) });
+  return { port, server, forwarder, udp, close: () => { udp.close(); tcp.close(); forwarder.close(); } };
+}
+
+export function query(name: string, type: dnsPacket.RecordType = 'A', id = 1, extra: Partial<dnsPacket.Packet> = {}): Buffer {
+  return dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }], ...extra });
+}
+
+/** One UDP exchange; undefined on timeout. */
+export function udpAsk(port: number, msg: Buffer, timeoutMs = 2000, host = '127.0.0.1'): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    const t = setTimeout(() => { s.close(); resolve(undefined); }, timeoutMs);
+    s.on('message', (m) => { clearTimeout(t); s.close(); resolve(m); });
+    s.send(msg, port, host);
+  });
+}
+
+/** Sends raw bytes over one TCP connection, collects `expect` framed replies (or what arrived by the timeout). */
+export function tcpExchange(port: number, raw: Buffer, expect: number, timeoutMs = 2000, until?: (reply: Buffer) => boolean): Promise<{ replies: Buffer[]; closed: boolean }> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1');
+    const replies: Buffer[] = [];
+    let buf = Buffer.alloc(0);
+    let closed = false;
+    const done = (): void => { clearTimeout(t); c.destroy(); resolve({ replies, closed }); };
+    const t = setTimeout(done, timeoutMs);
+    c.on('error', () => {});
+    c.on('close', () => { closed = true; done(); });
+    c.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        replies.push(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        buf = buf.subarray(2 + replies.at(-1)!.length);
+      }
+      if (replies.length >= expect || (until && replies.some(until))) done();
+    });
+    c.write(raw);
+  });
+}
+
+export function frame(...msgs: Buffer[]): Buffer {
+  return Buffer.concat(msgs.flatMap((m) => { const l = Buffer.alloc(2); l.writeUInt16BE(m.length); return [l, m]; }));
+}
