@@ -3,8 +3,8 @@ import { contains, keyToCidr, overlaps, parseCidr, type Cidr } from '../../commo
 
 /**
  * Checks the address plan in etcd: no overlapping network or host subnets, unique VNIs, host subnets outside the
- * VIP block, every address inside its owner's host subnet, every VIP inside the VIP block, every node-owned key
- * attached to an etcd lease. Returns the list of violations (empty when all hold).
+ * VIP block, every address inside its owner's host subnet, every replay key pointing at its own record, every VIP
+ * inside the VIP block, every node-owned key attached to an etcd lease. Returns the list of violations (empty when all hold).
  */
 export async function checkInvariants(client: Etcd3, prefix: string): Promise<string[]> {
   const bad: string[] = [];
@@ -42,6 +42,12 @@ export async function checkInvariants(client: Etcd3, prefix: string): Promise<st
         const h = owners.get(owner);
         if (!h || !contains(h, ip)) bad.push(`address ${ip} has no owner host subnet (node ${owner})`);
         if (v.lease === '0') bad.push(`address ${ip} not under a node lease`);
+      } else if (k.startsWith(`${sw}address-keys/${n.id}/`)) {
+        // A replay key must point at an address record of the same node carrying the same key.
+        const [node, ...rest] = k.slice(`${sw}address-keys/${n.id}/`.length).split('/');
+        const target = kv.get(`${sw}addresses/${n.id}/${v.value}`);
+        const rec = target ? (JSON.parse(target.value) as { node: string; key?: string }) : undefined;
+        if (!rec || rec.node !== node || rec.key !== rest.join('/')) bad.push(`replay key ${k} points at ${v.value}, which is not its record`);
       } else if (k.startsWith(`${sw}leader-addresses/${n.id}/`)) {
         const ip = parseInt(k.slice(`${sw}leader-addresses/${n.id}/`.length), 16);
         if (!contains(vip, ip)) bad.push(`VIP ${ip} outside the VIP block`);

@@ -50,6 +50,32 @@ test('three instances racing: no duplicate subnet, VNI, VIP or address; no alloc
   t.is(new Set(addrs).size, 540);
   t.is(new Set(vips).size, 135);
   t.deepEqual(await checkInvariants(nodes[0]!.client, prefix), []);
+  // Second round: every instance releases a third of its addresses while all three allocate again.
+  const locals = await Promise.all(nodes.map((n) => Promise.all(pools.map((p) => n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false })))));
+  const byNode = new Map<number, { pool: string; address: string }[]>();
+  for (const line of addrs) {
+    const [pool, address] = line.split(' ') as [string, string];
+    const owner = JSON.parse((await nodes[0]!.client.get(`${prefix}/swarmnet/addresses/${pool.replace('/', '-')}/${ip(address).toString(16).padStart(8, '0')}`).string())!) as { node: string };
+    const ni = Number(owner.node.slice(1)) - 1;
+    const list = byNode.get(ni) ?? [];
+    list.push({ pool, address });
+    byNode.set(ni, list);
+  }
+  const again: string[] = [];
+  await Promise.all(nodes.flatMap((n, ni) => [
+    ...(byNode.get(ni) ?? []).filter((_, i) => i % 3 === 0).map(async ({ pool, address }) => {
+      const lp = locals[ni]!.find((l) => l.Pool === pool)!;
+      await n.ipam.releaseAddress({ PoolID: lp.PoolID, Address: address.split('/')[0]! });
+    }),
+    ...locals[ni]!.flatMap((lp, j) => Array.from({ length: 6 }, async (_, i) => {
+      const mac = `02:42:0b:${ni.toString(16).padStart(2, '0')}:${(j + 1).toString(16).padStart(2, '0')}:${(i + 1).toString(16).padStart(2, '0')}`;
+      again.push(`${lp.Pool} ${(await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { 'com.docker.network.endpoint.macaddress': mac } })).Address}`);
+    })),
+  ]));
+  t.is(again.length, 162);
+  const live = await nodes[0]!.client.getAll().prefix(`${prefix}/swarmnet/addresses/`).keys();
+  t.is(live.length, 540 - 180 + 162, 'every release freed exactly one record, every allocation added one');
+  t.deepEqual(await checkInvariants(nodes[0]!.client, prefix), []);
 });
 
 /** Replays the recorded Docker 20.10 call sequence, translating the stub's 10.77.0.N answers to ours. */
@@ -214,8 +240,10 @@ test('the invariant checker catches an address without an owner and a duplicate 
   await n.client.put(`${prefix}/swarmnet/addresses/10.128.0.0-20/0a800005`).value('{"node":"ghost"}').exec();
   const rec = JSON.parse((await n.client.get(`${prefix}/swarmnet/networks/10.128.0.0-20`).string())!) as Record<string, unknown>;
   await n.client.put(`${prefix}/swarmnet/networks/10.128.16.0-20`).value(JSON.stringify({ ...rec, id: '10.128.16.0-20', subnet: '10.128.16.0/20' })).exec();
+  await n.client.put(`${prefix}/swarmnet/address-keys/10.128.0.0-20/inv/mac-02:42:00:00:00:01`).value('0a800005').exec();
   const bad = await checkInvariants(n.client, prefix);
   t.true(bad.some((b) => b.includes('no owner host subnet')), bad.join('; '));
+  t.true(bad.some((b) => b.includes('which is not its record')), bad.join('; '));
   t.true(bad.some((b) => b.includes(`VNI 6514 used twice`)), bad.join('; '));
   t.truthy(p.PoolID);
 });
