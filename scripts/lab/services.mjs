@@ -36,7 +36,7 @@ export async function serviceContainers(nodes, service, network) {
     for (const id of stdout.trim().split('\n').filter(Boolean)) {
       const info = JSON.parse((await docker(node, ['inspect', id])).stdout)[0];
       const net = info.NetworkSettings.Networks[network];
-      out.push({ node, id, name: info.Name.replace(/^\//, ''), address: net?.IPAddress, prefixLen: net?.IPPrefixLen });
+      out.push({ node, id: info.Id, name: info.Name.replace(/^\//, ''), address: net?.IPAddress, prefixLen: net?.IPPrefixLen });
     }
   }
   return out;

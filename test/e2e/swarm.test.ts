@@ -175,6 +175,32 @@ if (!enabled) {
     t.is(new Set(c.tasks!.map((x) => x.address)).size, 3, 'addresses are not unique');
   });
 
+  // KNOWN FAILURE (plugin bug, reported): plugin/runtime.ts gives the Docker view DRIVER_NAME = 'swarmnet', but
+  // Docker reports a network's driver as the name it was created with, which must be 'swarmnet:latest' (see
+  // LAYOUT.networkDriver) — so the view skips every swarmnet network and writes no network or container record.
+  test.serial.failing("Docker's view in etcd: the network and every task's container with its address", async (t) => {
+    const c = need();
+    t.truthy(c.tasks?.length === 3, 'needs the 3 tasks');
+    const net = `${PREFIX}/swarmnet/docker/networks/${c.network!.id}`;
+    const missing = async (): Promise<string[]> => {
+      const out: string[] = [];
+      if (!(await c.etcd.get(net).string())) out.push(net);
+      for (const task of c.tasks!) {
+        const key = `${PREFIX}/swarmnet/docker/containers/${task.node.name}/${task.id}`;
+        const v = await c.etcd.get(key).string();
+        const view = v ? (JSON.parse(v) as { networks: Record<string, { address?: string }> }) : undefined;
+        if (view?.networks[c.network!.id]?.address?.split('/')[0] !== task.address) out.push(`${key} (${v ?? 'absent'})`);
+      }
+      return out;
+    };
+    let left = await missing();
+    for (let i = 0; i < 15 && left.length; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      left = await missing();
+    }
+    t.deepEqual(left, []);
+  });
+
   test.serial('tasks on different nodes reach each other by IP: ICMP', async (t) => {
     const c = need();
     t.truthy(c.tasks?.length === 3, 'needs the 3 tasks');
