@@ -18,7 +18,9 @@ export async function createBridge(name, address) {
 
 /** Deletes a link in the root namespace (or in netns); missing is fine. */
 export async function deleteLink(name, netns) {
-  if (await linkExists(name, netns)) await run('ip', [...(netns ? ['-n', netns] : []), 'link', 'del', 'dev', name]);
+  // A veth vanishes by itself once its peer's namespace is gone, possibly between the check and the delete.
+  const r = await run('ip', [...(netns ? ['-n', netns] : []), 'link', 'del', 'dev', name], { allowFailure: true });
+  if (r.code !== 0 && (await linkExists(name, netns))) throw new Error(`ip link del dev ${name} failed: ${r.stderr.trim()}`);
 }
 
 /** Creates a named network namespace (/run/netns/<name>) with loopback up. */
