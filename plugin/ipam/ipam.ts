@@ -6,7 +6,7 @@ import type { PoolRequest, ReleaseAddressRequest, RequestAddressRequest, Request
 import { Keys, hex } from '../state/keys.js';
 import type { NodeLease } from '../state/etcd-client.js';
 import { PrefixWatch } from '../state/watch.js';
-import { planRestart, type LiveEndpoints } from './restart-plan.js';
+import { planReclaim, planRestart, type LiveEndpoints } from './restart-plan.js';
 import {
   decodePoolId, encodePoolId, gatewayOf, hostSubnets, hosts, networkCandidates, validateRequestedPool, vipBlock, type Space,
 } from './plan.js';
@@ -303,7 +303,10 @@ export class Ipam implements IpamDriver {
    * Restart reconciliation, "Docker trumps etcd trumps memory" (decision: planRestart). `live` must come from a
    * complete, successful Docker listing of this node: never call this while Docker is unreachable. An etcd failure
    * throws (503) before or between releases; each release is owner-checked, so a retry is safe. Kept addresses, their
-   * host subnets and their endpoint records are re-attached to the current node lease. Returns the released addresses.
+   * host subnets and their endpoint records are re-attached to the current node lease. With `live.endpoints`, running
+   * containers whose records vanished (the node lease expired while cut off from etcd) get them back when nobody took
+   * their host subnet or address meanwhile (planReclaim): call it again after NodeLease's `onRenewed`. Returns the
+   * released addresses.
    */
   async reconcileNode(live: LiveEndpoints): Promise<string[]> {
     return this.guard(async () => {
@@ -322,10 +325,56 @@ export class Ipam implements IpamDriver {
           await this.releaseAddress({ PoolID: encodePoolId('local', keyToCidr(net.id)), Address: r.address });
           released.push(r.address);
         }
+        if (live.endpoints?.length) {
+          const own = await this.o.client.get(this.keys.nodeSubnet(net.id, this.o.node)).string();
+          const recorded = new Map(records.filter((r) => !plan.release.includes(r)).map((r) => [r.ip, r.node]));
+          const subnet = keyToCidr(net.id);
+          const re = planReclaim([{ id: net.id, subnet, vipBlock: vipBlock(subnet, this.o.hostSubnetSize), recorded, ...(own !== null ? { own: keyToCidr(own) } : {}) }], this.o.node, this.o.hostSubnetSize, live.endpoints);
+          for (const c of re.conflicts) log.error({ network: net.id, conflict: c }, 'a running container\'s address cannot be recorded again');
+          for (const claim of re.claims) await this.reclaim(net, claim.hostSubnet, claim.addresses, own === null);
+        }
       }
       await this.adoptEndpoints(live);
       return released;
     });
+  }
+
+  /**
+   * Records again the addresses of running containers whose records vanished with a lost node lease: the host subnet
+   * first (only if nobody took it meanwhile), then each address (only if still free).
+   */
+  private async reclaim(net: NetworkRecord, hostSubnet: Cidr, addresses: { ip: number; mac?: string }[], claimSubnet: boolean): Promise<void> {
+    const c = this.o.client;
+    const leaseId = await this.o.lease.id();
+    const ownerKey = this.keys.nodeSubnet(net.id, this.o.node);
+    if (claimSubnet) {
+      const leaseKey = this.keys.flannelLease(net.id, hostSubnet);
+      const flannel = JSON.stringify({ PublicIP: this.o.publicIp, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: net.vni, VtepMAC: this.o.vtepMac(this.o.node, net.vni) } });
+      const res = await c.if(ownerKey, 'Create', '==', 0).and(leaseKey, 'Create', '==', 0)
+        .then(c.put(leaseKey).value(flannel).lease(leaseId), c.put(ownerKey).value(cidrToKey(hostSubnet)).lease(leaseId)).commit();
+      if (!res.succeeded) {
+        log.error({ network: net.id, subnet: formatCidr(hostSubnet) }, 'host subnet of running containers was taken by another node; their addresses are not recorded');
+        return;
+      }
+      this.hostLeases.delete(net.id);
+      this.used.delete(net.id);
+    }
+    await this.ensureHostLease(net);
+    for (const a of addresses) {
+      const key = a.mac ? `mac-${a.mac}` : undefined;
+      const addrKey = this.keys.address(net.id, a.ip);
+      let txn = c.if(addrKey, 'Create', '==', 0).and(ownerKey, 'Value', '==', cidrToKey(hostSubnet));
+      const ops = [c.put(addrKey).value(JSON.stringify({ node: this.o.node, ...(key ? { key } : {}) })).lease(leaseId)];
+      if (key) {
+        txn = txn.and(this.keys.addressKey(net.id, this.o.node, key), 'Create', '==', 0);
+        ops.push(c.put(this.keys.addressKey(net.id, this.o.node, key)).value(hex(a.ip)).lease(leaseId));
+      }
+      const res = await txn.then(...ops).commit();
+      if (res.succeeded) {
+        this.used.get(net.id)?.add(a.ip);
+        log.info({ network: net.id, address: formatIp(a.ip) }, 'address of a running container recorded again');
+      } else log.error({ network: net.id, address: formatIp(a.ip) }, 'address of a running container is taken; not recorded');
+    }
   }
 
   /** Re-attach this node's endpoint records of running containers to the current node lease. */

@@ -387,3 +387,45 @@ test('restart reconciliation: Docker trumps etcd trumps memory; nothing is relea
     await own.stop();
   }
 });
+
+test('lost node lease: running containers get their address records back; a host subnet taken meanwhile is not stolen', async (t) => {
+  const prefix = randomPrefix();
+  const mgr = node(prefix, 'mgr');
+  const x = node(prefix, 'lx');
+  const p = await mgr.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const p2 = await mgr.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const xl = await x.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const xl2 = await x.ipam.requestPool({ AddressSpace: L, Pool: p2.Pool, SubPool: '', Options: {}, V6: false });
+  const a1 = await x.ipam.requestAddress({ PoolID: xl.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:04:01' } });
+  const a2 = await x.ipam.requestAddress({ PoolID: xl.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:04:02' } });
+  const b1 = await x.ipam.requestAddress({ PoolID: xl2.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:04:03' } });
+  // x is cut off longer than its TTL: etcd drops its records (containers keep running); y takes x's subnet in net 2.
+  await x.client.leaseClient.leaseRevoke({ ID: await x.lease.id() });
+  const y = node(prefix, 'ly');
+  const yl2 = await y.ipam.requestPool({ AddressSpace: L, Pool: p2.Pool, SubPool: '', Options: {}, V6: false });
+  t.is((await y.ipam.localHostLease(parseCidr(p2.Pool))).subnet.network, ip(b1.Address) & ~127 >>> 0, "y now holds x's old host subnet of net 2");
+  const live = {
+    macs: new Set(['02:42:00:00:04:01', '02:42:00:00:04:02', '02:42:00:00:04:03']),
+    addresses: new Set([a1.Address, a2.Address, b1.Address].map((a) => a.split('/')[0]!)),
+    endpoints: [[a1, '01'], [a2, '02'], [b1, '03']].map(([a, m]) => ({ address: (a as { Address: string }).Address.split('/')[0]!, mac: `02:42:00:00:04:${m as string}` })),
+  };
+  let released: string[] | undefined;
+  for (let i = 0; i < 50 && !released; i++) { // until x's lease was re-granted
+    released = await x.ipam.reconcileNode(live).catch(() => undefined);
+    if (!released) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.deepEqual(released, []);
+  const replay1 = await x.ipam.requestAddress({ PoolID: xl.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:04:02' } });
+  t.is(replay1.Address, a2.Address, 'a replay by MAC finds the re-recorded address');
+  t.is((await x.ipam.localHostLease(parseCidr(p.Pool))).subnet.network, ip(a1.Address) & ~127 >>> 0, 'x holds its old host subnet of net 1 again');
+  const owners = await mgr.client.getAll().prefix(`${prefix}/swarmnet/node-subnets/`).strings();
+  t.is(owners[`${prefix}/swarmnet/node-subnets/${p2.Pool.replace('/', '-')}/ly`], cidrKey(b1.Address), 'y keeps the subnet it took');
+  t.false(`${prefix}/swarmnet/node-subnets/${p2.Pool.replace('/', '-')}/lx` in owners, 'x did not claim a second one for the conflicting container');
+  t.truthy(yl2.PoolID);
+  t.deepEqual(await checkInvariants(mgr.client, prefix), []);
+});
+
+function cidrKey(address: string): string {
+  const n = ip(address) & ~127 >>> 0;
+  return `${[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')}-25`;
+}
