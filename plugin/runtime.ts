@@ -6,6 +6,7 @@ import { findUnderlay } from '../flannel/underlay.js';
 import { vtepMac } from '../flannel/vtep-mac.js';
 import type { Config } from './config.js';
 import { ClusterView } from './docker/cluster-view.js';
+import { isSwarmnetDriver } from './driver.js';
 import { checkEmbeddedAllowed, startEmbeddedEtcd, type EmbeddedEtcd } from './embedded-etcd.js';
 import { Ipam } from './ipam/ipam.js';
 import { NetworkDriverImpl } from './network-driver.js';
@@ -23,9 +24,6 @@ export interface Runtime {
   driver: DriverImpl;
   stop(): Promise<void>;
 }
-
-/** The driver name Docker records on our networks (`--driver swarmnet`); the view mirrors only those. */
-const DRIVER_NAME = 'swarmnet';
 
 /**
  * Starts every part in dependency order. Any failure undoes what was started and throws: the daemon retries the
@@ -80,7 +78,8 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     undo.push(() => overlay.stop());
 
     const view = new ClusterView({
-      docker, client, lease, prefix: config.etcd.prefix, node: identity.name, isManager: identity.isManager, driverName: DRIVER_NAME,
+      docker, client, lease, prefix: config.etcd.prefix, node: identity.name, isOurDriver: isSwarmnetDriver,
+      isManager: async () => nodeIdentity(await docker.info(), config.nodeName, hostname()).isManager,
     });
     view.start();
     undo.push(() => view.stop());

@@ -22,9 +22,10 @@ export interface ClusterViewOptions {
   lease: NodeLease;
   prefix: string;
   node: string;
-  isManager: boolean;
-  /** Only networks of this driver are mirrored. */
-  driverName: string;
+  /** Asked at every full resync: a node can be promoted or demoted while the plugin runs. */
+  isManager: () => Promise<boolean>;
+  /** Only networks of this driver are mirrored (Docker records the name the user gave, e.g. `swarmnet:latest`). */
+  isOurDriver: (driver: string) => boolean;
 }
 
 /**
@@ -38,6 +39,7 @@ export class ClusterView {
   private stream?: NodeJS.ReadableStream;
   /** Ids of this driver's networks: only containers attached to one of them are mirrored. */
   private ourNetworks = new Set<string>();
+  private manager = false;
 
   constructor(private readonly o: ClusterViewOptions) {
     this.keys = new ViewKeys(o.prefix);
@@ -72,10 +74,11 @@ export class ClusterView {
   /** Full resync: Docker trumps etcd. */
   async resync(): Promise<void> {
     const { docker } = this.o;
-    const nets = (await docker.listNetworks()).filter((n) => n.Driver === this.o.driverName);
+    this.manager = await this.o.isManager();
+    const nets = (await docker.listNetworks()).filter((n) => this.o.isOurDriver(n.Driver));
     const netIds = new Set(nets.map((n) => n.Id));
     this.ourNetworks = netIds;
-    if (this.o.isManager) {
+    if (this.manager) {
       await this.replace(this.keys.networks(), new Map(nets.map((n) => [n.Id, JSON.stringify(networkView(n))])), false);
       const services = await docker.listServices();
       await this.replace(this.keys.services(), new Map(services.map((s) => [s.ID ?? '', JSON.stringify(serviceView(s))])), false);
@@ -136,16 +139,16 @@ export class ClusterView {
       if (!view || !Object.keys(view.networks).some((n) => this.ourNetworks.has(n))) return void (await client.delete().key(key).exec());
       await client.put(key).value(JSON.stringify(view)).lease(await this.o.lease.id()).exec();
     } else if (kind === 'service') {
-      if (!this.o.isManager) return;
+      if (!this.manager) return;
       const s = await docker.getService(id).inspect().catch(gone);
       if (!s) return void (await client.delete().key(this.keys.services() + id).exec());
       await client.put(this.keys.services() + id).value(JSON.stringify(serviceView(s))).exec();
     } else {
       const n = await docker.getNetwork(id).inspect().catch(gone);
-      const ours = !!n && n.Driver === this.o.driverName;
+      const ours = !!n && this.o.isOurDriver(n.Driver);
       if (ours) this.ourNetworks.add(id);
       else this.ourNetworks.delete(id);
-      if (!this.o.isManager) return;
+      if (!this.manager) return;
       if (!ours) return void (await client.delete().key(this.keys.networks() + id).exec());
       await client.put(this.keys.networks() + id).value(JSON.stringify(networkView(n))).exec();
     }

@@ -1,5 +1,6 @@
 import test from 'ava';
 import { parseCidr } from '../../common/cidr.js';
+import { isSwarmnetDriver } from '../../plugin/driver.js';
 import { nodeIdentity } from '../../plugin/node-identity.js';
 import { toOverlayState } from '../../plugin/overlay-sync.js';
 import { liveEndpoints } from '../../plugin/restart-reconcile.js';
@@ -38,4 +39,9 @@ test('IPAM records become the overlay input with the local node attached', (t) =
     networks: [{ id: '10.128.0.0-20', vni: 6514, subnet: '10.128.0.0/20', mtu: 1400 }, { id: '10.128.16.0-20', vni: 6515, subnet: '10.128.16.0/20' }],
     leases: [{ networkId: '10.128.0.0-20', subnet: '10.128.0.0/25', publicIp: '10.99.0.11', vtepMac: '02:00:00:00:00:01', node: 'n1' }],
   });
+});
+
+test('our networks are recognised by driver name, with or without tag and registry path', (t) => {
+  for (const d of ['swarmnet', 'swarmnet:latest', 'swarmnet:0.1.0', 'registry.example:5000/ops/swarmnet:1.2', 'ops/swarmnet']) t.true(isSwarmnetDriver(d), d);
+  for (const d of ['overlay', 'bridge', 'swarmnet2', 'notswarmnet:latest', 'swarmnet:', 'swarmnet:latest/x', '']) t.false(isSwarmnetDriver(d), d);
 });
