@@ -131,7 +131,8 @@ export async function up({ nodes = 3, managers = 1, log = defaultLog, logLevel =
     const { createPlugin } = await import('../build-plugin.mjs');
     await Promise.all(state.nodes.map((n) => createPlugin({
       dir: built.dir, host: `unix://${n.socket}`, name: LAYOUT.pluginName, force: true,
-      settings: pluginSettings(n, logLevel), enable: true, log: () => {},
+      settings: pluginSettings(n, logLevel), enable: true,
+      log: (m) => { if (/(created|enabled) in/.test(m)) log(`  ${n.name}: plugin ${m.replace(/^.*: /, '')}`); },
     })));
     log('waiting until every node advertises the plugin to the swarm (about 20 s)');
     await waitPluginAdvertised(state.nodes[0], state.nodes.length);

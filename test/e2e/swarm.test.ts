@@ -5,6 +5,8 @@
 import test from 'ava';
 import { Etcd3 } from 'etcd3';
 import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { BRIDGE_PREFIX, ROUTE_PROTO, VETH_HOST_PREFIX, VETH_PEER_PREFIX, VXLAN_PREFIX } from '../../flannel/names.js';
 import { docker, execInNode } from '../../scripts/lab/dockerd.mjs';
 import { down, etcdEndpoint, LAYOUT, up, type Sandbox, type SandboxNode } from '../../scripts/lab/sandbox.mjs';
 import {
@@ -16,8 +18,8 @@ const PREFIX = '/flannel'; // ETCD_PREFIX default, not overridden by the sandbox
 const NETWORK = 'e2e-net';
 const SERVICE = 'e2e-web';
 const DRIVER = LAYOUT.networkDriver;
-/** Interface name prefixes the overlay owns (flannel/names.ts): VXLAN devices, bridges, veth pairs. */
-const OUR_LINK = /^(swvx|swbr|swve|swvp)/;
+/** Interface names the overlay owns: VXLAN devices, bridges, veth pairs. */
+const OUR_LINK = new RegExp(`^(${[VXLAN_PREFIX, BRIDGE_PREFIX, VETH_HOST_PREFIX, VETH_PEER_PREFIX].join('|')})`);
 
 interface Ctx {
   sb: Sandbox;
@@ -51,13 +53,43 @@ async function ourLinks(node: SandboxNode): Promise<Set<string>> {
   const out = execFileSync('ip', ['-n', node.netns, '-j', 'link', 'show'], { encoding: 'utf8' });
   return new Set((JSON.parse(out) as { ifname: string }[]).map((l) => l.ifname).filter((n) => OUR_LINK.test(n)));
 }
-/** nftables lines of a node that are swarmnet's (our chain, comments, device names) or name the test network. */
+/**
+ * Firewall lines of a node that are swarmnet's (our chain, comments, device names) or name the test network:
+ * nftables (which includes Debian's default iptables-nft) and legacy iptables; plus routes with our protocol id.
+ */
 async function ourRules(node: SandboxNode, extra: string[] = []): Promise<Set<string>> {
-  const { stdout } = await execInNode(node, 'nft', ['list', 'ruleset']);
-  const marks = [/swarmnet/i, /SWARMNET-/, /\bsw(vx|br|ve|vp)\d/, ...extra.map((s) => new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))];
+  const nft = await execInNode(node, 'nft', ['list', 'ruleset']);
+  const legacy = await execInNode(node, 'iptables-legacy-save', [], { allowFailure: true });
+  const routes = await execInNode(node, 'ip', ['route', 'show', 'table', 'all', 'proto', String(ROUTE_PROTO)]);
+  const stdout = `${nft.stdout}\n${legacy.stdout}\n${routes.stdout.split('\n').filter(Boolean).map((r) => `route ${r}`).join('\n')}`;
+  const marks = [/swarmnet/i, /SWARMNET-/, /\bsw(vx|br|ve|vp)\d/, /^route /, ...extra.map((s) => new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))];
   return new Set(stdout.split('\n').map((l) => l.trim()).filter((l) => marks.some((m) => m.test(l))));
 }
 const diff = <T>(now: Set<T>, before: Set<T>): T[] => [...now].filter((x) => !before.has(x));
+
+/** Everything on this machine that carries the sandbox's names (LAYOUT): empty before `up` and after `down`. */
+function sandboxFootprint(): string[] {
+  const out: string[] = [];
+  const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8' });
+  if (existsSync('/run/netns')) for (const n of readdirSync('/run/netns')) if (/^sn-node\d+$/.test(n)) out.push(`netns ${n}`);
+  for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string }[]) {
+    if (l.ifname === LAYOUT.bridge || /^sn-v\d+$/.test(l.ifname)) out.push(`link ${l.ifname}`);
+  }
+  for (const m of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const point = m.split(' ')[4] ?? '';
+    if (/\/sn-node\d+$/.test(point) || point.startsWith(LAYOUT.dataDir)) out.push(`mount ${point}`);
+  }
+  if (/\bsn-sandbox\b/.test(sh('nft', ['list', 'tables']))) out.push('nft table sn-sandbox');
+  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (argv.includes(LAYOUT.dataDir) || argv.includes('/run/sn-node')) out.push(`process ${d} ${argv.replace(/\0/g, ' ').slice(0, 80)}`);
+    } catch { /* exited */ }
+  }
+  for (const f of readdirSync('/run')) if (/^sn-node\d+\.sock$/.test(f)) out.push(`socket /run/${f}`);
+  if (existsSync(LAYOUT.dataDir)) out.push(`dir ${LAYOUT.dataDir}`);
+  return out;
+}
 
 /** The plugin's warnings and errors from a node's dockerd log (its stdout/stderr land there), for failure reports. */
 function pluginLog(node: SandboxNode, lines = 15): string {
@@ -91,10 +123,11 @@ if (!enabled) {
     t.log(`sandbox up in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   });
 
-  test.after.always('sandbox down', async (t) => {
+  test.after.always('sandbox down leaves no namespace, link, mount, nft table, process or directory of its own', async (t) => {
     t.timeout(5 * 60_000);
     ctx?.etcd.close();
     await down({ log: (m: string) => t.log(m) });
+    t.deepEqual(sandboxFootprint(), []);
   });
 
   test.serial('the plugin is enabled on every node and answers Plugin.Activate', async (t) => {
