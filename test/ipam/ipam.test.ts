@@ -429,3 +429,18 @@ function cidrKey(address: string): string {
   const n = ip(address) & ~127 >>> 0;
   return `${[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')}-25`;
 }
+
+test('exhausted host subnets and an exhausted VIP block get clear errors and leave the plan intact', async (t) => {
+  const prefix = randomPrefix();
+  const small = { available: '10.130.0.0/23', networkSize: 24, hostSize: 26 }; // 3 host subnets + the VIP block
+  const nodes = ['h1', 'h2', 'h3', 'h4'].map((n) => node(prefix, n, small));
+  const p = await nodes[0]!.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  for (const n of nodes.slice(0, 3)) await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const e = await t.throwsAsync(nodes[3]!.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false }));
+  t.is((e as PluginError).status, 400);
+  t.regex(e!.message, /network 10\.130\.0\.0\/24 has no free \/26 host subnet for node h4/);
+  for (let i = 0; i < 62; i++) await nodes[0]!.ipam.requestAddress({ PoolID: p.PoolID, Address: '', Options: {} });
+  const v = await t.throwsAsync(nodes[1]!.ipam.requestAddress({ PoolID: p.PoolID, Address: '', Options: {} }));
+  t.regex(v!.message, /VIP block 10\.130\.0\.192\/26 of network 10\.130\.0\.0\/24 is exhausted/);
+  t.deepEqual(await checkInvariants(nodes[0]!.client, prefix), []);
+});

@@ -6,13 +6,13 @@ import { NodeLease } from '../../plugin/state/etcd-client.js';
 export interface TestNode { ipam: Ipam; client: Etcd3; lease: NodeLease; close(revoke?: boolean): Promise<void> }
 
 /** One plugin instance: its own etcd client and node lease, as in a separate process. */
-export function makeNode(endpoint: string, prefix: string, node: string, opts: { ttl?: number; available?: string; publicIp?: string; vtepMac?: (node: string, vni: number) => string } = {}): TestNode {
+export function makeNode(endpoint: string, prefix: string, node: string, opts: { ttl?: number; available?: string; networkSize?: number; hostSize?: number; publicIp?: string; vtepMac?: (node: string, vni: number) => string } = {}): TestNode {
   const client = new Etcd3({ hosts: endpoint, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 3000 }) });
   const lease = new NodeLease(client, opts.ttl ?? 10);
   const ipam = new Ipam({
     client, lease, prefix, node, publicIp: opts.publicIp ?? '192.0.2.1',
     availableSubnets: (opts.available ?? '10.128.0.0/16').split(',').map((s) => parseCidr(s)),
-    networkSubnetSize: 20, hostSubnetSize: 25, vniStart: 6514,
+    networkSubnetSize: opts.networkSize ?? 20, hostSubnetSize: opts.hostSize ?? 25, vniStart: 6514,
     vtepMac: opts.vtepMac ?? ((n, vni) => `02:00:00:00:${(n.length % 256).toString(16).padStart(2, '0')}:${(vni % 256).toString(16).padStart(2, '0')}`),
   });
   return {
