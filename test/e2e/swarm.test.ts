@@ -126,6 +126,10 @@ if (!enabled) {
   test.after.always('sandbox down leaves no namespace, link, mount, nft table, process or directory of its own', async (t) => {
     t.timeout(5 * 60_000);
     ctx?.etcd.close();
+    if (process.env.SWARMNET_E2E_KEEP === '1') {
+      t.log('SWARMNET_E2E_KEEP=1: sandbox left up for inspection (npm run sandbox -- status / exec / down)');
+      return;
+    }
     await down({ log: (m: string) => t.log(m) });
     t.deepEqual(sandboxFootprint(), []);
   });
