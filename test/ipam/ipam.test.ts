@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { readFileSync } from 'node:fs';
 import { setLogLevel } from '../../common/log.js';
 import { contains, parseCidr, parseIp } from '../../common/cidr.js';
@@ -78,48 +78,64 @@ test('three instances racing: no duplicate subnet, VNI, VIP or address; no alloc
   t.deepEqual(await checkInvariants(nodes[0]!.client, prefix), []);
 });
 
-/** Replays the recorded Docker 20.10 call sequence, translating the stub's 10.77.0.N answers to ours. */
-test('re-homing: the fixture sequence gets local addresses on the task node and leaks nothing', async (t) => {
-  const prefix = randomPrefix();
-  const n = node(prefix, 'task-node');
+/**
+ * Replays the recorded Docker 20.10 call sequence, translating the stub's 10.77.0.N answers to ours. Global-space
+ * calls go to the manager's instance, local-space calls to the task node's (the same one on a single-node swarm).
+ */
+async function replayFixture(t: ExecutionContext, mgr: TestNode, task: TestNode, prefix: string): Promise<void> {
   const lines = readFileSync(new URL('../fixtures/docker-20.10-swarm-plugin-calls.jsonl', import.meta.url), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { endpoint: string; request: Record<string, unknown> | null });
   let stubN = 2;
   const ours = new Map<string, { address: string; poolId: string }>();
   const pool: Record<string, string> = {};
   let network = '';
   const local: string[] = [];
+  const on = (poolId: string): TestNode => (poolId.startsWith('global/') ? mgr : task);
   for (const { endpoint, request } of lines) {
     const r = request ?? {};
     if (endpoint === '/IpamDriver.RequestPool') {
       const space = r.AddressSpace === 'g' ? G : L;
-      const res = await n.ipam.requestPool({ AddressSpace: space, Pool: r.Pool ? network : '', SubPool: '', Options: (r.Options ?? {}) as Record<string, string>, V6: false });
+      const res = await (space === G ? mgr : task).ipam.requestPool({ AddressSpace: space, Pool: r.Pool ? network : '', SubPool: '', Options: (r.Options ?? {}) as Record<string, string>, V6: false });
       if (space === G) network = res.Pool;
       pool[space] = res.PoolID;
     } else if (endpoint === '/IpamDriver.RequestAddress') {
       const opts = (r.Options ?? {}) as Record<string, string>;
       const preferred = r.Address ? ours.get(r.Address as string)?.address ?? '' : '';
       const poolId = r.Address || (opts.RequestAddressType && !opts['com.docker.network.ipam.serial']) ? pool[L]! : pool[G]!;
-      const res = await n.ipam.requestAddress({ PoolID: poolId, Address: preferred.split('/')[0] ?? '', Options: opts });
+      const res = await on(poolId).ipam.requestAddress({ PoolID: poolId, Address: preferred.split('/')[0] ?? '', Options: opts });
       ours.set(`10.77.0.${stubN++}`, { address: res.Address, poolId });
       if (poolId === pool[L] && !opts.RequestAddressType) local.push(res.Address);
     } else if (endpoint === '/IpamDriver.ReleaseAddress') {
       const a = ours.get(r.Address as string);
-      if (!a) return t.fail(`fixture releases unknown ${String(r.Address)}`);
-      await n.ipam.releaseAddress({ PoolID: a.poolId, Address: a.address.split('/')[0]! });
+      if (!a) return void t.fail(`fixture releases unknown ${String(r.Address)}`);
+      await on(a.poolId).ipam.releaseAddress({ PoolID: a.poolId, Address: a.address.split('/')[0]! });
     } else if (endpoint === '/IpamDriver.ReleasePool') {
       // As recorded, Docker releases the manager-side pool first and the node's later: both orders must be safe.
       const space = pool[G] ? G : L;
-      await n.ipam.releasePool({ PoolID: pool[space]! });
+      await (space === G ? mgr : task).ipam.releasePool({ PoolID: pool[space]! });
       delete pool[space];
     }
   }
   t.true(local.length >= 6, `task addresses: ${local.join(' ')}`);
   for (const a of local) {
     t.true(a.endsWith('/25'), a);
-    t.true(contains(parseCidr('10.128.0.0/25'), ip(a)) || contains(parseCidr('10.128.16.0/25'), ip(a)), `${a} in the node's host subnet`);
+    t.true(contains(parseCidr('10.128.0.0/25'), ip(a)) || contains(parseCidr('10.128.16.0/25'), ip(a)), `${a} in the task node's host subnet`);
   }
-  const left = await n.client.getAll().prefix(`${prefix}/`).keys();
+  t.true(local.every((a) => !contains(parseCidr('10.128.15.128/25'), ip(a)) && !contains(parseCidr('10.128.31.128/25'), ip(a))), 'no task keeps a placeholder from the VIP block');
+  const left = await mgr.client.getAll().prefix(`${prefix}/`).keys();
   t.deepEqual(left, [], 'nothing left in etcd after the network is removed');
+}
+
+test('re-homing: the fixture sequence gets local addresses on the task node and leaks nothing (single node)', async (t) => {
+  const prefix = randomPrefix();
+  const n = node(prefix, 'task-node');
+  await replayFixture(t, n, n, prefix);
+});
+
+test('re-homing: the fixture sequence with the manager and the task node as separate instances', async (t) => {
+  const prefix = randomPrefix();
+  const mgr = node(prefix, 'manager');
+  const task = node(prefix, 'worker');
+  await replayFixture(t, mgr, task, prefix);
 });
 
 test('leader change: a new leader replaying RequestPool/RequestAddress gets the same answers and allocates nothing new', async (t) => {
