@@ -46,6 +46,8 @@ export class NodeLease {
   private closed = false;
   private retry = cappedBackoff(200, 5000);
   private timer?: NodeJS.Timeout;
+  /** Between a loss and the next grant: etcd3 would still hand out the dead lease's id. */
+  private lost = false;
 
   constructor(
     private readonly client: Etcd3,
@@ -64,11 +66,13 @@ export class NodeLease {
     lease.once('lost', (err: Error) => {
       if (this.closed || lease !== this.lease) return;
       this.stats.lost++;
+      this.lost = true;
       const delay = this.retry.duration;
       this.retry = this.retry.next(undefined);
       log.warn({ err: err.message, retryMs: delay }, 'node lease lost; granting a new one');
       this.timer = setTimeout(() => {
         if (this.closed) return;
+        this.lost = false;
         this.lease = this.create();
         this.onRenewed();
       }, delay);
@@ -79,6 +83,7 @@ export class NodeLease {
 
   /** The lease id (always awaited: etcd3 builders are lazy). */
   id(): Promise<string> {
+    if (this.lost) return Promise.reject(new Error('the node lease was lost; a new one is being granted'));
     return this.lease.grant();
   }
 

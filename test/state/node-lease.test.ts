@@ -19,6 +19,8 @@ run('a lost lease is replaced once, onRenewed fires, and keys of the old lease a
     const k = `${randomPrefix()}/owned`;
     await client.put(k).value('x').lease(first).exec();
     await client.leaseClient.leaseRevoke({ ID: first }); // as if the TTL ran out during a partition
+    for (let i = 0; i < 1000 && lease.stats.lost === 0; i++) await sleep(10);
+    await t.throwsAsync(lease.id(), { message: /lost/ }, 'no dead lease id is handed out before the new grant');
     for (let i = 0; i < 100 && renewed === 0; i++) await sleep(100);
     t.is(renewed, 1);
     const second = await lease.id();
