@@ -318,8 +318,10 @@ test('--subnet: honoured when inside AVAILABLE_SUBNETS and free; refused when ou
   t.is(got.Pool, '10.128.48.0/20', 'the user subnet, not the first free one');
   const next = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
   t.is(next.Pool, '10.128.0.0/20', 'automatic allocation skips nothing and takes the first free');
-  const again = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-  t.is(again.Pool, '10.128.16.0/20');
+  const again = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: { 'flannel-id': 'one' }, V6: false });
+  t.is(again.Pool, '10.128.16.0/20', 'a reused flannel-id is only an attribute: a network of its own');
+  const recs = await n.ipam.networks();
+  t.is(new Set(recs.map((r) => r.vni)).size, 3, 'three networks, three VNIs');
   const refused = async (pool: string, opts: Record<string, string>, re: RegExp): Promise<void> => {
     const e = await t.throwsAsync(n.ipam.requestPool({ AddressSpace: G, Pool: pool, SubPool: '', Options: opts, V6: false }));
     t.is((e as PluginError).status, 400);
