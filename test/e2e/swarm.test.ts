@@ -212,10 +212,9 @@ if (!enabled) {
     t.is(new Set(c.tasks!.map((x) => x.address)).size, 3, 'addresses are not unique');
   });
 
-  // KNOWN FAILURE (plugin bug, reported): plugin/runtime.ts gives the Docker view DRIVER_NAME = 'swarmnet', but
-  // Docker reports a network's driver as the name it was created with, which must be 'swarmnet:latest' (see
-  // LAYOUT.networkDriver) — so the view skips every swarmnet network and writes no network or container record.
-  test.serial.failing("Docker's view in etcd: the network and every task's container with its address", async (t) => {
+  // Docker reports a network's driver as the name it was created with ('swarmnet:latest', LAYOUT.networkDriver): the
+  // view must recognise that form, or it writes no record at all (the bug this caught, fixed in d2bdb9b).
+  test.serial("Docker's view in etcd: the network and every task's container with its address", async (t) => {
     const c = need();
     t.truthy(c.tasks?.length === 3, 'needs the 3 tasks');
     const net = `${PREFIX}/swarmnet/docker/networks/${c.network!.id}`;
