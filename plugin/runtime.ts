@@ -15,7 +15,7 @@ import { nodeIdentity } from './node-identity.js';
 import { OverlaySync } from './overlay-sync.js';
 import type { Readiness } from './readiness.js';
 import type { DriverImpl } from './swarmnet-driver.js';
-import { startRestartReconciliation } from './restart-reconcile.js';
+import { RestartReconciler } from './restart-reconcile.js';
 import { createEtcdClient, NodeLease } from './state/etcd-client.js';
 
 /** Everything the daemon runs once initialised: etcd client, IPAM, overlay reconciler, Docker events. */
@@ -24,6 +24,9 @@ export interface Runtime {
   driver: DriverImpl;
   stop(): Promise<void>;
 }
+
+/** dockerd starts plugins before it restores containers: the first restart reconciliation waits this long. */
+const RESTART_GRACE_MS = 15_000;
 
 /**
  * Starts every part in dependency order. Any failure undoes what was started and throws: the daemon retries the
@@ -57,9 +60,9 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     const underlay = await findUnderlay(config.underlayInterface ?? identity.swarmAddress);
     const publicIp = config.publicIp ?? underlay.address;
 
-    // A lost node lease means etcd dropped this node's records: forget cached ones so the next call rewrites them.
-    // (The callback only fires long after `ipam` below is initialised.)
-    const lease = new NodeLease(client, config.nodeLeaseTtlSeconds, () => ipam.resetCache());
+    // A lost node lease means etcd dropped this node's records (set below, once IPAM exists).
+    let onLeaseRenewed = (): void => {};
+    const lease = new NodeLease(client, config.nodeLeaseTtlSeconds, () => onLeaseRenewed());
     undo.push(() => lease.close());
     await lease.id();
     const ipam = new Ipam({
@@ -67,6 +70,12 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
       availableSubnets: config.availableSubnets, networkSubnetSize: config.networkSubnetSize,
       hostSubnetSize: config.hostSubnetSize, vniStart: config.vniStart, vtepMac,
     });
+    const restart = new RestartReconciler({ docker, ipam, log: logger('restart-reconcile') });
+    // Forget cached records so the next call rewrites them, and re-record the running containers' addresses.
+    onLeaseRenewed = () => {
+      ipam.resetCache();
+      restart.schedule(0);
+    };
 
     readiness.setWaitingFor('the overlay reconciler');
     const overlay = new OverlaySync(
@@ -84,7 +93,7 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     view.start();
     undo.push(() => view.stop());
 
-    const restart = startRestartReconciliation({ docker, ipam, log: logger('restart-reconcile') });
+    restart.schedule(RESTART_GRACE_MS);
     undo.push(() => restart.stop());
 
     const network = new NetworkDriverImpl(new EtcdNetworkState(ipam), overlay, logger('network'));

@@ -26,6 +26,7 @@ test('live endpoints: only running containers, MACs lower-cased', (t) => {
   ]);
   t.deepEqual([...live.macs], ['02:42:0a:00:00:02']);
   t.deepEqual([...live.addresses], ['10.128.0.2']);
+  t.deepEqual(live.endpoints, [{ address: '10.128.0.2', mac: '02:42:0a:00:00:02' }], 'pairs let a node re-record addresses after a lost lease');
 });
 
 test('IPAM records become the overlay input with the local node attached', (t) => {
