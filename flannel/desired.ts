@@ -157,6 +157,7 @@ export function desiredKernelState(state: OverlayState, underlay: { mtu: number 
       }
     }
   }
-  out.filterRules = filterRules(programmed);
+  // No network programmed here: no rules at all, so a node without swarmnet networks carries nothing of ours.
+  out.filterRules = programmed.length ? filterRules(programmed) : [];
   return out;
 }

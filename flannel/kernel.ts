@@ -154,6 +154,13 @@ export class Kernel {
     await this.inNs('iptables', ['-w', '-t', 'filter', '-I', 'FORWARD', '1', '-j', FORWARD_CHAIN]);
   }
 
+  /** Removes the jump and the chain (both idempotent: absent is fine). */
+  async removeForwardChain(): Promise<void> {
+    while ((await this.inNs('iptables', ['-w', '-t', 'filter', '-D', 'FORWARD', '-j', FORWARD_CHAIN], { allowFailure: true })).code === 0);
+    await this.inNs('iptables', ['-w', '-t', 'filter', '-F', FORWARD_CHAIN], { allowFailure: true });
+    await this.inNs('iptables', ['-w', '-t', 'filter', '-X', FORWARD_CHAIN], { allowFailure: true });
+  }
+
   /** Runs one ip command (argument array) and throws on failure. */
   async ipRun(args: string[]): Promise<void> {
     await this.ip(args);

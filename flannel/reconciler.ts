@@ -168,6 +168,13 @@ export class OverlayReconciler {
 
   private async applyRules(desired: DesiredState, report: ReconcileReport): Promise<void> {
     const have = await this.kernel.forwardChainRules();
+    if (desired.filterRules.length === 0) {
+      if (have !== undefined || (await this.kernel.hasForwardJump())) {
+        await this.kernel.removeForwardChain();
+        report.changes.rules++;
+      }
+      return;
+    }
     if (!have || have.length !== desired.filterRules.length || have.some((r, i) => r !== desired.filterRules[i])) {
       await this.kernel.writeForwardChain(desired.filterRules);
       report.changes.rules++;

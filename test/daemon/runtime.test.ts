@@ -198,6 +198,8 @@ run('swarm call sequence on two hosts: local addresses, cross-host traffic, clea
     await waitFor(async () => {
       const ours = links(HOSTS[h].ns).filter((l) => /^sw(vx|br|ve|vp)/.test(l));
       if (ours.length) throw new Error(`left on ${h}: ${ours.join(',')}`);
+      const rules = inNs(HOSTS[h].ns, 'iptables', ['-w', '-S']).stdout.split('\n').filter((l) => l.includes('SWARMNET'));
+      if (rules.length) throw new Error(`rules left on ${h}: ${rules.join('; ')}`);
     }, 10_000, `kernel state removed on ${h}`);
   }
   const left = Object.keys(await etcd.getAll().prefix(`${PREFIX}/`).strings()).filter((k) => !k.includes('/docker/'));

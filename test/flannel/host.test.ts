@@ -104,4 +104,7 @@ serial('restart: a new reconciler adopts its recorded links and removes them whe
   const names = (await k.links()).map((l) => l.name);
   t.false(names.includes('swvx300') || names.includes('swbr300'));
   t.deepEqual(await k.ourRoutes(), []);
+  t.is(await k.forwardChainRules(), undefined, 'the last network gone: our filter chain goes too');
+  t.false(await k.hasForwardJump(), 'and the jump to it from FORWARD');
+  t.deepEqual((await r2.update({ ...state, networks: [], leases: [] })).changes.rules, 0, 'nothing left to remove');
 });
