@@ -1,12 +1,14 @@
+import cluster from 'node:cluster';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { pathToFileURL } from 'node:url';
+import { Command as CommanderCommand } from 'commander';
 import { DnsServer } from './server.js';
 import { buildTable, type Table } from './table.js';
 import { parseUpstream } from './upstreams.js';
 
-export interface ServeOptions { table: string; listen: string; view?: string; upstream?: string[]; compat: string }
+export interface ServeOptions { table: string; listen: string; view?: string; upstream?: string[]; compat: string; workers?: string }
 
 function loadTable(file: string): Table {
   let raw: unknown;
@@ -40,8 +42,39 @@ export async function serve(o: ServeOptions): Promise<{ server: DnsServer; close
   return { server, close: () => { process.off('SIGHUP', reload); udp.close(); tcp.close(); } };
 }
 
+/**
+ * --workers N: N processes share the listening sockets (node:cluster; UDP handles are shared, TCP connections
+ * handed out round-robin), so one resolver uses several cores as Docker's does. The primary only supervises:
+ * it restarts a worker that dies (at most once a second), forwards SIGHUP (reload) and stops them on SIGTERM/SIGINT.
+ */
+async function supervise(n: number, listen: string): Promise<void> {
+  let up = 0;
+  let stopping = false;
+  let lastFork = 0;
+  const fork = (): void => {
+    const w = cluster.fork();
+    w.on('message', (m) => { if (m === 'listening' && ++up === n) process.stdout.write(`dns listening on ${listen} (${n} workers)\n`); });
+  };
+  cluster.on('exit', (w, code, signal) => {
+    if (stopping) return;
+    process.stderr.write(`dns worker ${w.process.pid} exited (${signal ?? code}), restarting\n`);
+    const wait = Math.max(0, lastFork + 1000 - Date.now());
+    lastFork = Date.now() + wait;
+    setTimeout(fork, wait);
+  });
+  for (let i = 0; i < n; i++) fork();
+  const stop = (): void => {
+    stopping = true;
+    for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGTERM');
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', () => { for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP'); });
+}
+
 /** Adds `dns serve` — the standalone resolver for tests and benchmarks. */
-export function registerDnsCommands(program: Command): void {
+export function registerDnsCommands(program: CommanderCommand): void {
   const dns = program.command('dns').description('DNS resolver');
   dns.command('serve')
     .description('serve a name table (JSON, see docs/dns.md) on UDP and TCP')
@@ -50,13 +83,36 @@ export function registerDnsCommands(program: Command): void {
     .option('--view <containerId>', 'answer every client from this container\'s view (default: the container owning the client address)')
     .option('--upstream <addr...>', 'servers ip[:port] for containers without their own (default: host resolv.conf)')
     .option('--compat <bool>', 'DNS_DOCKER_COMPATIBILITY_MODE: Docker first-network-wins walk', 'true')
+    .option('--workers <n>', 'processes sharing the sockets', '1')
     .action(async (o: ServeOptions) => {
+      const workers = Number(o.workers ?? '1');
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+        process.stderr.write('swarmnet dns serve: --workers must be an integer from 1 to 64\n');
+        process.exit(2);
+      }
+      if (workers > 1 && cluster.isPrimary) {
+        try { loadTable(o.table); } catch (e) { // fail fast in the primary instead of in a restart loop
+          process.stderr.write(`swarmnet dns serve: ${(e as Error).message}\n`);
+          process.exit(2);
+        }
+        await supervise(workers, o.listen);
+        return;
+      }
       try {
         await serve(o);
       } catch (e) {
         process.stderr.write(`swarmnet dns serve: ${(e as Error).message}\n`);
         process.exit(2);
       }
-      process.stdout.write(`dns listening on ${o.listen}\n`);
+      if (cluster.isWorker) process.send?.('listening');
+      else process.stdout.write(`dns listening on ${o.listen}\n`);
+      for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => process.exit(0));
     });
+}
+
+// Runnable on its own too (`node dist/dns/cli.js dns serve ...`), which --workers' forks rely on when started so.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const program = new CommanderCommand('swarmnet');
+  registerDnsCommands(program);
+  await program.parseAsync(process.argv);
 }

@@ -100,7 +100,7 @@ export class Forwarder {
           p.done(msg);
         });
         sock.on('error', () => { /* send errors surface per query via the send callback */ });
-        sock.bind(0);
+        sock.bind({ port: 0, exclusive: true }); // exclusive: never shared between cluster workers
         sock.unref(); // pending queries hold timers; an idle pool must not keep the process alive
         pool.push({ sock, pending });
       }

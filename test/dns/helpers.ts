@@ -7,6 +7,22 @@ import { Forwarder } from '../../dns/forwarder.js';
 import { parseQuery } from '../../dns/codec.js';
 import type { Table } from '../../dns/table.js';
 
+/** A UDP socket and a TCP server on the same random port of host (retried while the TCP side is taken). */
+export async function udpTcpPair(host: string): Promise<{ udp: dgram.Socket; tcp: net.Server }> {
+  for (let attempt = 0; ; attempt++) {
+    const udp = dgram.createSocket('udp4');
+    await new Promise<void>((r) => udp.bind(0, host, r));
+    const tcp = net.createServer();
+    try {
+      await new Promise<void>((r, j) => { tcp.once('error', j); tcp.listen(udp.address().port, host, () => { tcp.off('error', j); r(); }); });
+      return { udp, tcp };
+    } catch (e) {
+      udp.close();
+      if (attempt > 20) throw e;
+    }
+  }
+}
+
 export type Behaviour = number | 'drop' | 'truncate' | 'big';
 
 /**
@@ -29,11 +45,10 @@ export async function upstream(host: string, behaviour: Behaviour): Promise<{ po
     if (behaviour === 'big') return dnsPacket.encode({ ...base, flags: dnsPacket.RECURSION_AVAILABLE, answers: a(200) });
     return dnsPacket.encode({ ...base, flags: behaviour | dnsPacket.AUTHENTIC_DATA | dnsPacket.RECURSION_AVAILABLE, answers: behaviour === 0 ? a(1) : [] });
   };
-  const udp = dgram.createSocket('udp4');
-  udp.on('message', (m, r) => { state.udpSeen++; const out = answer(m, false); if (out) udp.send(out, r.port, r.address); });
-  await new Promise<void>((r) => udp.bind(0, host, r));
+  const { udp, tcp } = await udpTcpPair(host);
   state.port = udp.address().port;
-  const tcp = net.createServer((c) => {
+  udp.on('message', (m, r) => { state.udpSeen++; const out = answer(m, false); if (out) udp.send(out, r.port, r.address); });
+  tcp.on('connection', (c) => {
     let buf = Buffer.alloc(0);
     c.on('error', () => c.destroy());
     c.on('data', (d) => {
@@ -47,7 +62,6 @@ export async function upstream(host: string, behaviour: Behaviour): Promise<{ po
       }
     });
   });
-  await new Promise<void>((r) => tcp.listen(state.port, host, r));
   state.close = () => { udp.close(); tcp.close(); };
   return state;
 }
@@ -67,11 +81,8 @@ export interface Running { port: number; server: DnsServer; forwarder: Forwarder
 
 /** The resolver on 127.0.0.1:<random>, UDP and TCP, every client answered from `view` unless view is undefined. */
 export async function startServer(table: Table, opts: Partial<ServerOptions> & { view?: string | undefined; timeoutMs?: number; maxInFlight?: number } = {}): Promise<Running> {
-  const udp = dgram.createSocket('udp4');
-  const tcp = net.createServer();
-  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+  const { udp, tcp } = await udpTcpPair('127.0.0.1');
   const port = udp.address().port;
-  await new Promise<void>((r, j) => { tcp.once('error', j); tcp.listen(port, '127.0.0.1', r); });
   const forwarder = opts.forwarder ?? new Forwarder({ timeoutMs: opts.timeoutMs ?? 300, maxInFlight: opts.maxInFlight ?? 1024 });
   const server = new DnsServer(table, { compat: true, defaultUpstreams: [], ...opts, forwarder });
   const view = opts.view;

@@ -1,5 +1,7 @@
 import test from 'ava';
 import net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import dnsPacket from 'dns-packet';
 import { run } from '../../common/exec.js';
 import { buildTable } from '../../dns/table.js';
@@ -152,27 +154,37 @@ test('view by client address: one listener, each client sees its own networks', 
   } finally { s.close(); }
 });
 
-// The `dns` command group as plugin/cli.ts registers it (plugin/cli.ts itself only runs from dist/, see bench/dns).
-const cliMain = "import { Command } from 'commander'; import { registerDnsCommands } from './dns/cli.ts'; " +
-  "const p = new Command('swarmnet'); registerDnsCommands(p); await p.parseAsync(process.argv.slice(1), { from: 'user' });";
+// The `dns` command group as plugin/cli.ts registers it, run through dns/cli.ts's own entry point (plugin/cli.ts
+// itself only runs from dist/, which bench/dns uses).
+function startCli(args: string[]) {
+  return spawn(process.execPath, ['--import=tsx', 'dns/cli.ts', 'dns', 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+function listening(child: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('listening')) resolve(); });
+    child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+    child.on('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+    setTimeout(() => reject(new Error(`no listening line: ${out}`)), 20000);
+  });
+}
 
-test('swarmnet dns serve: the CLI serves a table file', async (t) => {
-  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+test('swarmnet dns serve: the CLI serves a table file; --workers 2 answers and forwards from every worker', async (t) => {
   const dir = mkdtempSync('/tmp/sndns-cli-');
   const file = `${dir}/table.json`;
   writeFileSync(file, JSON.stringify({ networks: [{ id: 'n', name: 'net' }], containers: [{ id: 'c', name: 'cli-box', endpoints: [{ networkId: 'n', ip: '10.7.0.2' }] }] }));
+  const up = await upstream('127.0.0.11', 0);
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', cliMain, '--', 'dns', 'serve', '--table', file, '--listen', `127.0.0.1:${port}`, '--view', 'c', '--upstream', '127.0.0.1:9'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const one = startCli(['--table', file, '--listen', `127.0.0.1:${port}`, '--view', 'c', '--upstream', `127.0.0.11:${up.port}`]);
+  const two = startCli(['--table', file, '--listen', `127.0.0.1:${port + 1}`, '--view', 'c', '--upstream', `127.0.0.11:${up.port}`, '--workers', '2']);
   try {
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('listening')) resolve(); });
-      child.on('exit', (code) => reject(new Error(`exited ${code}`)));
-      setTimeout(() => reject(new Error('no listening line')), 15000);
-    });
+    await Promise.all([listening(one), listening(two)]);
     t.regex(await dig(port, '+short', 'cli-box.net'), /^10\.7\.0\.2$/m);
-    const bad = await run(process.execPath, ['--import=tsx', '--input-type=module', '-e', cliMain, '--', 'dns', 'serve', '--table', '/nonexistent.json'], { allowFailure: true });
+    // Workers share the listening socket but not the forwarding sockets: every forwarded answer must come back.
+    const answers = await Promise.all(Array.from({ length: 60 }, (_, i) => udpAsk(port + 1, query(`x${i}.example`, 'A', i + 1), 1500)));
+    t.true(answers.every((a, i) => a && a.readUInt16BE(0) === i + 1 && (a[3]! & 0xf) === 0), 'all forwarded via the right worker');
+    t.is(dnsPacket.decode((await udpAsk(port + 1, query('cli-box')))!).answers?.[0]?.data, '10.7.0.2');
+    const bad = await run(process.execPath, ['--import=tsx', 'dns/cli.ts', 'dns', 'serve', '--table', '/nonexistent.json'], { allowFailure: true });
     t.is(bad.code, 2); t.regex(bad.stderr, /cannot read table/);
-  } finally { child.kill(); rmSync(dir, { recursive: true, force: true }); }
+  } finally { one.kill(); two.kill(); up.close(); rmSync(dir, { recursive: true, force: true }); }
 });

@@ -1,0 +1,265 @@
+/**
+ * `npm run bench:dns`: our resolver against Docker's embedded resolver, side by side, same client, same query mix.
+ *
+ * Setup (all in namespaces this bench makes, removed at the end):
+ *  - netns sndns-d: a Debian dockerd (scripts/lab/dockerd.mjs; data /var/lib/sndns, socket /run/sndns.sock) and the
+ *    stand-in upstream (bench/dns/upstream.ts) on 10.253.0.53:53 (an address on that netns' loopback), which is the
+ *    dockerd's only nameserver, so Docker forwards misses there;
+ *  - user-defined bridge network sndns-net, containers target and client (busybox-static imported as an image);
+ *  - our resolver (`swarmnet dns serve`, the built CLI) inside the client container's netns on 127.0.0.12:53, with a
+ *    table equivalent to Docker's (from docker inspect), forwarding misses to the same upstream;
+ *  - an nft nat chain (priority -150, before Docker's) in the client netns sends 127.0.0.11:53 from 127.0.2.0/24
+ *    to our listener — the takeover path the plugin will use. dnsperf runs in the client netns (nsenter --net) against
+ *    127.0.0.11:53 for both: from 127.0.1.x it reaches Docker's resolver, from 127.0.2.x ours (a fresh source address
+ *    per run also keeps conntrack entries of one run from steering the next).
+ * Measurements per round (2 rounds, interleaved): saturated qps with dnsperf -c 4 -l 10; latency at a fixed 2,000 qps
+ * (dnsperf -Q 2000 -c 1 -v: every query's latency, percentiles computed here, lost queries count as infinitely
+ * slow); server CPU per query from /proc/<pid>/stat utime+stime over the saturated run (dockerd's pid for Docker).
+ * Last line: `dns qps ratio swarmnet/docker = <x.xx>` (mean saturated qps, ours / Docker's).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { run } from '../../common/exec.js';
+
+const REPO = fileURLToPath(new URL('../../..', import.meta.url)); // dist/bench/dns → repo root
+const PREFIX = 'sndns';
+const NETNS = `${PREFIX}-d`;
+const DATA = `/var/lib/${PREFIX}`;
+const SOCKET = `/run/${PREFIX}.sock`;
+const NETWORK = `${PREFIX}-net`;
+const UPSTREAM = '10.253.0.53';
+const OUR_LISTEN = '127.0.0.12';
+const NFT_TABLE = `${PREFIX}-bench`;
+const SECONDS = Number(process.env.DNS_BENCH_SECONDS ?? 10);
+const ROUNDS = Number(process.env.DNS_BENCH_ROUNDS ?? 2);
+/** Our resolver's processes: as many as cores, as Docker's Go resolver uses every core. */
+const WORKERS = Number(process.env.DNS_BENCH_WORKERS ?? cpus().length);
+
+interface LabNode { name: string; pid: number; startTime: number; socket: string; stop: () => Promise<void> }
+interface Lab {
+  startDockerd(o: { name: string; netns: string; dataRoot: string; socket: string; nameserver?: string; daemonConfig?: object }): Promise<LabNode>;
+  docker(socket: string, args: string[], opts?: { allowFailure?: boolean }): Promise<{ code: number; stdout: string; stderr: string }>;
+  createNetns(name: string): Promise<void>;
+  deleteNetns(name: string): Promise<void>;
+  buildBusyboxTar(dir: string): Promise<string>;
+  importBusybox(node: LabNode, tar: string): Promise<void>;
+  IMAGE: string;
+}
+
+async function loadLab(): Promise<Lab> {
+  const d = await import(pathToFileURL(join(REPO, 'scripts/lab/dockerd.mjs')).href) as Partial<Lab>;
+  const b = await import(pathToFileURL(join(REPO, 'scripts/lab/busybox-image.mjs')).href) as Partial<Lab>;
+  return { ...d, ...b } as Lab;
+}
+
+const cleanups: (() => Promise<unknown>)[] = [];
+const log = (s: string): void => { process.stdout.write(`${s}\n`); };
+
+function statFields(pid: number | string): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** utime + stime (fields 14, 15) of pid and its direct children (our resolver's workers). */
+function cpuTicks(pid: number): number {
+  let ticks = 0;
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const f = statFields(p);
+      if (Number(p) === pid || Number(f[1]) === pid) ticks += Number(f[11]) + Number(f[12]);
+    } catch { /* exited meanwhile */ }
+  }
+  return ticks;
+}
+
+/** Starts a long-running child and resolves when its stdout shows `ready`. */
+function startChild(cmd: string, args: string[], ready: RegExp): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${cmd} ${args.join(' ')}: not ready after 20 s: ${out}`)), 20_000);
+    const onData = (d: Buffer): void => { out += d.toString(); if (ready.test(out)) { clearTimeout(timer); resolve(c); } };
+    c.stdout!.on('data', onData);
+    c.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+    c.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${cmd} exited (${code}): ${out}`)); });
+  });
+}
+
+function stopChild(c: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (c.exitCode !== null || c.signalCode !== null) { resolve(); return; }
+    c.removeAllListeners('exit');
+    c.once('exit', () => resolve());
+    c.kill('SIGTERM');
+    setTimeout(() => { c.kill('SIGKILL'); resolve(); }, 3000).unref();
+  });
+}
+
+interface PerfResult { qps: number; completed: number; lost: number; avgMs: number; cpuUsPerQuery: number; codes: string }
+
+async function inNetns(pid: number, cmd: string, args: string[], opts: { input?: string; timeoutMs?: number; allowFailure?: boolean } = {}) {
+  return run('nsenter', [`--net=/proc/${pid}/ns/net`, cmd, ...args], { timeoutMs: 60_000, ...opts });
+}
+
+async function saturated(clientPid: number, source: string, queries: string, serverPid: number): Promise<PerfResult> {
+  const before = cpuTicks(serverPid);
+  const r = await inNetns(clientPid, 'dnsperf', ['-s', '127.0.0.11', '-a', source, '-d', queries, '-c', '4', '-l', String(SECONDS)], { timeoutMs: (SECONDS + 30) * 1000 });
+  const ticks = cpuTicks(serverPid) - before;
+  if (ticks <= 0) throw new Error(`server pid ${serverPid} used no CPU during the run from ${source}: the queries did not reach it`);
+  const num = (re: RegExp): number => Number(re.exec(r.stdout)?.[1] ?? NaN);
+  const completed = num(/Queries completed:\s+(\d+)/);
+  const hz = Number((await run('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
+  return {
+    qps: num(/Queries per second:\s+([\d.]+)/), completed, lost: num(/Queries lost:\s+(\d+)/),
+    avgMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
+    cpuUsPerQuery: (ticks / hz) * 1e6 / completed,
+    codes: /Response codes:\s+(.*)/.exec(r.stdout)?.[1]?.trim() ?? '?',
+  };
+}
+
+interface LatencyResult { sent: number; lost: number; p50: number; p99: number; p999: number; max: number; avg: number }
+
+async function fixedRate(clientPid: number, source: string, queries: string): Promise<LatencyResult> {
+  const r = await inNetns(clientPid, 'dnsperf', ['-s', '127.0.0.11', '-a', source, '-d', queries, '-c', '1', '-Q', '2000', '-l', String(SECONDS), '-v'], { timeoutMs: (SECONDS + 30) * 1000 });
+  const lat = [...r.stdout.matchAll(/^> \S+ \S+ \S+ ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000);
+  const lost = Number(/Queries lost:\s+(\d+)/.exec(r.stdout)?.[1] ?? 0);
+  const all = [...lat, ...Array<number>(lost).fill(Infinity)].sort((a, b) => a - b);
+  const pct = (p: number): number => all[Math.min(all.length - 1, Math.floor(all.length * p))] ?? NaN;
+  return { sent: all.length, lost, p50: pct(0.5), p99: pct(0.99), p999: pct(0.999), max: lat.reduce((a, b) => Math.max(a, b), 0), avg: lat.reduce((a, b) => a + b, 0) / (lat.length || 1) };
+}
+
+/** rcode + sorted answer data for one query, as dig sees it; used to check both resolvers answer the same. */
+async function digAnswer(clientPid: number, source: string, name: string, type: string): Promise<string> {
+  const r = await inNetns(clientPid, 'dig', ['-b', source, '@127.0.0.11', '+tries=2', '+time=2', '+noall', '+comments', '+answer', name, type], { allowFailure: true });
+  const status = /status: (\w+)/.exec(r.stdout)?.[1] ?? 'no-answer';
+  const rdata = r.stdout.split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.split(/\s+/).slice(3).join(' ')).sort();
+  return `${status} ${rdata.join(',')}`;
+}
+
+async function main(): Promise<void> {
+  for (const tool of ['dnsperf', 'dockerd', 'nft', 'dig', 'nsenter', 'busybox']) {
+    if ((await run('which', [tool], { allowFailure: true })).code !== 0) throw new Error(`${tool} is missing (apt-get install -y dnsperf docker.io nftables dnsutils busybox-static)`);
+  }
+  if (process.getuid?.() !== 0) throw new Error('needs root (namespaces, dockerd)');
+  if (!existsSync(join(REPO, 'dist/plugin/cli.js'))) throw new Error('dist/ missing: run through `npm run bench:dns`');
+  if (existsSync(`/run/netns/${NETNS}`)) throw new Error(`netns ${NETNS} exists: a previous run did not clean up (ip netns del ${NETNS}; rm -rf ${DATA})`);
+  const lab = await loadLab();
+  log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+
+  // --- namespaces, upstream, dockerd --------------------------------------------------------------------------
+  await lab.createNetns(NETNS);
+  cleanups.push(() => lab.deleteNetns(NETNS));
+  await run('ip', ['-n', NETNS, 'addr', 'add', `${UPSTREAM}/32`, 'dev', 'lo']);
+  const upstream = await startChild('nsenter', [`--net=/run/netns/${NETNS}`, process.execPath, join(REPO, 'dist/bench/dns/upstream.js'), UPSTREAM, '53'], /ready/);
+  cleanups.push(() => stopChild(upstream));
+  mkdirSync(DATA, { recursive: true });
+  cleanups.push(async () => rmSync(DATA, { recursive: true, force: true }));
+  const node = await lab.startDockerd({ name: PREFIX, netns: NETNS, dataRoot: join(DATA, 'docker'), socket: SOCKET, nameserver: UPSTREAM });
+  cleanups.push(() => node.stop());
+  const docker = async (...args: string[]): Promise<string> => (await lab.docker(SOCKET, args)).stdout.trim();
+  const version = await docker('version', '--format', '{{.Server.Version}}');
+  await lab.importBusybox(node, await lab.buildBusyboxTar(DATA));
+  await docker('network', 'create', NETWORK);
+  const ids: Record<string, string> = {};
+  for (const name of ['target', 'client']) {
+    ids[name] = await docker('run', '-d', '--name', name, '--network', NETWORK, '--network-alias', `${name}-alias`, `${lab.IMAGE}:latest`, 'sleep', '3600');
+  }
+  cleanups.push(() => lab.docker(SOCKET, ['rm', '-f', 'target', 'client'], { allowFailure: true }));
+
+  // --- a table equivalent to Docker's, from inspect --------------------------------------------------------------
+  interface Inspect { Id: string; Name: string; State: { Pid: number }; NetworkSettings: { Networks: Record<string, { NetworkID: string; IPAddress: string; Aliases: string[] | null }> } }
+  const inspected = JSON.parse(await docker('inspect', 'target', 'client')) as Inspect[];
+  const net = (c: Inspect) => c.NetworkSettings.Networks[NETWORK]!;
+  const table = {
+    networks: [{ id: net(inspected[0]!).NetworkID, name: NETWORK }],
+    containers: inspected.map((c) => ({
+      id: c.Id, name: c.Name.replace(/^\//, ''),
+      endpoints: [{ networkId: net(c).NetworkID, ip: net(c).IPAddress, aliases: net(c).Aliases ?? [] }],
+    })),
+  };
+  const tableFile = join(DATA, 'table.json');
+  writeFileSync(tableFile, JSON.stringify(table, null, 2));
+  const target = inspected.find((c) => c.Name === '/target')!;
+  const client = inspected.find((c) => c.Name === '/client')!;
+  const clientPid = client.State.Pid;
+  const targetIp = net(target).IPAddress;
+  const ptr = `${targetIp.split('.').reverse().join('.')}.in-addr.arpa`;
+
+  // Query mix: 10 local A/AAAA (names, alias, short id, name.network, NODATA), 2 PTR, 3 forwarded misses (1 NXDOMAIN).
+  const mix: [string, string][] = [
+    ['target', 'A'], ['client', 'A'], ['target', 'A'], ['target-alias', 'A'], [target.Id.slice(0, 12), 'A'],
+    [`target.${NETWORK}`, 'A'], ['client-alias', 'A'], ['target', 'AAAA'], ['target', 'A'], ['client', 'A'],
+    [ptr, 'PTR'], [ptr, 'PTR'],
+    ['ext1.example.com', 'A'], ['ext2.example.com', 'A'], ['nxname.example.com', 'A'],
+  ];
+  const queries = join(DATA, 'queries.txt');
+  writeFileSync(queries, mix.map(([n, t]) => `${n} ${t}\n`).join(''));
+
+  // --- our resolver in the client's netns + the takeover rule ------------------------------------------------------
+  const ours = await startChild('nsenter', [`--net=/proc/${clientPid}/ns/net`, process.execPath, join(REPO, 'dist/plugin/cli.js'),
+    'dns', 'serve', '--table', tableFile, '--listen', `${OUR_LISTEN}:53`, '--view', client.Id, '--upstream', UPSTREAM,
+    '--workers', String(WORKERS)], /listening/);
+  cleanups.push(() => stopChild(ours));
+  await inNetns(clientPid, 'nft', ['-f', '-'], { input:
+    `table ip ${NFT_TABLE} {\n chain out {\n  type nat hook output priority -150;\n` +
+    `  ip saddr 127.0.2.0/24 ip daddr 127.0.0.11 udp dport 53 counter dnat to ${OUR_LISTEN}:53\n` +
+    `  ip saddr 127.0.2.0/24 ip daddr 127.0.0.11 tcp dport 53 counter dnat to ${OUR_LISTEN}:53\n }\n}\n` });
+
+  if (process.env.DNS_BENCH_PAUSE) { log(`paused: client pid ${clientPid}, ours ${ours.pid}`); await new Promise((r) => setTimeout(r, Number(process.env.DNS_BENCH_PAUSE) * 1000)); }
+  // --- same answers? -------------------------------------------------------------------------------------------
+  let mismatches = 0;
+  for (const [n, t] of new Map(mix.map((q) => [q.join(' '), q])).values()) {
+    const d = await digAnswer(clientPid, '127.0.1.250', n, t);
+    const o = await digAnswer(clientPid, '127.0.2.250', n, t);
+    if (d !== o) { mismatches++; log(`answer differs for ${n} ${t}: docker "${d}" ours "${o}"`); }
+  }
+  log(`answers compared for ${new Set(mix.map((q) => q.join(' '))).size} distinct queries: ${mismatches ? `${mismatches} differ` : 'identical (rcode and records)'}`);
+
+  // --- runs ------------------------------------------------------------------------------------------------------
+  const sat = { docker: [] as PerfResult[], ours: [] as PerfResult[] };
+  const fixed = { docker: [] as LatencyResult[], ours: [] as LatencyResult[] };
+  const ourPid = ours.pid!;
+  let src = 1;
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const who of ['docker', 'ours'] as const) {
+      const s = await saturated(clientPid, `127.0.${who === 'docker' ? 1 : 2}.${src++}`, queries, who === 'docker' ? node.pid : ourPid);
+      sat[who].push(s);
+      log(`round ${round} ${who.padEnd(6)} saturated: ${s.qps.toFixed(0)} qps, avg ${s.avgMs.toFixed(2)} ms, lost ${s.lost}, CPU ${s.cpuUsPerQuery.toFixed(1)} µs/query, ${s.codes}`);
+    }
+    for (const who of ['docker', 'ours'] as const) {
+      const f = await fixedRate(clientPid, `127.0.${who === 'docker' ? 1 : 2}.${src++}`, queries);
+      fixed[who].push(f);
+      log(`round ${round} ${who.padEnd(6)} 2000 qps: p50 ${f.p50.toFixed(3)} ms, p99 ${f.p99.toFixed(3)} ms, p99.9 ${f.p999.toFixed(3)} ms, max ${f.max.toFixed(1)} ms, avg ${f.avg.toFixed(3)} ms, lost ${f.lost}/${f.sent}`);
+    }
+  }
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const qD = mean(sat.docker.map((s) => s.qps));
+  const qO = mean(sat.ours.map((s) => s.qps));
+  log('');
+  log(`summary (${ROUNDS} rounds × ${SECONDS} s, Docker ${version}, dnsperf in the client container's netns, same 15-query mix):`);
+  log(`  saturated qps (dnsperf -c 4):   docker ${qD.toFixed(0)}   swarmnet ${qO.toFixed(0)}`);
+  log(`  p99 at 2,000 qps (ms):          docker ${mean(fixed.docker.map((f) => f.p99)).toFixed(3)}   swarmnet ${mean(fixed.ours.map((f) => f.p99)).toFixed(3)}`);
+  log(`  p50 at 2,000 qps (ms):          docker ${mean(fixed.docker.map((f) => f.p50)).toFixed(3)}   swarmnet ${mean(fixed.ours.map((f) => f.p50)).toFixed(3)}`);
+  log(`  server CPU per query (µs):      docker ${mean(sat.docker.map((s) => s.cpuUsPerQuery)).toFixed(1)}   swarmnet ${mean(sat.ours.map((s) => s.cpuUsPerQuery)).toFixed(1)}`);
+  log(`dns qps ratio swarmnet/docker = ${(qO / qD).toFixed(2)}`);
+}
+
+async function cleanup(): Promise<void> {
+  for (const c of cleanups.splice(0).reverse()) {
+    try { await c(); } catch (e) { process.stderr.write(`cleanup: ${(e as Error).message}\n`); }
+  }
+}
+
+process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
+try {
+  await main();
+  await cleanup();
+} catch (e) {
+  await cleanup();
+  process.stderr.write(`bench dns failed: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,39 @@
+/**
+ * The benchmark's stand-in for the outside world: a tiny authoritative server both resolvers forward their misses
+ * to. `<name>` → one A record 192.0.2.1 (TTL 60); names starting with "nx" → NXDOMAIN; anything malformed → dropped.
+ * Usage: node dist/bench/dns/upstream.js <ip> <port>   (prints "ready" once bound)
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { buildResponse, FormatError, parseQuery, RCODE, TYPE } from '../../dns/codec.js';
+
+const [host = '127.0.0.1', portArg = '53'] = process.argv.slice(2);
+const A = [{ type: TYPE.A, data: Buffer.from([192, 0, 2, 1]) }];
+
+function answer(req: Buffer, max: number): Buffer | undefined {
+  try {
+    const q = parseQuery(req);
+    if (q.name.startsWith('nx')) return buildResponse(req, q, RCODE.NXDOMAIN, [], 60, max);
+    return buildResponse(req, q, RCODE.NOERROR, q.qtype === TYPE.A ? A : [], 60, max);
+  } catch (e) {
+    if (e instanceof FormatError) return undefined;
+    throw e;
+  }
+}
+
+const udp = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+udp.on('message', (m, r) => { const out = answer(m, 512); if (out) udp.send(out, r.port, r.address); });
+const tcp = net.createServer((c) => {
+  let buf = Buffer.alloc(0);
+  c.on('error', () => c.destroy());
+  c.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+      const m = buf.subarray(2, 2 + buf.readUInt16BE(0));
+      buf = buf.subarray(2 + m.length);
+      const out = answer(m, 65535);
+      if (out) { const l = Buffer.alloc(2); l.writeUInt16BE(out.length); c.write(Buffer.concat([l, out])); }
+    }
+  });
+});
+udp.bind(Number(portArg), host, () => tcp.listen(Number(portArg), host, () => process.stdout.write('ready\n')));
