@@ -10,6 +10,14 @@ import { parseUpstream } from './upstreams.js';
 
 export interface ServeOptions { table: string; listen: string; view?: string; upstream?: string[]; compat: string; workers?: string }
 
+/**
+ * Replies always go to the literal address a query came from; skipping dns.lookup's deferred callback on every
+ * send is measurable at 100k qps.
+ */
+export function literalLookup(address: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
+  cb(null, address, address.includes(':') ? 6 : 4);
+}
+
 function loadTable(file: string): Table {
   let raw: unknown;
   try { raw = JSON.parse(readFileSync(file, 'utf8')); } catch (e) { throw new Error(`cannot read table ${file}: ${(e as Error).message}`); }
@@ -26,7 +34,7 @@ export async function serve(o: ServeOptions): Promise<{ server: DnsServer; close
     compat: o.compat === 'true',
     ...(o.upstream ? { defaultUpstreams: o.upstream.map(parseUpstream) } : {}),
   });
-  const udp = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+  const udp = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup });
   const tcp = net.createServer();
   await new Promise<void>((r, j) => { udp.once('error', j); udp.bind(port, host, () => { udp.off('error', j); r(); }); });
   await new Promise<void>((r, j) => { tcp.once('error', j); tcp.listen(port, host, () => { tcp.off('error', j); r(); }); });

@@ -99,10 +99,9 @@ export class DnsServer {
 
   private serveUdp(l: Listener, udp: dgram.Socket): void {
     udp.on('message', (msg, rinfo) => {
-      const reply = (r: Reply): void => { if (r) udp.send(r, rinfo.port, rinfo.address); };
       const r = this.handle(msg, this.viewFor(l, rinfo.address), 'udp');
-      if (r instanceof Promise) void r.then(reply);
-      else reply(r);
+      if (r instanceof Promise) void r.then((x) => { if (x) udp.send(x, rinfo.port, rinfo.address); });
+      else if (r) udp.send(r, rinfo.port, rinfo.address);
     });
     udp.on('error', (e) => log.warn({ err: e }, 'udp socket error'));
   }

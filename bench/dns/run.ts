@@ -105,9 +105,31 @@ async function inNetns(pid: number, cmd: string, args: string[], opts: { input?:
   return run('nsenter', [`--net=/proc/${pid}/ns/net`, cmd, ...args], { timeoutMs: 60_000, ...opts });
 }
 
-async function saturated(clientPid: number, source: string, queries: string, serverPid: number): Promise<PerfResult> {
+/** Pids of a process and its direct children. */
+function family(pid: number): number[] {
+  const out = [pid];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try { if (Number(statFields(p)[1]) === pid) out.push(Number(p)); } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** Pins every thread of the server (and its workers) to the given CPU list. */
+async function pin(pid: number, cpuList: string): Promise<void> {
+  for (const p of family(pid)) await run('taskset', ['-a', '-p', '-c', cpuList, String(p)], { allowFailure: true });
+}
+
+/**
+ * dnsperf -c 4 for SECONDS. pinned: server on CPU 1, dnsperf on CPU 0 (per-core efficiency, the setup of
+ * libraries.md §4.2); otherwise nothing is pinned and the server may use every core, as Docker's resolver does.
+ */
+async function saturated(clientPid: number, source: string, queries: string, serverPid: number, pinned = false): Promise<PerfResult> {
+  if (pinned) await pin(serverPid, '1');
   const before = cpuTicks(serverPid);
-  const r = await inNetns(clientPid, 'dnsperf', ['-s', '127.0.0.11', '-a', source, '-d', queries, '-c', '4', '-l', String(SECONDS)], { timeoutMs: (SECONDS + 30) * 1000 });
+  const perf = ['dnsperf', '-s', '127.0.0.11', '-a', source, '-d', queries, '-c', '4', '-l', String(SECONDS)];
+  const r = await inNetns(clientPid, pinned ? 'taskset' : perf[0]!, pinned ? ['-c', '0', ...perf] : perf.slice(1), { timeoutMs: (SECONDS + 30) * 1000 })
+    .finally(() => (pinned ? pin(serverPid, `0-${cpus().length - 1}`) : undefined));
   const ticks = cpuTicks(serverPid) - before;
   if (ticks <= 0) throw new Error(`server pid ${serverPid} used no CPU during the run from ${source}: the queries did not reach it`);
   const num = (re: RegExp): number => Number(re.exec(r.stdout)?.[1] ?? NaN);
@@ -221,6 +243,8 @@ async function main(): Promise<void> {
 
   // --- runs ------------------------------------------------------------------------------------------------------
   const sat = { docker: [] as PerfResult[], ours: [] as PerfResult[] };
+  const satPinned = { docker: [] as PerfResult[], ours: [] as PerfResult[] };
+  const pinnable = cpus().length >= 2 && (await run('which', ['taskset'], { allowFailure: true })).code === 0;
   const fixed = { docker: [] as LatencyResult[], ours: [] as LatencyResult[] };
   const ourPid = ours.pid!;
   let src = 1;
@@ -229,6 +253,11 @@ async function main(): Promise<void> {
       const s = await saturated(clientPid, `127.0.${who === 'docker' ? 1 : 2}.${src++}`, queries, who === 'docker' ? node.pid : ourPid);
       sat[who].push(s);
       log(`round ${round} ${who.padEnd(6)} saturated: ${s.qps.toFixed(0)} qps, avg ${s.avgMs.toFixed(2)} ms, lost ${s.lost}, CPU ${s.cpuUsPerQuery.toFixed(1)} µs/query, ${s.codes}`);
+    }
+    for (const who of pinnable ? (['docker', 'ours'] as const) : []) {
+      const s = await saturated(clientPid, `127.0.${who === 'docker' ? 1 : 2}.${src++}`, queries, who === 'docker' ? node.pid : ourPid, true);
+      satPinned[who].push(s);
+      log(`round ${round} ${who.padEnd(6)} pinned (server CPU 1, dnsperf CPU 0): ${s.qps.toFixed(0)} qps, avg ${s.avgMs.toFixed(2)} ms, lost ${s.lost}, CPU ${s.cpuUsPerQuery.toFixed(1)} µs/query`);
     }
     for (const who of ['docker', 'ours'] as const) {
       const f = await fixedRate(clientPid, `127.0.${who === 'docker' ? 1 : 2}.${src++}`, queries);
@@ -242,6 +271,11 @@ async function main(): Promise<void> {
   log('');
   log(`summary (${ROUNDS} rounds × ${SECONDS} s, Docker ${version}, dnsperf in the client container's netns, same 15-query mix):`);
   log(`  saturated qps (dnsperf -c 4):   docker ${qD.toFixed(0)}   swarmnet ${qO.toFixed(0)}`);
+  if (pinnable) {
+    const pD = mean(satPinned.docker.map((s) => s.qps));
+    const pO = mean(satPinned.ours.map((s) => s.qps));
+    log(`  pinned, server on 1 core (qps): docker ${pD.toFixed(0)}   swarmnet ${pO.toFixed(0)}   (ratio ${(pO / pD).toFixed(2)})`);
+  }
   log(`  p99 at 2,000 qps (ms):          docker ${mean(fixed.docker.map((f) => f.p99)).toFixed(3)}   swarmnet ${mean(fixed.ours.map((f) => f.p99)).toFixed(3)}`);
   log(`  p50 at 2,000 qps (ms):          docker ${mean(fixed.docker.map((f) => f.p50)).toFixed(3)}   swarmnet ${mean(fixed.ours.map((f) => f.p50)).toFixed(3)}`);
   log(`  server CPU per query (µs):      docker ${mean(sat.docker.map((s) => s.cpuUsPerQuery)).toFixed(1)}   swarmnet ${mean(sat.ours.map((s) => s.cpuUsPerQuery)).toFixed(1)}`);
