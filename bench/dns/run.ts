@@ -33,6 +33,8 @@ const NETWORK = `${PREFIX}-net`;
 const UPSTREAM = '10.253.0.53';
 const OUR_LISTEN = '127.0.0.12';
 const NFT_TABLE = `${PREFIX}-bench`;
+const PROBE_NAME = `${PREFIX}-probe`;
+const PROBE_IP = '10.253.9.9';
 const SECONDS = Number(process.env.DNS_BENCH_SECONDS ?? 10);
 const ROUNDS = Number(process.env.DNS_BENCH_ROUNDS ?? 2);
 /** Our resolver's processes: as many as cores, as Docker's Go resolver uses every core. */
@@ -54,6 +56,10 @@ async function loadLab(): Promise<Lab> {
   const b = await import(pathToFileURL(join(REPO, 'scripts/lab/busybox-image.mjs')).href) as Partial<Lab>;
   return { ...d, ...b } as Lab;
 }
+
+// `npm run` puts node_modules/.bin first in PATH, and a dev dependency there is called `nft` (@vercel/nft): every
+// tool here must be the system's.
+process.env.PATH = (process.env.PATH ?? '').split(':').filter((d) => d && !d.includes('node_modules')).join(':') || '/usr/sbin:/usr/bin:/sbin:/bin';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 const log = (s: string): void => { process.stdout.write(`${s}\n`); };
@@ -132,6 +138,10 @@ async function saturated(clientPid: number, source: string, queries: string, ser
     .finally(() => (pinned ? pin(serverPid, `0-${cpus().length - 1}`) : undefined));
   const ticks = cpuTicks(serverPid) - before;
   if (ticks <= 0) throw new Error(`server pid ${serverPid} used no CPU during the run from ${source}: the queries did not reach it`);
+  const hzCheck = Number((await run('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
+  if ((ticks / hzCheck) * 1e6 < 1 * Number(/Queries completed:\s+(\d+)/.exec(r.stdout)?.[1] ?? 0)) {
+    throw new Error(`server pid ${serverPid} used under 1 µs of CPU per query during the run from ${source}: the queries went elsewhere`);
+  }
   const num = (re: RegExp): number => Number(re.exec(r.stdout)?.[1] ?? NaN);
   const completed = num(/Queries completed:\s+(\d+)/);
   const hz = Number((await run('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
@@ -201,7 +211,9 @@ async function main(): Promise<void> {
     containers: inspected.map((c) => ({
       id: c.Id, name: c.Name.replace(/^\//, ''),
       endpoints: [{ networkId: net(c).NetworkID, ip: net(c).IPAddress, aliases: net(c).Aliases ?? [] }],
-    })),
+    })).concat([{ // known only to our table (not in the query mix): proves a query reached our resolver
+      id: 'probe', name: PROBE_NAME, endpoints: [{ networkId: net(inspected[0]!).NetworkID, ip: PROBE_IP, aliases: [] }],
+    }]),
   };
   const tableFile = join(DATA, 'table.json');
   writeFileSync(tableFile, JSON.stringify(table, null, 2));
@@ -226,10 +238,33 @@ async function main(): Promise<void> {
     'dns', 'serve', '--table', tableFile, '--listen', `${OUR_LISTEN}:53`, '--view', client.Id, '--upstream', UPSTREAM,
     '--workers', String(WORKERS)], /listening/);
   cleanups.push(() => stopChild(ours));
-  await inNetns(clientPid, 'nft', ['-f', '-'], { input:
+  // Seen here: a table added in the first seconds after the container started was gone a little later. So: wait
+  // for Docker's own DNAT rule, and before every run of ours check the table and that a probe name only our table
+  // has answers through 127.0.0.11 (re-adding the table once if it vanished).
+  const deadline = Date.now() + 90_000;
+  while (!(await inNetns(clientPid, 'nft', ['list', 'table', 'ip', 'nat'], { allowFailure: true })).stdout.includes('dnat to 127.0.0.11:')) {
+    if (Date.now() > deadline) {
+      const r = await inNetns(clientPid, 'nft', ['list', 'table', 'ip', 'nat'], { allowFailure: true });
+      throw new Error(`Docker's DNS rules did not appear in the client netns: ${r.code} ${r.stdout} ${r.stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const addTakeover = () => inNetns(clientPid, 'nft', ['-f', '-'], { input:
     `table ip ${NFT_TABLE} {\n chain out {\n  type nat hook output priority -150;\n` +
     `  ip saddr 127.0.2.0/24 ip daddr 127.0.0.11 udp dport 53 counter dnat to ${OUR_LISTEN}:53\n` +
     `  ip saddr 127.0.2.0/24 ip daddr 127.0.0.11 tcp dport 53 counter dnat to ${OUR_LISTEN}:53\n }\n}\n` });
+  await addTakeover();
+  const ensureTakeover = async (): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      const probe = await inNetns(clientPid, 'dig', ['-b', '127.0.2.254', '@127.0.0.11', '+short', '+tries=2', '+time=1', PROBE_NAME, 'A'], { allowFailure: true });
+      if (probe.stdout.trim() === PROBE_IP) return;
+      if (attempt > 0) throw new Error(`queries from 127.0.2.0/24 to 127.0.0.11 do not reach our resolver (probe answered "${probe.stdout.trim()}")`);
+      const tables = (await inNetns(clientPid, 'nft', ['list', 'tables'])).stdout;
+      log(`takeover check failed (tables: ${tables.trim().replace(/\n/g, ', ')}); re-adding ${NFT_TABLE}`);
+      if (!tables.includes(NFT_TABLE)) await addTakeover();
+    }
+  };
+  await ensureTakeover();
 
   if (process.env.DNS_BENCH_PAUSE) { log(`paused: client pid ${clientPid}, ours ${ours.pid}`); await new Promise((r) => setTimeout(r, Number(process.env.DNS_BENCH_PAUSE) * 1000)); }
   // --- same answers? -------------------------------------------------------------------------------------------
@@ -250,16 +285,19 @@ async function main(): Promise<void> {
   let src = 1;
   for (let round = 1; round <= ROUNDS; round++) {
     for (const who of ['docker', 'ours'] as const) {
+      if (who === 'ours') await ensureTakeover();
       const s = await saturated(clientPid, `127.0.${who === 'docker' ? 1 : 2}.${src++}`, queries, who === 'docker' ? node.pid : ourPid);
       sat[who].push(s);
       log(`round ${round} ${who.padEnd(6)} saturated: ${s.qps.toFixed(0)} qps, avg ${s.avgMs.toFixed(2)} ms, lost ${s.lost}, CPU ${s.cpuUsPerQuery.toFixed(1)} µs/query, ${s.codes}`);
     }
     for (const who of pinnable ? (['docker', 'ours'] as const) : []) {
+      if (who === 'ours') await ensureTakeover();
       const s = await saturated(clientPid, `127.0.${who === 'docker' ? 1 : 2}.${src++}`, queries, who === 'docker' ? node.pid : ourPid, true);
       satPinned[who].push(s);
       log(`round ${round} ${who.padEnd(6)} pinned (server CPU 1, dnsperf CPU 0): ${s.qps.toFixed(0)} qps, avg ${s.avgMs.toFixed(2)} ms, lost ${s.lost}, CPU ${s.cpuUsPerQuery.toFixed(1)} µs/query`);
     }
     for (const who of ['docker', 'ours'] as const) {
+      if (who === 'ours') await ensureTakeover();
       const f = await fixedRate(clientPid, `127.0.${who === 'docker' ? 1 : 2}.${src++}`, queries);
       fixed[who].push(f);
       log(`round ${round} ${who.padEnd(6)} 2000 qps: p50 ${f.p50.toFixed(3)} ms, p99 ${f.p99.toFixed(3)} ms, p99.9 ${f.p999.toFixed(3)} ms, max ${f.max.toFixed(1)} ms, avg ${f.avg.toFixed(3)} ms, lost ${f.lost}/${f.sent}`);
