@@ -14,7 +14,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BASE_LAYOUT_VERSION, TOOL_PACKAGES, buildBase } from './plugin/base-rootfs.mjs';
-import { run } from './plugin/proc.mjs';
+import { run } from './lib/proc.mjs';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_DIR = join(REPO, 'build/plugin');

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { runDemo } from './lab/demo.mjs';
 import { nodeCommand, nodeEnv } from './lab/dockerd.mjs';
+import { childEnv } from './lib/proc.mjs';
 import { down, loadSandbox, up } from './lab/sandbox.mjs';
 import { status } from './lab/status.mjs';
 
@@ -30,7 +31,7 @@ async function exec(argv) {
   const node = sb.nodes.find((n) => n.name === name);
   if (!node) fail(`no node ${name}; nodes: ${sb.nodes.map((n) => n.name).join(', ')}`);
   const [c, a] = nodeCommand(node, cmd, args);
-  const child = spawn(c, a, { stdio: 'inherit', env: { ...process.env, ...nodeEnv(node) } });
+  const child = spawn(c, a, { stdio: 'inherit', env: childEnv(nodeEnv(node)) });
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
 }
 

@@ -3,7 +3,7 @@
 import { copyFileSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { docker } from './dockerd.mjs';
-import { run } from './proc.mjs';
+import { run } from '../lib/proc.mjs';
 
 export const IMAGE = 'swarmnet/busybox';
 const BUSYBOX = '/bin/busybox';

@@ -27,7 +27,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync
 import { request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isAlive, namespaceOf, pidsInNamespace, run, sleep, startTime as pidStartTime, stopPid } from './proc.mjs';
+import { childEnv, isAlive, namespaceOf, pidsInNamespace, run, sleep, startTime as pidStartTime, stopPid } from '../lib/proc.mjs';
 
 export { createNetns, deleteNetns, createBridge, deleteLink, addVethToBridge, netnsExists } from './netns.mjs';
 
@@ -71,7 +71,7 @@ export async function startDockerd({ name, netns, dataRoot, socket, hostname = n
   let child;
   try {
     child = spawn('unshare', ['-m', '-u', '--propagation', 'private', 'nsenter', `--net=/run/netns/${netns}`,
-      NODE_INIT, hostname, dataRoot, socket, pidFile, configFile, nameserver ?? '-', ...extraArgs], { detached: true, stdio: ['ignore', log, log] });
+      NODE_INIT, hostname, dataRoot, socket, pidFile, configFile, nameserver ?? '-', ...extraArgs], { detached: true, stdio: ['ignore', log, log], env: childEnv() });
   } finally {
     closeSync(log);
   }

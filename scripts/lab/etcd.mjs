@@ -5,7 +5,7 @@ import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { isAlive, sleep, startTime, stopPid } from './proc.mjs';
+import { childEnv, isAlive, sleep, startTime, stopPid } from '../lib/proc.mjs';
 
 function health(url) {
   return new Promise((resolve) => {
@@ -44,7 +44,7 @@ export async function startEtcd({ name = 'sn-etcd', address, port = 2379, peerPo
     child = spawn('etcd', ['--name', name, '--data-dir', join(dataDir, 'member-data'),
       '--listen-client-urls', clientUrls.join(','), '--advertise-client-urls', endpoint,
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${name}=${peer}`,
-      '--initial-cluster-state', 'new'], { detached: true, stdio: ['ignore', log, log] });
+      '--initial-cluster-state', 'new'], { detached: true, stdio: ['ignore', log, log], env: childEnv() });
   } finally {
     closeSync(log);
   }

@@ -2,7 +2,7 @@
 // routed between the bridge and any other interface (nodes have a default route via the bridge address, so without
 // this a stray packet — e.g. dockerd trying a registry — could be forwarded out of the machine). Bridged traffic
 // between nodes (same bridge in and out) and traffic to the host itself are untouched.
-import { run } from './proc.mjs';
+import { run } from '../lib/proc.mjs';
 
 export const GUARD_TABLE = 'sn-sandbox';
 

@@ -2,7 +2,7 @@
 // Every function is idempotent where it can be: creating what exists is an error only if it differs, deleting what
 // is gone is a no-op — so `up` after a crash and `down` twice both work.
 import { existsSync } from 'node:fs';
-import { run } from './proc.mjs';
+import { run } from '../lib/proc.mjs';
 
 export const linkExists = async (name, netns) =>
   (await run('ip', [...(netns ? ['-n', netns] : []), 'link', 'show', 'dev', name], { allowFailure: true })).code === 0;

@@ -1,5 +1,5 @@
 // Debian packages the sandbox needs, installed with apt-get when missing (root only), with one clear message.
-import { run } from './proc.mjs';
+import { run } from '../lib/proc.mjs';
 
 /** Package → why the sandbox needs it. */
 export const SANDBOX_PACKAGES = {

@@ -15,7 +15,7 @@ import { startEtcd, stopEtcd } from './etcd.mjs';
 import { installGuard, removeGuard } from './guard.mjs';
 import { addVethToBridge, createBridge, createNetns, deleteLink, deleteNetns, listLinks } from './netns.mjs';
 import { ensurePackages } from './prereqs.mjs';
-import { namespaceOf, pidsInNamespace, run, startTime, stopPid, waitFor } from './proc.mjs';
+import { namespaceOf, pidsInNamespace, run, startTime, stopPid, waitFor } from '../lib/proc.mjs';
 import { REPO, loadState, removeState, saveState } from './state.mjs';
 
 /** Every name the sandbox puts on the system (prefix `sn`): nothing else is ever created or removed. */

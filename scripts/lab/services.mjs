@@ -1,7 +1,7 @@
 // Swarm services on the sandbox, as the demo and the end-to-end tests use them: wait for tasks, find each task's
 // container on its node and its address on a network, run a command inside a task.
 import { docker } from './dockerd.mjs';
-import { waitFor } from './proc.mjs';
+import { waitFor } from '../lib/proc.mjs';
 
 /** Tasks of a service that should be running: [{ node (hostname), state, error }]. */
 export async function serviceTasks(manager, service) {

@@ -1,7 +1,7 @@
 // `npm run sandbox -- status`: each node's dockerd, swarm state and plugin state, the swarm's node list, etcd.
 import { docker, ping } from './dockerd.mjs';
 import { etcdHealthy } from './etcd.mjs';
-import { isAlive } from './proc.mjs';
+import { isAlive } from '../lib/proc.mjs';
 import { LAYOUT, loadSandbox } from './sandbox.mjs';
 
 export async function status(log = console.log) {

@@ -3,7 +3,7 @@
 // Laid out merged-/usr (bin, sbin, lib, lib64 are symlinks into usr/) like Debian 12 itself.
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, realpathSync, rmSync, renameSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { run } from './proc.mjs';
+import { run } from '../lib/proc.mjs';
 
 /** Packages fetched from Debian and the files taken from each (package paths, before the merged-/usr mapping). */
 export const TOOL_PACKAGES = {

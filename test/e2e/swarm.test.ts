@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { BRIDGE_PREFIX, ROUTE_PROTO, VETH_HOST_PREFIX, VETH_PEER_PREFIX, VXLAN_PREFIX } from '../../flannel/names.js';
 import { docker, execInNode } from '../../scripts/lab/dockerd.mjs';
+import { childEnv } from '../../scripts/lib/proc.mjs';
 import { down, etcdEndpoint, LAYOUT, up, type Sandbox, type SandboxNode } from '../../scripts/lab/sandbox.mjs';
 import {
   execInContainer, httpGetFromContainer, removeServiceAndNetwork, serviceContainers, waitServiceRunning, type TaskContainer,
@@ -17,6 +18,13 @@ const enabled = process.env.SWARMNET_E2E === '1';
 const PREFIX = '/flannel'; // ETCD_PREFIX default, not overridden by the sandbox
 const NETWORK = 'e2e-net';
 const SERVICE = 'e2e-web';
+/** A second network (with -o mtu) and its service: MTU and isolation checks. */
+const OTHER_NETWORK = 'e2e-mtu';
+const OTHER_SERVICE = 'e2e-mtu-web';
+const OTHER_MTU = 1400;
+/** The service scheduled onto the restarted node after its plugin restart. */
+const AFTER_SERVICE = 'e2e-after';
+const WEB = ['swarmnet/busybox', 'sh', '-c', 'hostname > /www/index.html && exec httpd -f -p 8080 -h /www'];
 const DRIVER = LAYOUT.networkDriver;
 /** Interface names the overlay owns: VXLAN devices, bridges, veth pairs. */
 const OUR_LINK = new RegExp(`^(${[VXLAN_PREFIX, BRIDGE_PREFIX, VETH_HOST_PREFIX, VETH_PEER_PREFIX].join('|')})`);
@@ -25,9 +33,12 @@ interface Ctx {
   sb: Sandbox;
   etcd: Etcd3;
   baseline: { keys: Set<string>; links: Map<string, Set<string>>; rules: Map<string, Set<string>> };
-  network?: { id: string; subnet: string; flannelId: string };
+  network?: SwarmnetNetwork;
   tasks?: TaskContainer[];
+  other?: SwarmnetNetwork;
+  otherTasks?: TaskContainer[];
 }
+interface SwarmnetNetwork { id: string; subnet: string; flannelId: string }
 let ctx: Ctx | undefined;
 const need = (): Ctx => {
   if (!ctx) throw new Error('sandbox setup failed (see the before hook)');
@@ -44,6 +55,74 @@ function inCidr(ip: string, cidr: string): boolean {
 }
 /** flannel key form of a CIDR: 10.128.0.0/20 -> 10.128.0.0-20 (docs/etcd-layout.md). */
 const cidrKey = (cidr: string): string => cidr.replace('/', '-');
+/** Key of an address record: 10.128.0.130 -> 0a800082 (docs/etcd-layout.md). */
+const hexIp = (ip: string): string => ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ---- inside a task (busybox)
+/** The container's IPv4 interfaces: [{ ifname, address, prefixLen }] from `ip -o -4 addr`. */
+async function taskInterfaces(task: TaskContainer): Promise<{ ifname: string; address: string; prefixLen: number }[]> {
+  const r = await execInContainer(task.node, task.id, ['ip', '-o', '-4', 'addr', 'show']);
+  if (r.code !== 0) throw new Error(`${task.node.name}: ip addr in ${task.name}: ${r.stderr}`);
+  return [...r.stdout.matchAll(/^\d+:\s+(\S+)\s+inet (\d+\.\d+\.\d+\.\d+)\/(\d+)/gm)]
+    .map((m) => ({ ifname: m[1]!, address: m[2]!, prefixLen: Number(m[3]) }));
+}
+/** MTU of the task's interface that holds its address on the network it was listed for. */
+async function taskMtu(task: TaskContainer): Promise<{ ifname: string; mtu: number }> {
+  const ifname = (await taskInterfaces(task)).find((i) => i.address === task.address)?.ifname;
+  if (!ifname) throw new Error(`${task.node.name}: no interface with ${task.address} in ${task.name}`);
+  const r = await execInContainer(task.node, task.id, ['cat', `/sys/class/net/${ifname}/mtu`]);
+  return { ifname, mtu: Number(r.stdout.trim()) };
+}
+/** ICMP and TCP (port 8080) from one container to an address, in parallel: { ping, tcp } exit codes 0 = reached. */
+async function reach(from: TaskContainer, address: string, seconds = 2): Promise<{ ping: boolean; tcp: boolean }> {
+  const [p, h] = await Promise.all([
+    execInContainer(from.node, from.id, ['ping', '-c', '1', '-W', String(seconds), address]),
+    httpGetFromContainer(from.node, from.id, address, 8080, seconds),
+  ]);
+  return { ping: p.code === 0, tcp: h.ok };
+}
+
+/** Creates a swarmnet network on the manager and waits until Swarm's allocator gave it its pool. */
+async function createNetwork(c: Ctx, name: string, extra: string[] = []): Promise<SwarmnetNetwork & { scope: string; attachable: boolean }> {
+  const r = await docker(c.sb.manager, ['network', 'create', '--driver', DRIVER, '--ipam-driver', DRIVER, '--attachable', ...extra, name], { allowFailure: true });
+  if (r.code !== 0) throw new Error(`docker network create ${name}: ${r.stderr}`);
+  // Swarm's allocator asks the plugin for the pool just after the create returns: wait for it to show.
+  let info: { Id: string; Scope: string; Attachable: boolean; IPAM?: { Config?: { Subnet?: string }[] } } = { Id: '', Scope: '', Attachable: false };
+  let subnet: string | undefined;
+  for (let i = 0; i < 60 && !subnet; i++) {
+    if (i) await sleep(500);
+    info = JSON.parse((await docker(c.sb.manager, ['network', 'inspect', name])).stdout)[0];
+    subnet = info.IPAM?.Config?.[0]?.Subnet;
+  }
+  if (!subnet) throw new Error(`${name}: no subnet in ${JSON.stringify(info.IPAM)}`);
+  return { id: info.Id, subnet, flannelId: cidrKey(subnet), scope: info.Scope, attachable: info.Attachable };
+}
+
+/** A web service (busybox httpd on 8080 serving `<node>-<suffix>`) with one task per node, on a network. */
+async function createWebService(c: Ctx, service: string, network: string, suffix: string): Promise<TaskContainer[]> {
+  await docker(c.sb.manager, ['service', 'create', '--detach', '--no-resolve-image', '--name', service, '--replicas', String(c.sb.nodes.length),
+    '--replicas-max-per-node', '1', '--stop-grace-period', '1s', '--network', network, '--hostname', `{{.Node.Hostname}}-${suffix}`, ...WEB]);
+  await waitServiceRunning(c.sb.manager, service, c.sb.nodes.length, 150_000);
+  return serviceContainers(c.sb.nodes, service, network);
+}
+
+/** Host subnets of a network by node underlay address, from the flannel leases in etcd. */
+async function leasesByNode(c: Ctx, net: SwarmnetNetwork): Promise<Map<string, string[]>> {
+  const leases = await c.etcd.getAll().prefix(`${PREFIX}/networks/${net.flannelId}/subnets/`).strings();
+  const byNode = new Map<string, string[]>();
+  for (const [key, value] of Object.entries(leases)) {
+    const cidr = key.slice(key.lastIndexOf('/') + 1).replace(/-(\d+)$/, '/$1');
+    const publicIp = (JSON.parse(value) as { PublicIP: string }).PublicIP;
+    byNode.set(publicIp, [...(byNode.get(publicIp) ?? []), cidr]);
+  }
+  return byNode;
+}
+
+/** How many times the node's plugin logged a finished restart reconciliation (its dockerd log). */
+function reconciliationsDone(node: SandboxNode): string[] {
+  return readFileSync(node.logFile, 'utf8').split('\n').filter((l) => l.includes('restart reconciliation done'));
+}
 
 // ---- snapshots of what swarmnet may leave behind
 async function etcdKeys(etcd: Etcd3): Promise<Set<string>> {
@@ -63,14 +142,16 @@ async function ourRules(node: SandboxNode, extra: string[] = []): Promise<Set<st
   const routes = await execInNode(node, 'ip', ['route', 'show', 'table', 'all', 'proto', String(ROUTE_PROTO)]);
   const stdout = `${nft.stdout}\n${legacy.stdout}\n${routes.stdout.split('\n').filter(Boolean).map((r) => `route ${r}`).join('\n')}`;
   const marks = [/swarmnet/i, /SWARMNET-/, /\bsw(vx|br|ve|vp)\d/, /^route /, ...extra.map((s) => new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))];
-  return new Set(stdout.split('\n').map((l) => l.trim()).filter((l) => marks.some((m) => m.test(l))));
+  // Counters change with traffic: compare rules without them.
+  const lines = stdout.split('\n').map((l) => l.trim().replace(/counter packets \d+ bytes \d+/, 'counter').replace(/^\[\d+:\d+\] /, ''));
+  return new Set(lines.filter((l) => marks.some((m) => m.test(l))));
 }
 const diff = <T>(now: Set<T>, before: Set<T>): T[] => [...now].filter((x) => !before.has(x));
 
 /** Everything on this machine that carries the sandbox's names (LAYOUT): empty before `up` and after `down`. */
 function sandboxFootprint(): string[] {
   const out: string[] = [];
-  const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8' });
+  const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', env: childEnv() });
   if (existsSync('/run/netns')) for (const n of readdirSync('/run/netns')) if (/^sn-node\d+$/.test(n)) out.push(`netns ${n}`);
   for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string }[]) {
     if (l.ifname === LAYOUT.bridge || /^sn-v\d+$/.test(l.ifname)) out.push(`link ${l.ifname}`);
@@ -134,6 +215,14 @@ if (!enabled) {
     t.deepEqual(sandboxFootprint(), []);
   });
 
+  // Run from npm/npx, PATH starts with node_modules/.bin, where @vercel/nft's CLI is called `nft` and exits 0: the
+  // guard was once "installed" by it. The lab runs children with the system PATH (scripts/lib/proc.mjs).
+  test.serial('the forward guard is in place: nft table inet sn-sandbox rejects traffic routed off the sandbox bridge', (t) => {
+    const table = execFileSync('nft', ['list', 'table', 'inet', 'sn-sandbox'], { encoding: 'utf8', env: childEnv() });
+    t.regex(table, new RegExp(`iifname "${LAYOUT.bridge}" oifname != "${LAYOUT.bridge}" reject`));
+    t.regex(table, new RegExp(`oifname "${LAYOUT.bridge}" iifname != "${LAYOUT.bridge}" reject`));
+  });
+
   test.serial('the plugin is enabled on every node and answers Plugin.Activate', async (t) => {
     const { sb } = need();
     for (const n of sb.nodes) {
@@ -151,25 +240,20 @@ if (!enabled) {
 
   test.serial(`docker network create --driver ${DRIVER} --ipam-driver ${DRIVER} --attachable succeeds`, async (t) => {
     const c = need();
-    const r = await docker(c.sb.manager, ['network', 'create', '--driver', DRIVER, '--ipam-driver', DRIVER, '--attachable', NETWORK], { allowFailure: true });
-    if (r.code !== 0) logPlugins(t);
-    t.is(r.code, 0, r.stderr);
-    // Swarm's allocator asks the plugin for the pool just after the create returns: wait for it to show.
-    let info: { Id: string; Scope: string; Attachable: boolean; IPAM?: { Config?: { Subnet?: string }[] } } = { Id: '', Scope: '', Attachable: false };
-    let subnet: string | undefined;
-    for (let i = 0; i < 60 && !subnet; i++) {
-      if (i) await new Promise((res) => setTimeout(res, 500));
-      info = JSON.parse((await docker(c.sb.manager, ['network', 'inspect', NETWORK])).stdout)[0];
-      subnet = info.IPAM?.Config?.[0]?.Subnet;
+    let net;
+    try {
+      net = await createNetwork(c, NETWORK);
+    } catch (e) {
+      logPlugins(t);
+      throw e;
     }
-    t.truthy(subnet, `no subnet in ${JSON.stringify(info.IPAM)}`);
-    t.true(inCidr(subnet!.split('/')[0]!, '10.128.0.0/10'), `subnet ${subnet} outside AVAILABLE_SUBNETS`);
-    t.is(info.Scope, 'swarm');
-    t.true(info.Attachable);
-    c.network = { id: info.Id, subnet: subnet!, flannelId: cidrKey(subnet!) };
+    t.true(inCidr(net.subnet.split('/')[0]!, '10.128.0.0/10'), `subnet ${net.subnet} outside AVAILABLE_SUBNETS`);
+    t.is(net.scope, 'swarm');
+    t.true(net.attachable);
+    c.network = { id: net.id, subnet: net.subnet, flannelId: net.flannelId };
     const config = await c.etcd.get(`${PREFIX}/networks/${c.network.flannelId}/config`).string();
     t.truthy(config, 'no flannel network config in etcd');
-    t.is(JSON.parse(config!).Network, subnet);
+    t.is(JSON.parse(config!).Network, net.subnet);
   });
 
   test.serial('a 3-replica service starts with one task on each of the 3 nodes', async (t) => {
@@ -177,8 +261,7 @@ if (!enabled) {
     t.truthy(c.network, 'needs the network of the previous check');
     t.timeout(4 * 60_000);
     await docker(c.sb.manager, ['service', 'create', '--detach', '--no-resolve-image', '--name', SERVICE, '--replicas', '3',
-      '--replicas-max-per-node', '1', '--stop-grace-period', '1s', '--network', NETWORK, '--hostname', '{{.Node.Hostname}}-web',
-      'swarmnet/busybox', 'sh', '-c', 'hostname > /www/index.html && exec httpd -f -p 8080 -h /www']);
+      '--replicas-max-per-node', '1', '--stop-grace-period', '1s', '--network', NETWORK, '--hostname', '{{.Node.Hostname}}-web', ...WEB]);
     const started = Date.now();
     try {
       await waitServiceRunning(c.sb.manager, SERVICE, 3, 150_000);
@@ -194,13 +277,7 @@ if (!enabled) {
   test.serial("each task's address is in its own node's host subnet (flannel lease with PublicIP = node address)", async (t) => {
     const c = need();
     t.truthy(c.tasks?.length, 'needs the tasks of the previous check');
-    const leases = await c.etcd.getAll().prefix(`${PREFIX}/networks/${c.network!.flannelId}/subnets/`).strings();
-    const byNode = new Map<string, string[]>();
-    for (const [key, value] of Object.entries(leases)) {
-      const cidr = key.slice(key.lastIndexOf('/') + 1).replace(/-(\d+)$/, '/$1');
-      const publicIp = (JSON.parse(value) as { PublicIP: string }).PublicIP;
-      byNode.set(publicIp, [...(byNode.get(publicIp) ?? []), cidr]);
-    }
+    const byNode = await leasesByNode(c, c.network!);
     t.log(`leases: ${JSON.stringify(Object.fromEntries(byNode))}`);
     for (const task of c.tasks!) {
       t.truthy(task.address, `${task.node.name}: task ${task.name} has no address on ${NETWORK}`);
@@ -283,11 +360,182 @@ if (!enabled) {
     }
   });
 
-  test.serial('removing the service and the network leaves no interfaces, nft/iptables rules or etcd keys behind', async (t) => {
+  // A TCP server in the task on node B reports its peer: busybox `nc -l -e netstat -tn` runs netstat on the accepted
+  // connection and sends the table to the client. With a masquerade between the nodes, the peer would be a node's
+  // address (e.g. its VXLAN device's), not the client task's.
+  test.serial("source address preserved: a TCP server in a task sees the client task's overlay address", async (t) => {
+    const c = need();
+    t.truthy(c.tasks?.length === 3, 'needs the 3 tasks');
+    const port = '9000';
+    for (let i = 0; i < c.tasks!.length; i++) {
+      const server = c.tasks![i]!;
+      const client = c.tasks![(i + 1) % c.tasks!.length]!;
+      await docker(server.node, ['exec', '-d', server.id, 'nc', '-l', '-p', port, '-e', 'netstat', '-tn']);
+      let out = '';
+      for (let attempt = 0; attempt < 10 && !out.includes(`:${port} `); attempt++) {
+        if (attempt) await sleep(300); // the listener starts asynchronously (exec -d)
+        out = (await execInContainer(client.node, client.id, ['nc', '-w', '3', server.address!, port])).stdout;
+      }
+      const line = out.split('\n').find((l) => new RegExp(`(?:^|[\\s:])${server.address!.replace(/\./g, '\\.')}:${port}\\s`).test(l));
+      t.truthy(line, `${client.node.name} -> ${server.node.name} ${server.address}:${port}: no connection in the server's table:\n${out}`);
+      const peer = /\s(?:::ffff:)?(\d+\.\d+\.\d+\.\d+):\d+\s+\S+\s*$/.exec(line ?? '')?.[1];
+      t.is(peer, client.address, `${server.node.name}'s server saw ${peer}, not ${client.node.name}'s task ${client.address}: ${line}`);
+    }
+  });
+
+  // Join sets no default gateway, so Docker adds docker_gwbridge (as for overlay networks) and the default route goes
+  // there. The only outside address allowed here is the sandbox bridge's own (etcd's client port on it).
+  test.serial('egress through docker_gwbridge: default route via the gwbridge interface, TCP to 10.99.0.1:2379 (etcd) works', async (t) => {
+    const c = need();
+    t.truthy(c.tasks?.length === 3, 'needs the 3 tasks');
+    const target = LAYOUT.hostAddress;
+    for (const task of c.tasks!) {
+      const gw = JSON.parse((await docker(task.node, ['network', 'inspect', 'docker_gwbridge'])).stdout)[0] as { IPAM: { Config: { Subnet: string; Gateway?: string }[] } };
+      const { Subnet: gwSubnet, Gateway: gwAddress } = gw.IPAM.Config[0]!;
+      const ifs = await taskInterfaces(task);
+      const gwIf = ifs.find((i) => inCidr(i.address, gwSubnet));
+      const overlayIf = ifs.find((i) => i.address === task.address);
+      t.truthy(gwIf, `${task.node.name}: no interface in docker_gwbridge's ${gwSubnet}: ${JSON.stringify(ifs)}`);
+      t.truthy(overlayIf, `${task.node.name}: no interface with ${task.address}`);
+      const routes = (await execInContainer(task.node, task.id, ['ip', '-4', 'route', 'show', 'default'])).stdout.trim();
+      const m = /^default via (\S+) dev (\S+)/m.exec(routes);
+      t.is(m?.[2], gwIf?.ifname, `${task.node.name}: default route "${routes}" is not via docker_gwbridge (${gwIf?.ifname}); overlay is ${overlayIf?.ifname}`);
+      if (gwAddress) t.is(m?.[1], gwAddress, `${task.node.name}: default gateway ${m?.[1]} is not docker_gwbridge's ${gwAddress}`);
+      const script = 'printf \'GET /health HTTP/1.0\\r\\n\\r\\n\' | nc -w 3 "$1" "$2"';
+      const r = await execInContainer(task.node, task.id, ['sh', '-c', script, 'sh', target, String(LAYOUT.etcdPort)]);
+      t.regex(r.stdout, /^HTTP\/1\.[01] 200[\s\S]*"health":\s*"true"/, `${task.node.name} -> ${target}:${LAYOUT.etcdPort}: exit ${r.code} ${r.stdout}${r.stderr}`);
+    }
+  });
+
+  // Workers never see the user's -o options in their CreateNetwork: only in AllocateNetwork's reply (the leader's
+  // echo). Node1 is the manager, node2 and node3 are workers. The first network (no -o) is the control.
+  test.serial(`-o mtu=${OTHER_MTU}: task interfaces on every node have MTU ${OTHER_MTU}; the network without it keeps its default`, async (t) => {
+    const c = need();
+    t.truthy(c.tasks?.length === 3, 'needs the 3 tasks of the first network');
+    t.timeout(4 * 60_000);
+    try {
+      c.other = await createNetwork(c, OTHER_NETWORK, ['-o', `mtu=${OTHER_MTU}`]);
+      c.otherTasks = await createWebService(c, OTHER_SERVICE, OTHER_NETWORK, 'mtu');
+    } catch (e) {
+      logPlugins(t);
+      throw e;
+    }
+    t.deepEqual(c.otherTasks.map((x) => x.node.name).sort(), ['node1', 'node2', 'node3']);
+    for (const task of c.otherTasks) {
+      const { ifname, mtu } = await taskMtu(task);
+      t.is(mtu, OTHER_MTU, `${task.node.name} (${task.node.role}): ${task.name} ${ifname} ${task.address}`);
+    }
+    for (const task of c.tasks!) {
+      const { ifname, mtu } = await taskMtu(task);
+      t.not(mtu, OTHER_MTU, `${task.node.name}: ${NETWORK} (no -o mtu) task ${ifname} has MTU ${mtu}`);
+    }
+  });
+
+  test.serial('isolation: a task on one swarmnet network cannot reach a task on another by IP (same node and other node)', async (t) => {
+    const c = need();
+    t.truthy(c.tasks?.length === 3 && c.otherTasks?.length === 3, 'needs the tasks of both networks');
+    const on = (list: TaskContainer[], node: string): TaskContainer => list.find((x) => x.node.name === node)!;
+    const [a, b, d] = ['node1', 'node2', 'node3'];
+    // (from, to) pairs across the two networks, both directions, same node and other node.
+    const pairs: [TaskContainer, TaskContainer, string][] = [
+      [on(c.tasks!, a!), on(c.otherTasks!, a!), 'same node'],
+      [on(c.tasks!, a!), on(c.otherTasks!, b!), 'other node'],
+      [on(c.otherTasks!, d!), on(c.tasks!, d!), 'same node'],
+      [on(c.otherTasks!, d!), on(c.tasks!, b!), 'other node'],
+    ];
+    // The targets are alive: reachable from their own network on another node.
+    const controls = await Promise.all(pairs.map(([, to]) => {
+      const own = (c.otherTasks!.includes(to) ? c.otherTasks! : c.tasks!).find((x) => x.node.name !== to.node.name)!;
+      return reach(own, to.address!).then((r) => ({ own, to, r }));
+    }));
+    for (const { own, to, r } of controls) t.deepEqual(r, { ping: true, tcp: true }, `control: ${own.node.name} -> ${to.node.name} ${to.address} on its own network`);
+    const results = await Promise.all(pairs.map(([from, to]) => reach(from, to.address!).then((r) => ({ from, to, r }))));
+    results.forEach(({ from, to, r }, i) => {
+      t.deepEqual(r, { ping: false, tcp: false }, `${from.node.name} ${from.address} -> ${to.node.name} ${to.address} (${pairs[i]![2]}): crossed networks`);
+    });
+  });
+
+  // dockerd 20.10 keeps running containers' endpoints when a network plugin is disabled with -f; the plugin keeps
+  // kernel state on SIGTERM and, 15 s after its start (RESTART_GRACE_MS), reconciles its etcd records against Docker.
+  test.serial('plugin disable -f + enable on a worker: its task keeps address and reachability; a new task gets a fresh address; etcd records survive reconciliation', async (t) => {
+    const c = need();
+    t.truthy(c.tasks?.length === 3 && c.otherTasks?.length === 3, 'needs the tasks of both networks');
+    t.timeout(4 * 60_000);
+    const node = c.sb.nodes.filter((n) => n.role === 'worker').at(-1)!;
+    const target = c.tasks!.find((x) => x.node.name === node.name)!;
+    const observers = c.tasks!.filter((x) => x.node.name !== node.name);
+    const reconciledBefore = reconciliationsDone(node).length;
+
+    // ICMP from another node's task through the restart: 48 probes 0.25 s apart (12 s).
+    const probes = 48;
+    const during = execInContainer(observers[0]!.node, observers[0]!.id, ['ping', '-c', String(probes), '-i', '0.25', '-W', '1', target.address!], 60_000);
+    await sleep(1000);
+    const restartAt = Date.now();
+    await docker(node, ['plugin', 'disable', '-f', LAYOUT.pluginName]);
+    await docker(node, ['plugin', 'enable', LAYOUT.pluginName]);
+    t.log(`${node.name}: plugin disabled and enabled again in ${((Date.now() - restartAt) / 1000).toFixed(1)} s`);
+    // A task placed on that node right after the restart, inside the plugin's grace period.
+    await docker(c.sb.manager, ['service', 'create', '--detach', '--no-resolve-image', '--name', AFTER_SERVICE, '--replicas', '1',
+      '--constraint', `node.hostname==${node.name}`, '--stop-grace-period', '1s', '--network', NETWORK, 'swarmnet/busybox', 'sleep', '3600']);
+
+    const ping = await during;
+    const received = Number(/(\d+) packets received/.exec(ping.stdout)?.[1] ?? 0);
+    // A restart that touched the data plane would lose a second or more (4+ probes); allow one stray loss.
+    t.true(received >= probes - 1, `${observers[0]!.node.name} -> ${node.name} ${target.address} during the restart: ${received}/${probes} replies\n${ping.stdout.split('\n').slice(-3).join('\n')}`);
+
+    const inspect = JSON.parse((await docker(node, ['inspect', target.id])).stdout)[0];
+    t.true(inspect.State.Running, `${target.name} no longer runs`);
+    t.is(inspect.NetworkSettings.Networks[NETWORK]?.IPAddress, target.address, `${target.name} changed address`);
+    for (const from of observers) {
+      t.deepEqual(await reach(from, target.address!), { ping: true, tcp: true }, `${from.node.name} -> ${node.name} ${target.address} after the restart`);
+      t.deepEqual(await reach(target, from.address!), { ping: true, tcp: true }, `${node.name} -> ${from.node.name} ${from.address} after the restart`);
+    }
+
+    try {
+      await waitServiceRunning(c.sb.manager, AFTER_SERVICE, 1, 90_000);
+    } catch (e) {
+      logPlugins(t);
+      throw e;
+    }
+    const [fresh] = await serviceContainers([node], AFTER_SERVICE, NETWORK);
+    t.truthy(fresh?.address, `${AFTER_SERVICE}: no task with an address on ${node.name}`);
+    const own = (await leasesByNode(c, c.network!)).get(node.address) ?? [];
+    t.true(own.some((s) => inCidr(fresh!.address!, s)), `new task ${fresh!.address} not in ${node.name}'s host subnet(s) ${own.join(', ')}`);
+    const all = [...c.tasks!, fresh!];
+    t.is(new Set(all.map((x) => x.address)).size, all.length, `duplicate address: ${all.map((x) => `${x.node.name}=${x.address}`).join(' ')}`);
+    // etcd: one endpoint record per address, and an address record of the right node for every running container.
+    const endpoints = Object.values(await c.etcd.getAll().prefix(`${PREFIX}/swarmnet/endpoints/`).strings())
+      .map((v) => JSON.parse(v) as { networkId: string; address: string })
+      .filter((e) => e.networkId === c.network!.flannelId).map((e) => e.address.split('/')[0]);
+    t.is(new Set(endpoints).size, endpoints.length, `duplicate endpoint addresses in etcd: ${endpoints.join(' ')}`);
+    const uncovered = async (): Promise<string[]> => {
+      const out: string[] = [];
+      for (const [net, tasks] of [[c.network!, all], [c.other!, c.otherTasks!]] as const) {
+        for (const task of tasks) {
+          const key = `${PREFIX}/swarmnet/addresses/${net.flannelId}/${hexIp(task.address!)}`;
+          const v = await c.etcd.get(key).string();
+          if ((v ? (JSON.parse(v) as { node?: string }).node : undefined) !== task.node.name) out.push(`${task.node.name} ${task.address}: ${key} = ${v ?? 'absent'}`);
+        }
+      }
+      return out;
+    };
+    t.deepEqual(await uncovered(), [], 'address records before the reconciliation');
+
+    // After the grace period: the reconciliation ran (logged) and kept every running container's address.
+    let done: string[] = [];
+    for (let i = 0; i < 60 && (done = reconciliationsDone(node)).length <= reconciledBefore; i++) await sleep(1000);
+    t.true(done.length > reconciledBefore, `${node.name}: no "restart reconciliation done" within 60 s of the restart`);
+    t.log(`${node.name}: reconciliation ${((Date.now() - restartAt) / 1000).toFixed(0)} s after the restart: ${done.at(-1)?.replace(/^.*msg="(.*)" plugin=.*$/, '$1').replace(/\\"/g, '"')}`);
+    const left = await uncovered();
+    if (left.length) logPlugins(t);
+    t.deepEqual(left, [], 'address records after the reconciliation');
+  });
+
+  test.serial('removing the services and the networks leaves no interfaces, nft/iptables rules or etcd keys behind', async (t) => {
     const c = need();
     t.truthy(c.network, 'needs the network');
     t.timeout(3 * 60_000);
-    const extra = [c.network!.subnet.split('/')[0]!];
+    const extra = [c.network!, c.other].filter((n) => n !== undefined).map((n) => n.subnet.split('/')[0]!);
     const leftovers = async (): Promise<string[]> => {
       const out: string[] = [];
       for (const k of diff(await etcdKeys(c.etcd), c.baseline.keys)) out.push(`etcd key ${k}`);
@@ -302,6 +550,8 @@ if (!enabled) {
     t.true(inUse.some((x) => x.startsWith('etcd key')), `no etcd keys of the network found: ${inUse.join(', ')}`);
     for (const n of c.sb.nodes) t.true(inUse.some((x) => x.startsWith(`${n.name}: link`)), `${n.name}: no swarmnet links while in use`);
 
+    await removeServiceAndNetwork(c.sb.manager, c.sb.nodes, AFTER_SERVICE);
+    await removeServiceAndNetwork(c.sb.manager, c.sb.nodes, OTHER_SERVICE, OTHER_NETWORK);
     await removeServiceAndNetwork(c.sb.manager, c.sb.nodes, SERVICE, NETWORK);
     // Cleanup is partly asynchronous (Docker tells each node, the overlay reconciles): give it a bounded time.
     let left = await leftovers();

@@ -1,33 +1,55 @@
-// Child processes and PIDs for the sandbox lab: argument arrays only (never a shell string), output captured for
-// error messages, and PID checks that survive PID reuse (a PID is ours only if its start time matches the record).
+// Child processes and PIDs for the build and lab scripts (plugin build, sandbox, end-to-end tests): argument arrays
+// only (never a shell string), output captured for error messages, and PID checks that survive PID reuse (a PID is
+// ours only if its start time matches the record).
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
 export class CommandError extends Error {
-  constructor(cmd, args, code, output) {
+  /** `output`: the child's stderr then stdout; the last 15 lines go into the message. */
+  constructor(cmd, args, code, output, stderr = output) {
     const detail = output.trim().split('\n').slice(-15).join('\n');
     super(`${cmd} ${args.join(' ')} failed (exit ${code})${detail ? `:\n${detail}` : ''}`);
     this.name = 'CommandError';
     this.code = code;
     this.output = output;
+    this.stderr = stderr;
   }
 }
 
 /**
- * Runs cmd with args; resolves { code, stdout, stderr }. Rejects with CommandError on a non-zero exit unless
- * allowFailure. `input` is written to stdin; `env` is merged over ours; `timeoutMs` kills the child.
+ * PATH without node_modules/.bin directories. npm and npx put ./node_modules/.bin first in PATH, and a dependency
+ * there shadows a system tool: @vercel/nft's CLI is called `nft`, exits 0 and would silently replace nftables.
+ * Every child started here (and everything it runs, e.g. through nsenter) gets this PATH.
  */
-export function run(cmd, args, { env, allowFailure = false, input, timeoutMs, cwd } = {}) {
+export function systemPath(path = process.env.PATH ?? '') {
+  return path.split(':').filter((d) => d && !/(^|\/)node_modules\/\.bin\/?$/.test(d)).join(':');
+}
+
+/** Our environment with `env` merged over it and PATH = systemPath() unless `env` sets PATH. */
+export function childEnv(env = {}) {
+  return { ...process.env, PATH: systemPath(), ...env };
+}
+
+/**
+ * Runs cmd with args; resolves { code, stdout, stderr }. Rejects with CommandError on a non-zero exit (or a kill)
+ * unless allowFailure. `input` is written to stdin; `env` is merged over ours (childEnv: system PATH); `timeoutMs` kills the child
+ * (SIGKILL); `inherit: true` streams the child's stdout and stderr to ours as well (long steps such as npm ci;
+ * stdout is then not captured).
+ */
+export function run(cmd, args, { cwd, env, allowFailure = false, input, timeoutMs, inherit = false } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       cwd,
-      env: env ? { ...process.env, ...env } : process.env,
-      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      env: childEnv(env),
+      stdio: [input === undefined ? 'ignore' : 'pipe', inherit ? 'inherit' : 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (b) => { stdout += b; });
-    child.stderr.on('data', (b) => { stderr += b; });
+    child.stdout?.on('data', (b) => { stdout += b; });
+    child.stderr.on('data', (b) => {
+      stderr += b;
+      if (inherit) process.stderr.write(b);
+    });
     if (input !== undefined) child.stdin.end(input);
     const timer = timeoutMs ? setTimeout(() => child.kill('SIGKILL'), timeoutMs) : undefined;
     child.on('error', (e) => {
@@ -38,7 +60,7 @@ export function run(cmd, args, { env, allowFailure = false, input, timeoutMs, cw
       clearTimeout(timer);
       const status = code ?? 128;
       if (status !== 0 && !allowFailure) {
-        reject(new CommandError(cmd, args, signal ? `signal ${signal}` : status, `${stderr}\n${stdout}`));
+        reject(new CommandError(cmd, args, signal ? `signal ${signal}` : status, `${stderr}\n${stdout}`, stderr));
       } else resolve({ code: status, stdout, stderr });
     });
   });
