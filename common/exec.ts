@@ -29,12 +29,21 @@ export class ExecError extends Error {
 }
 
 /**
+ * The environment for system tools: PATH without node_modules/.bin entries. `npm run`/`npx` put those first, and a
+ * dev dependency (@vercel/nft) installs an `nft` there that exits 0 — a test or bench would "program" nothing.
+ */
+export function toolEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const path = (env.PATH ?? '').split(':').filter((p) => p !== '' && !/(^|\/)node_modules\/\.bin\/?$/.test(p));
+  return { ...env, PATH: path.join(':') || '/usr/sbin:/usr/bin:/sbin:/bin' };
+}
+
+/**
  * Runs a program with an argument array (never through a shell) and collects its output.
  * Throws ExecError on a non-zero exit unless allowFailure is set.
  */
 export function run(command: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv(opts.env) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
