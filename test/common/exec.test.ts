@@ -6,6 +6,6 @@ test('system tools never resolve to node_modules/.bin (npm puts an `nft` that ex
   t.deepEqual(toolEnv(env), { PATH: '/usr/sbin:/usr/bin', HOME: '/root' });
   t.is(toolEnv({ PATH: 'node_modules/.bin' }).PATH, '/usr/sbin:/usr/bin:/sbin:/bin', 'never an empty PATH');
   // Under `npx ava` the first `nft` on PATH is the npm one; run() must find the system's.
-  const r = await run('sh', ['-c', 'command -v nft || true']);
+  const r = await run('which', ['-a', 'nft'], { allowFailure: true });
   t.false(r.stdout.includes('node_modules'), r.stdout);
 });
