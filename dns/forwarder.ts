@@ -13,12 +13,14 @@ export interface ForwarderOptions {
 }
 
 interface Pending {
-  done: (r: Buffer | undefined) => void;
+  cb: (r: Buffer | undefined) => void;
+  id: number;
   origId: number;
   host: string;
   port: number;
   req: Buffer;
-  timer: NodeJS.Timeout;
+  deadline: number;
+  map: Map<number, Pending>;
 }
 
 /** True when both messages carry the same question section (ASCII case-insensitive). */
@@ -47,6 +49,9 @@ export class Forwarder {
   private readonly maxInFlight: number;
   private readonly poolSize: number;
   private readonly pools = new Map<'udp4' | 'udp6', { sock: dgram.Socket; pending: Map<number, Pending> }[]>();
+  /** UDP attempts in deadline order (one timeout for all, so insertion order is deadline order). */
+  private readonly waiting = new Set<Pending>();
+  private sweeper: NodeJS.Timeout | undefined;
   constructor(opts: ForwarderOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 4000;
     this.maxInFlight = opts.maxInFlight ?? 1024;
@@ -55,32 +60,52 @@ export class Forwarder {
 
   get pending(): number { return this.inFlight; }
 
-  async forward(req: Buffer, servers: readonly Upstream[], proto: 'udp' | 'tcp' = 'udp'): Promise<Buffer> {
-    if (this.inFlight >= this.maxInFlight) return errorResponse(req, RCODE.REFUSED);
+  forward(req: Buffer, servers: readonly Upstream[], proto: 'udp' | 'tcp' = 'udp'): Promise<Buffer> {
+    return new Promise((resolve) => this.forwardCb(req, servers, proto, resolve));
+  }
+
+  /** forward() without promises: the per-query path of the server (no promise chain, no timer per query). */
+  forwardCb(req: Buffer, servers: readonly Upstream[], proto: 'udp' | 'tcp', done: (r: Buffer) => void): void {
+    if (this.inFlight >= this.maxInFlight) { done(errorResponse(req, RCODE.REFUSED)); return; }
     this.inFlight++;
-    try {
-      for (const s of servers) {
-        let res = proto === 'udp' ? await this.udp(req, s) : await this.tcp(req, s);
-        if (res && proto === 'udp' && (res[2]! & 0x02)) res = (await this.tcp(req, s)) ?? res;
-        if (!res) continue;
-        const rcode = res[3]! & 0x0f;
-        if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED) continue;
-        return res;
-      }
-      return errorResponse(req, RCODE.SERVFAIL);
-    } finally { this.inFlight--; }
+    const finish = (r: Buffer): void => { this.inFlight--; done(r); };
+    const next = (i: number): void => {
+      const s = servers[i];
+      if (!s) { finish(errorResponse(req, RCODE.SERVFAIL)); return; }
+      const accept = (res: Buffer | undefined): void => {
+        const rcode = res ? res[3]! & 0x0f : RCODE.SERVFAIL;
+        if (!res || rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED) next(i + 1);
+        else finish(res);
+      };
+      if (proto === 'tcp') { this.tcp(req, s, accept); return; }
+      this.udp(req, s, (res) => {
+        if (res && (res[2]! & 0x02)) this.tcp(req, s, (full) => accept(full ?? res));
+        else accept(res);
+      });
+    };
+    next(0);
   }
 
   /** Closes the pooled sockets and fails whatever is still pending. */
   close(): void {
-    for (const pool of this.pools.values()) {
-      for (const { sock, pending } of pool) {
-        for (const p of pending.values()) { clearTimeout(p.timer); p.done(undefined); }
-        pending.clear();
-        sock.close();
-      }
-    }
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    const left = [...this.waiting];
+    this.waiting.clear();
+    for (const pool of this.pools.values()) for (const { sock, pending } of pool) { pending.clear(); sock.close(); }
     this.pools.clear();
+    for (const p of left) p.cb(undefined);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const p of this.waiting) {
+      if (p.deadline > now) break;
+      this.waiting.delete(p);
+      p.map.delete(p.id);
+      p.cb(undefined); // may queue the next server's attempt: it lands at the end with a later deadline
+    }
+    if (!this.waiting.size && this.sweeper) { clearInterval(this.sweeper); this.sweeper = undefined; }
   }
 
   private socket(family: 'udp4' | 'udp6'): { sock: dgram.Socket; pending: Map<number, Pending> } {
@@ -88,20 +113,20 @@ export class Forwarder {
     if (!pool) {
       pool = [];
       for (let i = 0; i < this.poolSize; i++) {
-        const sock = dgram.createSocket(family);
+        const sock = dgram.createSocket({ type: family, lookup: literal });
         const pending = new Map<number, Pending>();
         sock.on('message', (msg, rinfo) => {
           if (msg.length < 12) return;
           const p = pending.get(msg.readUInt16BE(0));
           if (!p || rinfo.port !== p.port || rinfo.address !== p.host || !(msg[2]! & 0x80) || !sameQuestion(msg, p.req)) return;
-          pending.delete(msg.readUInt16BE(0));
-          clearTimeout(p.timer);
+          pending.delete(p.id);
+          this.waiting.delete(p);
           msg.writeUInt16BE(p.origId, 0);
-          p.done(msg);
+          p.cb(msg);
         });
         sock.on('error', () => { /* send errors surface per query via the send callback */ });
         sock.bind({ port: 0, exclusive: true }); // exclusive: never shared between cluster workers
-        sock.unref(); // pending queries hold timers; an idle pool must not keep the process alive
+        sock.unref(); // an idle pool must not keep the process alive; the sweeper does while queries wait
         pool.push({ sock, pending });
       }
       this.pools.set(family, pool);
@@ -109,43 +134,47 @@ export class Forwarder {
     return pool[Math.floor(Math.random() * pool.length)]!;
   }
 
-  private udp(req: Buffer, s: Upstream): Promise<Buffer | undefined> {
-    return new Promise((resolve) => {
-      const { sock, pending } = this.socket(net.isIPv6(s.host) ? 'udp6' : 'udp4');
-      let id = 0;
-      for (let tries = 0; tries < 64; tries++) { id = Math.floor(Math.random() * 65536); if (!pending.has(id)) break; }
-      if (pending.has(id)) { resolve(undefined); return; }
-      const out = Buffer.from(req);
-      out.writeUInt16BE(id, 0);
-      const finish = (r: Buffer | undefined): void => { pending.delete(id); clearTimeout(p.timer); resolve(r); };
-      const p: Pending = {
-        done: resolve, origId: req.readUInt16BE(0), host: s.host, port: s.port, req,
-        timer: setTimeout(() => finish(undefined), this.timeoutMs),
-      };
-      pending.set(id, p);
-      sock.send(out, s.port, s.host, (err) => { if (err) finish(undefined); });
+  private udp(req: Buffer, s: Upstream, cb: (r: Buffer | undefined) => void): void {
+    const { sock, pending } = this.socket(s.host.includes(':') ? 'udp6' : 'udp4');
+    let id = 0;
+    for (let tries = 0; tries < 64; tries++) { id = Math.floor(Math.random() * 65536); if (!pending.has(id)) break; }
+    if (pending.has(id)) { cb(undefined); return; }
+    const out = Buffer.from(req);
+    out.writeUInt16BE(id, 0);
+    const p: Pending = { cb, id, origId: req.readUInt16BE(0), host: s.host, port: s.port, req, deadline: Date.now() + this.timeoutMs, map: pending };
+    pending.set(id, p);
+    this.waiting.add(p);
+    this.sweeper ??= setInterval(() => this.sweep(), Math.max(5, Math.min(100, this.timeoutMs / 8)));
+    sock.send(out, s.port, s.host, (err) => {
+      if (!err || !pending.has(id)) return;
+      pending.delete(id);
+      this.waiting.delete(p);
+      cb(undefined);
     });
   }
 
-  private tcp(req: Buffer, s: Upstream): Promise<Buffer | undefined> {
-    return new Promise((resolve) => {
-      const c = net.connect(s.port, s.host);
-      let buf = Buffer.alloc(0);
-      let settled = false;
-      const finish = (r: Buffer | undefined): void => {
-        if (settled) return;
-        settled = true; clearTimeout(timer); c.destroy(); resolve(r);
-      };
-      const timer = setTimeout(() => finish(undefined), this.timeoutMs);
-      c.on('error', () => finish(undefined));
-      c.on('close', () => finish(undefined));
-      c.on('connect', () => { const l = Buffer.alloc(2); l.writeUInt16BE(req.length); c.write(Buffer.concat([l, req])); });
-      c.on('data', (d) => {
-        buf = Buffer.concat([buf, d]);
-        if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
-        const msg = Buffer.from(buf.subarray(2, 2 + buf.readUInt16BE(0)));
-        finish(msg.length >= 12 && msg.readUInt16BE(0) === req.readUInt16BE(0) && sameQuestion(msg, req) ? msg : undefined);
-      });
+  private tcp(req: Buffer, s: Upstream, cb: (r: Buffer | undefined) => void): void {
+    const c = net.connect(s.port, s.host);
+    let buf = Buffer.alloc(0);
+    let settled = false;
+    const finish = (r: Buffer | undefined): void => {
+      if (settled) return;
+      settled = true; clearTimeout(timer); c.destroy(); cb(r);
+    };
+    const timer = setTimeout(() => finish(undefined), this.timeoutMs);
+    c.on('error', () => finish(undefined));
+    c.on('close', () => finish(undefined));
+    c.on('connect', () => { const l = Buffer.alloc(2); l.writeUInt16BE(req.length); c.write(Buffer.concat([l, req])); });
+    c.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
+      const msg = Buffer.from(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+      finish(msg.length >= 12 && msg.readUInt16BE(0) === req.readUInt16BE(0) && sameQuestion(msg, req) ? msg : undefined);
     });
   }
+}
+
+/** Upstreams are IP literals: no resolver round trip (and no deferred callback) per send. */
+function literal(address: string, _o: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
+  cb(null, address, address.includes(':') ? 6 : 4);
 }

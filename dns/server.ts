@@ -74,17 +74,29 @@ export class DnsServer {
    * Never throws: an internal error answers SERVFAIL.
    */
   handle(req: Buffer, view: string, proto: 'udp' | 'tcp'): Reply | Promise<Reply> {
-    try {
-      const out = this.resolver.resolve(req, view, proto === 'tcp' ? 65535 : undefined);
-      if (out.kind === 'drop') return undefined;
-      if (out.kind === 'answer') return out.response;
-      const size = proto === 'tcp' ? 65535 : out.query.udpSize;
-      return this.forwarder.forward(req, this.upstreams(out.upstreams), proto)
-        .then((r) => truncate(r, size), () => errorResponse(req, RCODE.SERVFAIL));
-    } catch (e) {
+    let sync = false;
+    let value: Reply;
+    let resolveLater: ((r: Reply) => void) | undefined;
+    this.dispatch(req, view, proto, (r) => {
+      if (resolveLater) resolveLater(r);
+      else { sync = true; value = r; }
+    });
+    if (sync) return value;
+    return new Promise<Reply>((res) => { resolveLater = res; });
+  }
+
+  /** handle() with a callback, called exactly once (synchronously for local answers); the listeners use this. */
+  private dispatch(req: Buffer, view: string, proto: 'udp' | 'tcp', reply: (r: Reply) => void): void {
+    let out;
+    try { out = this.resolver.resolve(req, view, proto === 'tcp' ? 65535 : undefined); } catch (e) {
       log.warn({ err: e }, 'resolver error');
-      return errorResponse(req, RCODE.SERVFAIL);
+      reply(errorResponse(req, RCODE.SERVFAIL));
+      return;
     }
+    if (out.kind === 'drop') { reply(undefined); return; }
+    if (out.kind === 'answer') { reply(out.response); return; }
+    const size = proto === 'tcp' ? 65535 : out.query.udpSize;
+    this.forwarder.forwardCb(req, this.upstreams(out.upstreams), proto, (r) => reply(truncate(r, size)));
   }
 
   /** View for a client address: the listener's mapping, else the container that owns the address. */
@@ -99,9 +111,10 @@ export class DnsServer {
 
   private serveUdp(l: Listener, udp: dgram.Socket): void {
     udp.on('message', (msg, rinfo) => {
-      const r = this.handle(msg, this.viewFor(l, rinfo.address), 'udp');
-      if (r instanceof Promise) void r.then((x) => { if (x) udp.send(x, rinfo.port, rinfo.address); });
-      else if (r) udp.send(r, rinfo.port, rinfo.address);
+      this.dispatch(msg, this.viewFor(l, rinfo.address), 'udp', (r) => {
+        if (!r) return;
+        try { udp.send(r, rinfo.port, rinfo.address); } catch { /* socket closed meanwhile */ }
+      });
     });
     udp.on('error', (e) => log.warn({ err: e }, 'udp socket error'));
   }
@@ -138,14 +151,14 @@ export class DnsServer {
           const msg = buf.subarray(2, 2 + len);
           buf = buf.subarray(2 + len);
           progressed = true;
-          const r = this.handle(msg, view, 'tcp');
-          if (!(r instanceof Promise)) { send(r); continue; }
-          outstanding++;
-          if (outstanding >= TCP_MAX_OUTSTANDING) c.pause();
-          void r.then((x) => {
-            send(x);
-            if (--outstanding <= TCP_MAX_OUTSTANDING / 2 && c.isPaused() && !c.destroyed) c.resume();
+          let done = false;
+          let queued = false;
+          this.dispatch(msg, view, 'tcp', (r) => {
+            done = true;
+            send(r);
+            if (queued && --outstanding <= TCP_MAX_OUTSTANDING / 2 && c.isPaused() && !c.destroyed) c.resume();
           });
+          if (!done) { queued = true; if (++outstanding >= TCP_MAX_OUTSTANDING) c.pause(); }
         }
         // A half-sent message must complete in time even if the client keeps trickling bytes.
         if (partial && (progressed || !buf.length)) { clearTimeout(partial); partial = undefined; }
