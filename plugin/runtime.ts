@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import Docker from 'dockerode';
 import type { Etcd3 } from 'etcd3';
 import { logger, type Logger } from '../common/log.js';
-import { findUnderlay } from '../flannel/underlay.js';
+import { findUnderlay, type Underlay } from '../flannel/underlay.js';
 import { vtepMac } from '../flannel/vtep-mac.js';
 import type { Config } from './config.js';
 import { ClusterView } from './docker/cluster-view.js';
@@ -57,7 +57,7 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     await waitForEtcd(client, config.etcd.requestTimeoutMs);
 
     readiness.setWaitingFor('the underlay interface');
-    const underlay = await findUnderlay(config.underlayInterface ?? identity.swarmAddress);
+    const underlay = await chooseUnderlay(config.underlayInterface, identity.swarmAddress, log);
     const publicIp = config.publicIp ?? underlay.address;
 
     // A lost node lease means etcd dropped this node's records (set below, once IPAM exists).
@@ -126,4 +126,21 @@ async function dockerInfo(docker: Docker, config: Config, log: Logger): Promise<
     log.warn({ err: (e as Error).message }, 'Docker is unreachable; starting with NODE_NAME and no swarm role');
     return {};
   }
+}
+
+/**
+ * The VXLAN underlay: UNDERLAY_INTERFACE (or -iface=) when set; else the interface holding the swarm's advertise
+ * address, so VXLAN follows the swarm's data path; else (an advertise address behind NAT is on no interface) the
+ * interface of the default route.
+ */
+async function chooseUnderlay(configured: string | undefined, swarmAddress: string | undefined, log: Logger): Promise<Underlay> {
+  if (configured) return findUnderlay(configured);
+  if (swarmAddress) {
+    try {
+      return await findUnderlay(swarmAddress);
+    } catch (e) {
+      log.warn({ err: (e as Error).message, swarmAddress }, 'the swarm advertise address is on no interface; using the default route\'s');
+    }
+  }
+  return findUnderlay();
 }
