@@ -4,6 +4,7 @@ import { errorResponse, RCODE, truncate } from './codec.js';
 import { Forwarder } from './forwarder.js';
 import { Resolver } from './resolver.js';
 import type { Table } from './table.js';
+import { replySender } from './udp-reply.js';
 import { hostUpstreams, parseUpstream, type Upstream } from './upstreams.js';
 import { logger } from '../common/log.js';
 
@@ -110,11 +111,9 @@ export class DnsServer {
   }
 
   private serveUdp(l: Listener, udp: dgram.Socket): void {
+    const reply = replySender(udp);
     udp.on('message', (msg, rinfo) => {
-      this.dispatch(msg, this.viewFor(l, rinfo.address), 'udp', (r) => {
-        if (!r) return;
-        try { udp.send(r, rinfo.port, rinfo.address); } catch { /* socket closed meanwhile */ }
-      });
+      this.dispatch(msg, this.viewFor(l, rinfo.address), 'udp', (r) => { if (r) reply(r, rinfo.port, rinfo.address); });
     });
     udp.on('error', (e) => log.warn({ err: e }, 'udp socket error'));
   }
