@@ -2,6 +2,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { errorResponse, RCODE } from './codec.js';
 import type { Upstream } from './upstreams.js';
+import { frameTcp, TcpFrameReader } from './tcp-frame.js';
 
 export interface ForwarderOptions {
   /** Per server and attempt (Docker's extIOTimeout: 4 s). */
@@ -155,7 +156,7 @@ export class Forwarder {
 
   private tcp(req: Buffer, s: Upstream, cb: (r: Buffer | undefined) => void): void {
     const c = net.connect(s.port, s.host);
-    let buf = Buffer.alloc(0);
+    const frames = new TcpFrameReader();
     let settled = false;
     const finish = (r: Buffer | undefined): void => {
       if (settled) return;
@@ -164,11 +165,11 @@ export class Forwarder {
     const timer = setTimeout(() => finish(undefined), this.timeoutMs);
     c.on('error', () => finish(undefined));
     c.on('close', () => finish(undefined));
-    c.on('connect', () => { const l = Buffer.alloc(2); l.writeUInt16BE(req.length); c.write(Buffer.concat([l, req])); });
+    c.on('connect', () => c.write(frameTcp(req)));
     c.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
-      const msg = Buffer.from(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+      const [first] = frames.push(d);
+      if (!first) return void (frames.invalid && finish(undefined));
+      const msg = Buffer.from(first);
       finish(msg.length >= 12 && msg.readUInt16BE(0) === req.readUInt16BE(0) && sameQuestion(msg, req) ? msg : undefined);
     });
   }

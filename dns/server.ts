@@ -4,6 +4,7 @@ import { errorResponse, RCODE, truncate } from './codec.js';
 import { Forwarder } from './forwarder.js';
 import { Resolver } from './resolver.js';
 import type { Table } from './table.js';
+import { frameTcp, TcpFrameReader } from './tcp-frame.js';
 import { replySender } from './udp-reply.js';
 import { hostUpstreams, parseUpstream, type Upstream } from './upstreams.js';
 import { logger } from '../common/log.js';
@@ -126,7 +127,7 @@ export class DnsServer {
       open++;
       c.on('close', () => { open--; });
       const view = this.viewFor(l, c.remoteAddress ?? '');
-      let buf: Buffer = Buffer.alloc(0);
+      const frames = new TcpFrameReader();
       let outstanding = 0;
       let partial: NodeJS.Timeout | undefined;
       c.setNoDelay(true);
@@ -134,22 +135,12 @@ export class DnsServer {
       c.on('error', () => c.destroy());
       const send = (r: Reply): void => {
         if (!r || c.destroyed) return;
-        const framed = Buffer.allocUnsafe(r.length + 2);
-        framed.writeUInt16BE(r.length, 0);
-        r.copy(framed, 2);
-        c.write(framed);
+        c.write(frameTcp(r));
         if (c.writableLength > TCP_MAX_UNSENT) c.destroy();
       };
       c.on('data', (d) => {
-        buf = buf.length ? Buffer.concat([buf, d]) : d;
-        let progressed = false;
-        while (buf.length >= 2) {
-          const len = buf.readUInt16BE(0);
-          if (len === 0) { c.destroy(); return; } // no DNS message is empty: the stream is out of sync
-          if (buf.length < 2 + len) break;
-          const msg = buf.subarray(2, 2 + len);
-          buf = buf.subarray(2 + len);
-          progressed = true;
+        const messages = frames.push(d);
+        for (const msg of messages) {
           let done = false;
           let queued = false;
           this.dispatch(msg, view, 'tcp', (r) => {
@@ -159,9 +150,10 @@ export class DnsServer {
           });
           if (!done) { queued = true; if (++outstanding >= TCP_MAX_OUTSTANDING) c.pause(); }
         }
+        if (frames.invalid) { c.destroy(); return; } // a zero-length frame: the stream is out of sync
         // A half-sent message must complete in time even if the client keeps trickling bytes.
-        if (partial && (progressed || !buf.length)) { clearTimeout(partial); partial = undefined; }
-        if (buf.length && !partial) partial = setTimeout(() => c.destroy(), this.tcpIdleMs);
+        if (partial && (messages.length || !frames.pending)) { clearTimeout(partial); partial = undefined; }
+        if (frames.pending && !partial) partial = setTimeout(() => c.destroy(), this.tcpIdleMs);
       });
       c.on('close', () => { if (partial) clearTimeout(partial); });
     });

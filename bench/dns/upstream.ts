@@ -6,6 +6,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { buildResponse, FormatError, parseQuery, RCODE, TYPE } from '../../dns/codec.js';
+import { frameTcp, TcpFrameReader } from '../../dns/tcp-frame.js';
 
 const [host = '127.0.0.1', portArg = '53'] = process.argv.slice(2);
 const A = [{ type: TYPE.A, data: Buffer.from([192, 0, 2, 1]) }];
@@ -24,15 +25,12 @@ function answer(req: Buffer, max: number): Buffer | undefined {
 const udp = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
 udp.on('message', (m, r) => { const out = answer(m, 512); if (out) udp.send(out, r.port, r.address); });
 const tcp = net.createServer((c) => {
-  let buf = Buffer.alloc(0);
+  const frames = new TcpFrameReader();
   c.on('error', () => c.destroy());
   c.on('data', (d) => {
-    buf = Buffer.concat([buf, d]);
-    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-      const m = buf.subarray(2, 2 + buf.readUInt16BE(0));
-      buf = buf.subarray(2 + m.length);
+    for (const m of frames.push(d)) {
       const out = answer(m, 65535);
-      if (out) { const l = Buffer.alloc(2); l.writeUInt16BE(out.length); c.write(Buffer.concat([l, out])); }
+      if (out) c.write(frameTcp(out));
     }
   });
 });

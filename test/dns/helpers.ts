@@ -5,6 +5,7 @@ import dnsPacket from 'dns-packet';
 import { DnsServer, type ServerOptions } from '../../dns/server.js';
 import { Forwarder } from '../../dns/forwarder.js';
 import { parseQuery } from '../../dns/codec.js';
+import { frameTcp, TcpFrameReader } from '../../dns/tcp-frame.js';
 import type { Table } from '../../dns/table.js';
 
 /** A UDP socket and a TCP server on the same random port of host (retried while the TCP side is taken). */
@@ -49,16 +50,13 @@ export async function upstream(host: string, behaviour: Behaviour): Promise<{ po
   state.port = udp.address().port;
   udp.on('message', (m, r) => { state.udpSeen++; const out = answer(m, false); if (out) udp.send(out, r.port, r.address); });
   tcp.on('connection', (c) => {
-    let buf = Buffer.alloc(0);
+    const frames = new TcpFrameReader();
     c.on('error', () => c.destroy());
     c.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        const m = buf.subarray(2, 2 + buf.readUInt16BE(0));
-        buf = buf.subarray(2 + m.length);
+      for (const m of frames.push(d)) {
         state.tcpSeen++;
         const out = answer(m, true);
-        if (out) { const l = Buffer.alloc(2); l.writeUInt16BE(out.length); c.write(Buffer.concat([l, out])); }
+        if (out) c.write(frameTcp(out));
       }
     });
   });
@@ -109,18 +107,14 @@ export function tcpExchange(port: number, raw: Buffer, expect: number, timeoutMs
   return new Promise((resolve) => {
     const c = net.connect(port, '127.0.0.1');
     const replies: Buffer[] = [];
-    let buf = Buffer.alloc(0);
+    const frames = new TcpFrameReader();
     let closed = false;
     const done = (): void => { clearTimeout(t); c.destroy(); resolve({ replies, closed }); };
     const t = setTimeout(done, timeoutMs);
     c.on('error', () => {});
     c.on('close', () => { closed = true; done(); });
     c.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        replies.push(buf.subarray(2, 2 + buf.readUInt16BE(0)));
-        buf = buf.subarray(2 + replies.at(-1)!.length);
-      }
+      replies.push(...frames.push(d));
       if (replies.length >= expect || (until && replies.some(until))) done();
     });
     c.write(raw);
@@ -128,5 +122,5 @@ export function tcpExchange(port: number, raw: Buffer, expect: number, timeoutMs
 }
 
 export function frame(...msgs: Buffer[]): Buffer {
-  return Buffer.concat(msgs.flatMap((m) => { const l = Buffer.alloc(2); l.writeUInt16BE(m.length); return [l, m]; }));
+  return Buffer.concat(msgs.map(frameTcp));
 }
