@@ -17,7 +17,6 @@ const MAIN = new URL('../../dist/plugin/main.js', import.meta.url).pathname;
 const isRoot = process.getuid?.() === 0;
 const canRun = isRoot && existsSync('/usr/bin/etcd') && existsSync(MAIN);
 const run = canRun ? test.serial : test.skip;
-if (!canRun) test('runtime on two namespace hosts (skipped)', (t) => t.pass(`needs root, /usr/bin/etcd and a build (root=${isRoot})`));
 
 const P = 'snrt';
 const HOSTS = { a: { ns: `${P}-a`, ip: '10.97.0.1', dev: `${P}-ua`, peer: `${P}-ha` }, b: { ns: `${P}-b`, ip: '10.97.0.2', dev: `${P}-ub`, peer: `${P}-hb` } } as const;

@@ -18,10 +18,6 @@ import { hasTools, isRoot } from './lab.js';
 setLogLevel('silent');
 const ready = isRoot && hasTools;
 const serial = ready ? test.serial : test.serial.skip;
-if (!ready) test('single-host overlay (skipped)', (t) => {
-  t.log('skipped: needs root, iproute2 and iptables');
-  t.pass();
-});
 
 const ns = `swt${randomBytes(3).toString('hex')}h`;
 const stateDir = mkdtempSync(join(tmpdir(), 'swarmnet-overlay-host-'));

@@ -19,8 +19,7 @@ test('the embedded etcd refuses a multi-node swarm with a clear message', (t) =>
   t.throws(() => checkEmbeddedAllowed(3), { message: /3 nodes.*set ETCD_ENDPOINTS/ });
 });
 
-test('the embedded etcd serves on loopback with data under STATE_DIR and keeps it across restarts', async (t) => {
-  if (!hasEtcd) return t.pass('skipped: /usr/bin/etcd not installed');
+(hasEtcd ? test : test.skip)('the embedded etcd serves on loopback with data under STATE_DIR and keeps it across restarts', async (t) => {
   const stateDir = mkdtempSync(join(tmpdir(), 'swarmnet-state-'));
   const ports = { clientPort: await port(), peerPort: await port() };
   try {
