@@ -4,7 +4,8 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command as CommanderCommand } from 'commander';
-import { DnsServer } from './server.js';
+import { DnsServer, type Listener } from './server.js';
+import { BatchUdp, nativeUdp } from './udp-batch.js';
 import { buildTable, type Table } from './table.js';
 import { parseUpstream } from './upstreams.js';
 
@@ -34,12 +35,25 @@ export async function serve(o: ServeOptions): Promise<{ server: DnsServer; close
     compat: o.compat === 'true',
     ...(o.upstream ? { defaultUpstreams: o.upstream.map(parseUpstream) } : {}),
   });
-  const udp = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup });
+  const listener: Listener = o.view !== undefined ? { view: o.view } : {};
+  let closeUdp: () => void;
+  if (nativeUdp()) {
+    // Workers each bind the address (SO_REUSEPORT) and the kernel spreads clients over them.
+    const b = BatchUdp.open(host, port, { reusePort: cluster.isWorker });
+    listener.batchUdp = b;
+    closeUdp = () => b.close();
+  } else {
+    const udp = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup });
+    await new Promise<void>((r, j) => { udp.once('error', j); udp.bind(port, host, () => { udp.off('error', j); r(); }); });
+    listener.udp = udp;
+    closeUdp = () => udp.close();
+  }
   const tcp = net.createServer();
-  await new Promise<void>((r, j) => { udp.once('error', j); udp.bind(port, host, () => { udp.off('error', j); r(); }); });
-  await new Promise<void>((r, j) => { tcp.once('error', j); tcp.listen(port, host, () => { tcp.off('error', j); r(); }); });
-  const view = o.view;
-  server.addListener({ udp, tcp, ...(view !== undefined ? { viewOf: () => view } : {}) });
+  try {
+    await new Promise<void>((r, j) => { tcp.once('error', j); tcp.listen(port, host, () => { tcp.off('error', j); r(); }); });
+  } catch (e) { closeUdp(); throw e; }
+  listener.tcp = tcp;
+  server.addListener(listener);
   // SIGHUP reloads the table file; a bad file keeps the old table.
   const reload = (): void => {
     try { server.setTable(loadTable(o.table)); process.stderr.write('dns table reloaded\n'); } catch (e) {
@@ -47,8 +61,10 @@ export async function serve(o: ServeOptions): Promise<{ server: DnsServer; close
     }
   };
   process.on('SIGHUP', reload);
-  return { server, close: () => { process.off('SIGHUP', reload); udp.close(); tcp.close(); } };
+  return { server, close: () => { process.off('SIGHUP', reload); closeUdp(); tcp.close(); } };
 }
+
+function udpMode(): string { return nativeUdp() ? 'udp: batched' : 'udp: dgram'; }
 
 /**
  * --workers N: N processes share the listening sockets (node:cluster; UDP handles are shared, TCP connections
@@ -61,7 +77,7 @@ async function supervise(n: number, listen: string): Promise<void> {
   let lastFork = 0;
   const fork = (): void => {
     const w = cluster.fork();
-    w.on('message', (m) => { if (m === 'listening' && ++up === n) process.stdout.write(`dns listening on ${listen} (${n} workers)\n`); });
+    w.on('message', (m) => { if (m === 'listening' && ++up === n) process.stdout.write(`dns listening on ${listen} (${n} workers, ${udpMode()})\n`); });
   };
   cluster.on('exit', (w, code, signal) => {
     if (stopping) return;
@@ -113,7 +129,7 @@ export function registerDnsCommands(program: CommanderCommand): void {
         process.exit(2);
       }
       if (cluster.isWorker) process.send?.('listening');
-      else process.stdout.write(`dns listening on ${o.listen}\n`);
+      else process.stdout.write(`dns listening on ${o.listen} (${udpMode()})\n`);
       for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => process.exit(0));
     });
 }

@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { errorResponse, RCODE } from './codec.js';
+import { BatchUdp, nativeUdp } from './udp-batch.js';
 import type { Upstream } from './upstreams.js';
 import { frameTcp, TcpFrameReader } from './tcp-frame.js';
 
@@ -11,6 +12,13 @@ export interface ForwarderOptions {
   maxInFlight?: number;
   /** UDP sockets per address family that upstream queries are spread over (random socket + random id). */
   sockets?: number;
+}
+
+/** One of the long-lived sockets upstream queries go out on; failed() runs when a send cannot happen. */
+interface PoolSocket {
+  pending: Map<number, Pending>;
+  send(out: Buffer, host: string, port: number, failed: () => void): void;
+  close(): void;
 }
 
 interface Pending {
@@ -49,7 +57,7 @@ export class Forwarder {
   private readonly timeoutMs: number;
   private readonly maxInFlight: number;
   private readonly poolSize: number;
-  private readonly pools = new Map<'udp4' | 'udp6', { sock: dgram.Socket; pending: Map<number, Pending> }[]>();
+  private readonly pools = new Map<'udp4' | 'udp6', PoolSocket[]>();
   /** UDP attempts in deadline order (one timeout for all, so insertion order is deadline order). */
   private readonly waiting = new Set<Pending>();
   private sweeper: NodeJS.Timeout | undefined;
@@ -93,7 +101,7 @@ export class Forwarder {
     this.sweeper = undefined;
     const left = [...this.waiting];
     this.waiting.clear();
-    for (const pool of this.pools.values()) for (const { sock, pending } of pool) { pending.clear(); sock.close(); }
+    for (const pool of this.pools.values()) for (const { close, pending } of pool) { pending.clear(); close(); }
     this.pools.clear();
     for (const p of left) p.cb(undefined);
   }
@@ -109,34 +117,68 @@ export class Forwarder {
     if (!this.waiting.size && this.sweeper) { clearInterval(this.sweeper); this.sweeper = undefined; }
   }
 
-  private socket(family: 'udp4' | 'udp6'): { sock: dgram.Socket; pending: Map<number, Pending> } {
+  /** An upstream answer: matched by id, server and question, then handed on with the client's id restored. */
+  private answer(pending: Map<number, Pending>, msg: Buffer, host: string, port: number): void {
+    if (msg.length < 12) return;
+    const p = pending.get(msg.readUInt16BE(0));
+    if (!p || port !== p.port || host !== p.host || !(msg[2]! & 0x80) || !sameQuestion(msg, p.req)) return;
+    pending.delete(p.id);
+    this.waiting.delete(p);
+    const out = Buffer.from(msg); // msg may be a view into a batched socket's shared area
+    out.writeUInt16BE(p.origId, 0);
+    p.cb(out);
+  }
+
+  private socket(family: 'udp4' | 'udp6'): PoolSocket {
     let pool = this.pools.get(family);
     if (!pool) {
       pool = [];
-      for (let i = 0; i < this.poolSize; i++) {
-        const sock = dgram.createSocket({ type: family, lookup: literal });
-        const pending = new Map<number, Pending>();
-        sock.on('message', (msg, rinfo) => {
-          if (msg.length < 12) return;
-          const p = pending.get(msg.readUInt16BE(0));
-          if (!p || rinfo.port !== p.port || rinfo.address !== p.host || !(msg[2]! & 0x80) || !sameQuestion(msg, p.req)) return;
-          pending.delete(p.id);
-          this.waiting.delete(p);
-          msg.writeUInt16BE(p.origId, 0);
-          p.cb(msg);
-        });
-        sock.on('error', () => { /* send errors surface per query via the send callback */ });
-        sock.bind({ port: 0, exclusive: true }); // exclusive: never shared between cluster workers
-        sock.unref(); // an idle pool must not keep the process alive; the sweeper does while queries wait
-        pool.push({ sock, pending });
-      }
+      for (let i = 0; i < this.poolSize; i++) pool.push(nativeUdp() ? this.batchSocket(family) : this.dgramSocket(family));
       this.pools.set(family, pool);
     }
     return pool[Math.floor(Math.random() * pool.length)]!;
   }
 
+  private dgramSocket(family: 'udp4' | 'udp6'): PoolSocket {
+    const sock = dgram.createSocket({ type: family, lookup: literal });
+    const pending = new Map<number, Pending>();
+    sock.on('message', (msg, rinfo) => this.answer(pending, msg, rinfo.address, rinfo.port));
+    sock.on('error', () => { /* send errors surface per query via the send callback */ });
+    sock.bind({ port: 0, exclusive: true }); // exclusive: never shared between cluster workers
+    sock.unref(); // an idle pool must not keep the process alive; the sweeper does while queries wait
+    return {
+      pending,
+      send: (out, host, port, failed) => sock.send(out, port, host, (err) => { if (err) failed(); }),
+      close: () => sock.close(),
+    };
+  }
+
+  /** Upstream answers read in batches too (dns/udp-batch.ts); each query goes out with one sendto. */
+  private batchSocket(family: 'udp4' | 'udp6'): PoolSocket {
+    const sock = BatchUdp.open(family === 'udp6' ? '::' : '0.0.0.0', 0);
+    const pending = new Map<number, Pending>();
+    sock.onBatch = (n) => {
+      for (let i = 0; i < n; i++) {
+        const msg = sock.datagram(i);
+        if (msg) this.answer(pending, msg, sock.peerAddress(i), sock.peerPort(i));
+      }
+    };
+    sock.ref(false);
+    const dests = new Map<string, Buffer>();
+    return {
+      pending,
+      send: (out, host, port, failed) => {
+        const key = `${host}#${port}`;
+        let to = dests.get(key);
+        if (!to) { to = BatchUdp.sockaddr(host, port); if (dests.size > 1024) dests.clear(); dests.set(key, to); }
+        if (!sock.sendTo(out, to)) failed();
+      },
+      close: () => sock.close(),
+    };
+  }
+
   private udp(req: Buffer, s: Upstream, cb: (r: Buffer | undefined) => void): void {
-    const { sock, pending } = this.socket(s.host.includes(':') ? 'udp6' : 'udp4');
+    const { send, pending } = this.socket(s.host.includes(':') ? 'udp6' : 'udp4');
     let id = 0;
     for (let tries = 0; tries < 64; tries++) { id = Math.floor(Math.random() * 65536); if (!pending.has(id)) break; }
     if (pending.has(id)) { cb(undefined); return; }
@@ -146,8 +188,8 @@ export class Forwarder {
     pending.set(id, p);
     this.waiting.add(p);
     this.sweeper ??= setInterval(() => this.sweep(), Math.max(5, Math.min(100, this.timeoutMs / 8)));
-    sock.send(out, s.port, s.host, (err) => {
-      if (!err || !pending.has(id)) return;
+    send(out, s.host, s.port, () => {
+      if (!pending.has(id)) return;
       pending.delete(id);
       this.waiting.delete(p);
       cb(undefined);

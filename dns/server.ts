@@ -5,6 +5,7 @@ import { Forwarder } from './forwarder.js';
 import { Resolver } from './resolver.js';
 import type { Table } from './table.js';
 import { frameTcp, TcpFrameReader } from './tcp-frame.js';
+import type { BatchUdp } from './udp-batch.js';
 import { replySender } from './udp-reply.js';
 import { hostUpstreams, parseUpstream, type Upstream } from './upstreams.js';
 import { logger } from '../common/log.js';
@@ -13,7 +14,11 @@ const log = logger('dns');
 
 export interface Listener {
   udp?: dgram.Socket;
+  /** UDP through recvmmsg/sendmmsg (dns/udp-batch.ts), instead of or besides a dgram socket. */
+  batchUdp?: BatchUdp;
   tcp?: net.Server;
+  /** Every client of this listener gets this container's view (a listener inside one container's namespace). */
+  view?: string;
   /** Client address → container id whose view answers it; default: the container owning that address. */
   viewOf?: (remoteAddr: string) => string;
 }
@@ -98,17 +103,47 @@ export class DnsServer {
     if (out.kind === 'drop') { reply(undefined); return; }
     if (out.kind === 'answer') { reply(out.response); return; }
     const size = proto === 'tcp' ? 65535 : out.query.udpSize;
-    this.forwarder.forwardCb(req, this.upstreams(out.upstreams), proto, (r) => reply(truncate(r, size)));
+    // A copy: the forwarder keeps the query past this call (retries, TCP fallback) and a batched listener reuses
+    // the memory it came in.
+    this.forwarder.forwardCb(Buffer.from(req), this.upstreams(out.upstreams), proto, (r) => reply(truncate(r, size)));
   }
 
   /** View for a client address: the listener's mapping, else the container that owns the address. */
   private viewFor(l: Listener, addr: string): string {
+    if (l.view !== undefined) return l.view;
     return l.viewOf ? l.viewOf(addr) : this.resolver.viewOfAddress(addr);
   }
 
   addListener(l: Listener): void {
     if (l.udp) this.serveUdp(l, l.udp);
+    if (l.batchUdp) this.serveBatchUdp(l, l.batchUdp);
     if (l.tcp) this.serveTcp(l, l.tcp);
+  }
+
+  /** A batch in, the answers that are ready at once out in one send; forwarded ones follow one by one. */
+  private serveBatchUdp(l: Listener, sock: BatchUdp): void {
+    const replies: Buffer[] = [];
+    const slots = new Int32Array(sock.slots);
+    sock.onBatch = (n) => {
+      let k = 0;
+      for (let i = 0; i < n; i++) {
+        const msg = sock.datagram(i);
+        if (!msg) continue; // larger than any DNS query over UDP: dropped
+        const view = l.view ?? this.viewFor(l, sock.peerAddress(i));
+        let inBatch = true;
+        let answered = false;
+        let peer: Buffer | undefined;
+        this.dispatch(msg, view, 'udp', (r) => {
+          answered = true;
+          if (!r) return;
+          if (inBatch) { replies[k] = r; slots[k++] = i; } else if (peer) sock.sendTo(r, peer);
+        });
+        inBatch = false;
+        if (!answered) peer = sock.peer(i); // answered later: keep where it goes
+      }
+      if (k) sock.send(replies, slots, k);
+      replies.length = 0;
+    };
   }
 
   private serveUdp(l: Listener, udp: dgram.Socket): void {

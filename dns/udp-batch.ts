@@ -1,0 +1,156 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { endianness } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import ipaddr from 'ipaddr.js';
+
+/**
+ * UDP listener that reads and answers in batches (recvmmsg/sendmmsg) through dns/native/udp_batch.c.
+ * Node's dgram makes one syscall and one C++→JavaScript call per datagram each way; at 100k queries/s that is most
+ * of the cost of an answer (docs/performance.md). The addon is optional: without it (not built, or
+ * SWARMNET_DNS_NATIVE=0) the server uses dgram and answers the same, only slower.
+ *
+ * Every socket shares one receive area. A batch is handed to its handler synchronously, and the handler sends what
+ * it can answer at once before returning; anything that answers later (a forwarded query) must copy the datagram
+ * and the sender's address (peer()) first, because the next batch overwrites both.
+ */
+interface Native {
+  init(rx: Buffer, addrs: Buffer, lens: Int32Array): void;
+  open(ip: string, port: number, reusePort: boolean, onBatch: (n: number) => void, netns?: string): object;
+  send(sock: object, replies: Buffer[], slots: Int32Array, count: number): number;
+  sendTo(sock: object, reply: Buffer, addr: Buffer): boolean;
+  local(sock: object): [string, number];
+  ref(sock: object, on: boolean): void;
+  close(sock: object): void;
+  SLOTS: number;
+  SLOT_SIZE: number;
+  ADDR_SIZE: number;
+}
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+let loaded: Native | null | undefined;
+let rx: Buffer;
+let addrs: Buffer;
+let lens: Int32Array;
+
+/** Where the build puts the addon: next to the compiled module, or (running from source under tsx) in dist/. */
+function candidates(): string[] {
+  return [
+    fileURLToPath(new URL('./native/udp_batch.node', import.meta.url)),
+    fileURLToPath(new URL('../dist/dns/native/udp_batch.node', import.meta.url)),
+  ];
+}
+
+/** The addon, loaded once; undefined when it is not built, fails to load, or SWARMNET_DNS_NATIVE=0. */
+export function nativeUdp(): Native | undefined {
+  if (loaded !== undefined) return loaded ?? undefined;
+  loaded = null;
+  if (process.env.SWARMNET_DNS_NATIVE === '0' || process.platform !== 'linux') return undefined;
+  const file = candidates().find((f) => existsSync(f));
+  if (!file) return undefined;
+  try {
+    const n = createRequire(import.meta.url)(file) as Native;
+    rx = Buffer.allocUnsafeSlow(n.SLOTS * n.SLOT_SIZE);
+    addrs = Buffer.alloc(n.SLOTS * n.ADDR_SIZE);
+    lens = new Int32Array(n.SLOTS);
+    n.init(rx, addrs, lens);
+    loaded = n;
+  } catch {
+    loaded = null;
+  }
+  return loaded ?? undefined;
+}
+
+const readFamily = endianness() === 'LE' ? (off: number) => addrs.readUInt16LE(off) : (off: number) => addrs.readUInt16BE(off);
+
+export interface BatchUdpOptions {
+  /** SO_REUSEPORT: several processes (--workers) bind the same address and the kernel spreads the senders. */
+  reusePort?: boolean;
+  /** Open the socket inside this network namespace (a path such as /proc/<pid>/ns/net or /run/netns/<name>). */
+  netns?: string;
+}
+
+export class BatchUdp {
+  /** Called with the number of datagrams in the batch; see the class comment. */
+  onBatch: ((n: number) => void) | undefined;
+  readonly slots: number;
+  private readonly sock: object;
+  private closed = false;
+
+  private constructor(private readonly n: Native, host: string, port: number, o: BatchUdpOptions) {
+    this.slots = n.SLOTS;
+    this.sock = n.open(host, port, o.reusePort ?? false, (count) => this.onBatch?.(count), o.netns);
+  }
+
+  /** Binds host:port (literal IP); throws like bind does (code EADDRINUSE, ...). Needs nativeUdp(). */
+  static open(host: string, port: number, o: BatchUdpOptions = {}): BatchUdp {
+    const n = nativeUdp();
+    if (!n) throw new Error('batched UDP is not available (addon not built or disabled)');
+    return new BatchUdp(n, host, port, o);
+  }
+
+  address(): { address: string; port: number } {
+    const [address, port] = this.n.local(this.sock);
+    return { address, port };
+  }
+
+  /** Datagram i of the current batch (a view into the shared area), or undefined if it was larger than a slot. */
+  datagram(i: number): Buffer | undefined {
+    const len = lens[i]!;
+    if (len < 0) return undefined;
+    const off = i * this.n.SLOT_SIZE;
+    return rx.subarray(off, off + len);
+  }
+
+  /** Sender of datagram i as a literal address. */
+  peerAddress(i: number): string {
+    const off = i * this.n.ADDR_SIZE;
+    if (readFamily(off) === AF_INET) return `${addrs[off + 4]}.${addrs[off + 5]}.${addrs[off + 6]}.${addrs[off + 7]}`;
+    if (readFamily(off) === AF_INET6) return ipaddr.fromByteArray([...addrs.subarray(off + 8, off + 24)]).toString();
+    return '';
+  }
+
+  peerPort(i: number): number {
+    return addrs.readUInt16BE(i * this.n.ADDR_SIZE + 2);
+  }
+
+  /** A copy of the sender of datagram i, for sendTo() after the batch. */
+  peer(i: number): Buffer {
+    const off = i * this.n.ADDR_SIZE;
+    return Buffer.from(addrs.subarray(off, off + this.n.ADDR_SIZE));
+  }
+
+  /** Sends replies[j] to the sender of datagram slots[j], j < count, in one sendmmsg; returns how many went. */
+  send(replies: Buffer[], slots: Int32Array, count: number): number {
+    return this.closed ? 0 : this.n.send(this.sock, replies, slots, count);
+  }
+
+  sendTo(reply: Buffer, peer: Buffer): boolean {
+    return this.closed ? false : this.n.sendTo(this.sock, reply, peer);
+  }
+
+  /** Whether this socket keeps the process alive (default: yes). */
+  ref(on: boolean): void {
+    if (!this.closed) this.n.ref(this.sock, on);
+  }
+
+  /** A destination for sendTo(): host is a literal IPv4 or IPv6 address. */
+  static sockaddr(host: string, port: number): Buffer {
+    const b = Buffer.alloc(28);
+    const ip = ipaddr.parse(host);
+    const writeFamily = endianness() === 'LE' ? b.writeUInt16LE.bind(b) : b.writeUInt16BE.bind(b);
+    writeFamily(ip.kind() === 'ipv6' ? AF_INET6 : AF_INET, 0);
+    b.writeUInt16BE(port, 2);
+    Buffer.from(ip.toByteArray()).copy(b, ip.kind() === 'ipv6' ? 8 : 4);
+    return b;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onBatch = undefined;
+    this.n.close(this.sock);
+  }
+}
