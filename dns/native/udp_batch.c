@@ -10,6 +10,8 @@
  *
  * A socket can be opened inside another network namespace (setns on this thread around socket()+bind(); the socket
  * stays in the namespace it was created in), so one process can answer on 127.0.0.11 in many containers.
+ * listenTcp does the same for the TCP side: it returns a listening fd that Node adopts (net.Server.listen({ fd }));
+ * reading and writing TCP needs no batching, so only the socket's creation is native.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -146,7 +148,8 @@ static void on_readable(uv_poll_t *p, int status, int events) {
   }
 }
 
-static int open_in_netns(const char *netns, int family) {
+/* socket(family, type) created inside the namespace at netns (NULL: ours); the fd, or -errno. */
+static int open_in_netns(const char *netns, int family, int type) {
   int self = -1, target = -1, fd = -1, err = 0;
   if (netns) {
     self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -155,7 +158,7 @@ static int open_in_netns(const char *netns, int family) {
     if (target < 0) { err = errno; close(self); return -err; }
     if (setns(target, CLONE_NEWNET) < 0) { err = errno; close(self); close(target); return -err; }
   }
-  fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) err = errno;
   if (netns) {
     /* Back to our own namespace before anything else runs on this thread; failing that is not survivable. */
@@ -202,7 +205,7 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "udp_batch.open: not a literal IP address");
     return NULL;
   }
-  int fd = open_in_netns(use_netns ? netns : NULL, family);
+  int fd = open_in_netns(use_netns ? netns : NULL, family, SOCK_DGRAM);
   if (fd < 0) return throw_errno(env, use_netns ? "udp_batch.open: namespace/socket" : "udp_batch.open: socket", -fd);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -314,6 +317,63 @@ static napi_value send_to(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * sendMany(sock, replies: Buffer[], addrs: Buffer(count × ADDR_SIZE), count, status: Int32Array) → datagrams sent.
+ * The late answers and upstream queries gathered during one turn of the loop, in one sendmmsg where the kernel
+ * allows. status[i] is 0 when datagram i went, else its errno (EAGAIN for all left when the send buffer is full),
+ * so a caller can fail over at once instead of waiting for a timeout.
+ */
+static napi_value send_many(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = sock_arg(env, argv[0]);
+  if (!s) return NULL;
+  void *addrs, *status_data;
+  size_t alen, status_len, off;
+  int32_t count;
+  napi_typedarray_type t;
+  napi_value ab;
+  CHECK(env, napi_get_buffer_info(env, argv[2], &addrs, &alen));
+  CHECK(env, napi_get_value_int32(env, argv[3], &count));
+  CHECK(env, napi_get_typedarray_info(env, argv[4], &t, &status_len, &status_data, &ab, &off));
+  if (t != napi_int32_array || count < 0 || count > SLOTS || (size_t)count > status_len || alen < (size_t)count * ADDR_SIZE) {
+    napi_throw_range_error(env, NULL, "udp_batch.sendMany: bad count, addresses or status");
+    return NULL;
+  }
+  int32_t *status = status_data;
+  for (int i = 0; i < count; i++) {
+    napi_value b;
+    void *data;
+    size_t len;
+    CHECK(env, napi_get_element(env, argv[1], (uint32_t)i, &b));
+    CHECK(env, napi_get_buffer_info(env, b, &data, &len));
+    tx_iov[i].iov_base = data;
+    tx_iov[i].iov_len = len;
+    memset(&tx_msgs[i].msg_hdr, 0, sizeof tx_msgs[i].msg_hdr);
+    tx_msgs[i].msg_hdr.msg_iov = &tx_iov[i];
+    tx_msgs[i].msg_hdr.msg_iovlen = 1;
+    tx_msgs[i].msg_hdr.msg_name = (char *)addrs + (size_t)i * ADDR_SIZE;
+    tx_msgs[i].msg_hdr.msg_namelen = addr_len_of(tx_msgs[i].msg_hdr.msg_name);
+    status[i] = 0;
+  }
+  int done = 0, sent = 0;
+  while (done < count) {
+    int r = s->closing ? (errno = EBADF, -1) : sendmmsg(s->fd, tx_msgs + done, (unsigned)(count - done), MSG_DONTWAIT);
+    if (r > 0) { done += r; sent += r; continue; }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EBADF)) {
+      int e = errno;
+      while (done < count) status[done++] = e;
+      break;
+    }
+    status[done++] = r < 0 ? errno : EIO; /* this one failed (no route, refused by a filter, ...): skip it */
+  }
+  napi_value out;
+  napi_create_int32(env, sent, &out);
+  return out;
+}
+
 /* local(sock) → [ip, port] actually bound (port 0 picks one). */
 static napi_value local_address(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -371,15 +431,81 @@ static napi_value close_socket(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* A literal IPv4/IPv6 address and port → sockaddr; the family, or 0 when ip is not a literal address. */
+static int sockaddr_of(const char *ip, int32_t port, struct sockaddr_storage *sa, socklen_t *len) {
+  memset(sa, 0, sizeof *sa);
+  struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
+  if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    *len = sizeof *v4;
+    return AF_INET;
+  }
+  if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    *len = sizeof *v6;
+    return AF_INET6;
+  }
+  return 0;
+}
+
+/* listenTcp(ip, port, backlog, netnsPath?) → fd of a listening TCP socket (non-blocking, close-on-exec), created in
+ * that namespace. The caller owns the fd: net.Server.listen({ fd }) adopts it, or it must be closed. */
+static napi_value listen_tcp(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char ip[64], netns[4096];
+  size_t n;
+  int32_t port, backlog;
+  CHECK(env, napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &n));
+  CHECK(env, napi_get_value_int32(env, argv[1], &port));
+  CHECK(env, napi_get_value_int32(env, argv[2], &backlog));
+  napi_valuetype vt;
+  CHECK(env, napi_typeof(env, argv[3], &vt));
+  int use_netns = vt == napi_string;
+  if (use_netns) CHECK(env, napi_get_value_string_utf8(env, argv[3], netns, sizeof netns, &n));
+  if (port < 0 || port > 65535 || backlog < 1) {
+    napi_throw_range_error(env, NULL, "udp_batch.listenTcp: bad port or backlog");
+    return NULL;
+  }
+  struct sockaddr_storage sa;
+  socklen_t salen;
+  int family = sockaddr_of(ip, port, &sa, &salen);
+  if (!family) {
+    napi_throw_type_error(env, NULL, "udp_batch.listenTcp: not a literal IP address");
+    return NULL;
+  }
+  int fd = open_in_netns(use_netns ? netns : NULL, family, SOCK_STREAM);
+  if (fd < 0) return throw_errno(env, use_netns ? "udp_batch.listenTcp: namespace/socket" : "udp_batch.listenTcp: socket", -fd);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  const char *step = "udp_batch.listenTcp: bind";
+  int ok = bind(fd, (struct sockaddr *)&sa, salen) == 0;
+  if (ok) { step = "udp_batch.listenTcp: listen"; ok = listen(fd, backlog) == 0; }
+  if (!ok) {
+    int e = errno; close(fd);
+    return throw_errno(env, step, e);
+  }
+  napi_value out;
+  napi_create_int32(env, fd, &out);
+  return out;
+}
+
 static napi_value module_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"init", NULL, init, NULL, NULL, NULL, napi_default, NULL},
     {"open", NULL, open_socket, NULL, NULL, NULL, napi_default, NULL},
     {"send", NULL, send_batch, NULL, NULL, NULL, napi_default, NULL},
     {"sendTo", NULL, send_to, NULL, NULL, NULL, napi_default, NULL},
+    {"sendMany", NULL, send_many, NULL, NULL, NULL, napi_default, NULL},
     {"local", NULL, local_address, NULL, NULL, NULL, napi_default, NULL},
     {"ref", NULL, ref_socket, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, close_socket, NULL, NULL, NULL, napi_default, NULL},
+    {"listenTcp", NULL, listen_tcp, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof *props, props);
   napi_value v;

@@ -1,0 +1,144 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import { createInterface } from 'node:readline';
+import test, { type ExecutionContext } from 'ava';
+import { run, toolEnv } from '../../common/exec.js';
+import { Forwarder } from '../../dns/forwarder.js';
+import { openContainerListener, type ContainerListener } from '../../dns/netns-listener.js';
+import { DnsServer } from '../../dns/server.js';
+import { buildTable } from '../../dns/table.js';
+import { nativeUdp } from '../../dns/udp-batch.js';
+
+// The resolver's sockets opened inside a container's namespace from this process (dns/netns-listener.ts).
+const addon = nativeUdp() as { listenTcp?: unknown } | undefined;
+const ready = process.getuid?.() === 0 && typeof addon?.listenTcp === 'function'
+  && ['/usr/sbin/ip', '/usr/bin/dig', '/usr/bin/ss'].every((p) => existsSync(p));
+const rootTest = ready ? test : test.skip;
+
+/** A fresh namespace sntk-<random> with lo up, deleted at the end of the test. */
+async function netns(t: ExecutionContext): Promise<{ name: string; path: string }> {
+  const name = `sntk-${randomBytes(4).toString('hex')}`;
+  await run('ip', ['netns', 'add', name]);
+  t.teardown(() => run('ip', ['netns', 'del', name], { allowFailure: true }).then(() => undefined));
+  await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+  return { name, path: `/run/netns/${name}` };
+}
+
+/** `ss -Hln` (udp or tcp) inside the namespace, lines for address:port. */
+async function sockets(ns: string, proto: 'u' | 't', addr: string): Promise<string[]> {
+  const r = await run('ip', ['netns', 'exec', ns, 'ss', '-Hln', `-${proto}`]);
+  return r.stdout.split('\n').filter((l) => l.split(/\s+/).includes(addr));
+}
+
+/** The listener's UDP fd is closed when libuv lets go of it (next loop turn): wait until ss agrees. */
+async function settle(ns: string, proto: 'u' | 't', addr: string, count: number): Promise<string[]> {
+  let lines: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    lines = await sockets(ns, proto, addr);
+    if (lines.length === count) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return lines;
+}
+
+/** A TCP client that connects to 127.0.0.11:53, says so, and reports when the server ends the connection. */
+const HOLD_OPEN = `const c = require('node:net').connect(53, '127.0.0.11', () => console.log('connected'));
+c.on('close', () => { console.log('closed'); process.exit(0); });
+c.on('error', () => {});`;
+
+function dig(ns: string, name: string, extra: string[] = [], server = '127.0.0.11'): Promise<string> {
+  return run('ip', ['netns', 'exec', ns, 'dig', `@${server}`, name, 'A', '+short', '+tries=1', '+time=2', ...extra], { allowFailure: true })
+    .then((r) => r.stdout.trim());
+}
+
+function serve(t: ExecutionContext, l: ContainerListener): void {
+  const table = buildTable({
+    networks: [{ id: 'n1', name: 'net1' }],
+    containers: [
+      { id: 'c1', name: 'client', endpoints: [{ networkId: 'n1', ip: '10.0.0.5' }] },
+      { id: 'c2', name: 'probe', endpoints: [{ networkId: 'n1', ip: '10.0.0.9' }] },
+    ],
+  });
+  const forwarder = new Forwarder({ timeoutMs: 300 });
+  new DnsServer(table, { compat: true, defaultUpstreams: [], forwarder }).addListener({ ...l, view: 'c1' });
+  t.teardown(() => { l.close(); forwarder.close(); });
+}
+
+rootTest('opens UDP and TCP inside the namespace: answers there, absent from the root namespace', async (t) => {
+  const ns = await netns(t);
+  const l = await openContainerListener(ns.path, { port: 0 });
+  serve(t, l);
+  const { address, port } = l.batchUdp.address();
+  t.is(address, '127.0.0.11');
+  t.true(port > 0);
+  t.deepEqual(l.tcp.address(), { address: '127.0.0.11', family: 'IPv4', port });
+  t.is((await sockets(ns.name, 'u', `127.0.0.11:${port}`)).length, 1);
+  t.is((await sockets(ns.name, 't', `127.0.0.11:${port}`)).length, 1);
+
+  t.is(await dig(ns.name, 'probe', ['-p', String(port)]), '10.0.0.9');
+  t.is(await dig(ns.name, 'probe', ['-p', String(port), '+tcp']), '10.0.0.9');
+
+  // The root namespace has no such sockets: its 127.0.0.11:<port> refuses.
+  const rootUdp = (await run('ss', ['-Hlnu'])).stdout.split('\n').filter((x) => x.split(/\s+/).includes(`127.0.0.11:${port}`));
+  t.deepEqual(rootUdp, []);
+  const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    const c = net.connect(port, '127.0.0.11', () => { c.destroy(); resolve(undefined); });
+    c.on('error', resolve);
+  });
+  t.is(err?.code, 'ECONNREFUSED');
+});
+
+rootTest('127.0.0.11:53 by default; a second open on the same address fails with EADDRINUSE and leaves nothing', async (t) => {
+  const ns = await netns(t);
+  const first = await openContainerListener(ns.path);
+  t.teardown(() => first.close());
+  t.is(first.batchUdp.address().port, 53);
+  const err = await t.throwsAsync(openContainerListener(ns.path));
+  t.is((err as NodeJS.ErrnoException).code, 'EADDRINUSE');
+  t.regex(err.message, new RegExp(`127\\.0\\.0\\.11:53 in ${ns.path}`));
+  // Whichever side failed, the attempt's sockets are gone: one UDP and one TCP socket, the first listener's.
+  t.is((await settle(ns.name, 'u', '127.0.0.11:53', 1)).length, 1);
+  t.is((await settle(ns.name, 't', '127.0.0.11:53', 1)).length, 1);
+  // And the first listener still gets the queries.
+  serve(t, first);
+  t.is(await dig(ns.name, 'probe'), '10.0.0.9');
+  t.is(await dig(ns.name, 'probe', ['+tcp']), '10.0.0.9');
+});
+
+rootTest('close() frees the port (UDP and TCP) and is idempotent; the address can be opened again', async (t) => {
+  const ns = await netns(t);
+  const l = await openContainerListener(ns.path);
+  serve(t, l);
+  // An open TCP connection must not outlive close(): it would keep the namespace alive. A client in the namespace
+  // holds one open; close() must end it now, not at the server's idle timeout (10 s).
+  const client = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', HOLD_OPEN], { stdio: ['ignore', 'pipe', 'inherit'], env: toolEnv() });
+  t.teardown(() => { client.kill('SIGKILL'); });
+  const lines = createInterface({ input: client.stdout });
+  const events: string[] = [];
+  const next = (): Promise<string> => new Promise((resolve) => lines.once('line', resolve));
+  events.push(await next());
+  t.deepEqual(events, ['connected']);
+  const ended = Promise.race([next(), new Promise<string>((r) => setTimeout(() => r('still open after 3 s'), 3000))]);
+  l.close();
+  l.close();
+  t.is(await ended, 'closed');
+  t.deepEqual(await settle(ns.name, 'u', '127.0.0.11:53', 0), []);
+  t.deepEqual(await settle(ns.name, 't', '127.0.0.11:53', 0), []);
+  const again = await openContainerListener(ns.path);
+  t.teardown(() => again.close());
+  t.is(again.batchUdp.address().port, 53);
+});
+
+rootTest('a bad namespace path or address is a clear error and opens nothing', async (t) => {
+  const missing = `/run/netns/sntk-missing-${randomBytes(4).toString('hex')}`;
+  const e1 = await t.throwsAsync(openContainerListener(missing, { port: 0 }));
+  t.regex(e1.message, /^netns-listener: UDP 127\.0\.0\.11:0 in \/run\/netns\/sntk-missing-[0-9a-f]+: .*No such file or directory/);
+  const e2 = await t.throwsAsync(openContainerListener('/etc/hostname', { port: 0 }));
+  t.regex(e2.message, /in \/etc\/hostname: .*Invalid argument/); // a file, not a namespace
+  await t.throwsAsync(openContainerListener('run/netns/x'), { message: /absolute path/ });
+  await t.throwsAsync(openContainerListener('/proc/self/ns/net', { address: 'localhost' }), { message: /literal IP/ });
+  await t.throwsAsync(openContainerListener('/proc/self/ns/net', { port: 65536 }), { message: /bad port/ });
+  await t.throwsAsync(openContainerListener('/proc/self/ns/net', { port: 1.5 }), { message: /bad port/ });
+});
