@@ -153,7 +153,7 @@ export class Forwarder {
     };
   }
 
-  /** Upstream answers read in batches too (dns/udp-batch.ts); each query goes out with one sendto. */
+  /** Upstream answers read in batches too (dns/udp-batch.ts); the queries of one turn go out in one sendmmsg. */
   private batchSocket(family: 'udp4' | 'udp6'): PoolSocket {
     const sock = BatchUdp.open(family === 'udp6' ? '::' : '0.0.0.0', 0);
     const pending = new Map<number, Pending>();
@@ -171,7 +171,7 @@ export class Forwarder {
         const key = `${host}#${port}`;
         let to = dests.get(key);
         if (!to) { to = BatchUdp.sockaddr(host, port); if (dests.size > 1024) dests.clear(); dests.set(key, to); }
-        if (!sock.sendTo(out, to)) failed();
+        sock.queueTo(out, to, failed);
       },
       close: () => sock.close(),
     };

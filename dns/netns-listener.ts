@@ -24,10 +24,6 @@ export interface ContainerListener {
   close(): void;
 }
 
-interface TcpNative {
-  listenTcp(ip: string, port: number, backlog: number, netns?: string): number;
-}
-
 function fail(what: string, e: unknown): Error {
   const cause = e instanceof Error ? e : new Error(String(e));
   const err = new Error(`netns-listener: ${what}: ${cause.message}`, { cause });
@@ -60,8 +56,8 @@ export async function openContainerListener(netnsPath: string, opts: ContainerLi
   if (net.isIP(address) === 0) throw new Error(`netns-listener: address must be a literal IP address, got "${address}"`);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`netns-listener: bad port ${port}`);
   if (!Number.isInteger(backlog) || backlog < 1) throw new Error(`netns-listener: bad backlog ${backlog}`);
-  const n = nativeUdp() as Partial<TcpNative> | undefined;
-  if (!n || typeof n.listenTcp !== 'function') {
+  const n = nativeUdp();
+  if (!n) {
     throw new Error('netns-listener: the native addon (npm run build) is needed to open sockets in another namespace');
   }
 

@@ -87,7 +87,9 @@ export interface ResolverOptions { compat: boolean }
  * lives and dies with it).
  */
 export class Resolver {
-  private readonly cache = new Map<string, Hit>();
+  /** view id → qtype → name → answer: nested maps, so a lookup builds no key string (measurable at 100k qps). */
+  private readonly cache = new Map<string, Map<number, Map<string, Hit>>>();
+  private cached = 0;
   constructor(readonly table: Table, private readonly opts: ResolverOptions) {}
 
   view(id: string): View { return this.table.views.get(id) ?? EMPTY_VIEW; }
@@ -96,8 +98,11 @@ export class Resolver {
   viewOfAddress(ip: string): string { return this.table.viewByIp.get(ip.startsWith('::ffff:') ? ip.slice(7) : ip) ?? ''; }
 
   private hit(viewId: string, view: View, name: string, qtype: number): Hit {
-    const key = `${viewId}\u0000${qtype}\u0000${name}`;
-    if (this.cache.has(key)) return this.cache.get(key);
+    let byType = this.cache.get(viewId);
+    if (!byType) { byType = new Map(); this.cache.set(viewId, byType); }
+    let byName = byType.get(qtype);
+    if (!byName) { byName = new Map(); byType.set(qtype, byName); }
+    if (byName.has(name)) return byName.get(name);
     let hit: Hit;
     if (qtype === TYPE.A || qtype === TYPE.AAAA) {
       const r = lookup(view, name, qtype === TYPE.A ? 4 : 6, this.opts.compat);
@@ -111,8 +116,8 @@ export class Resolver {
       // an upstream NXDOMAIN deny a name that exists, so we do not).
       hit = lookup(view, name, 4, true) !== undefined || lookup(view, name, 6, true) !== undefined ? 'nodata' : undefined;
     }
-    if (this.cache.size >= CACHE_MAX) this.cache.clear();
-    this.cache.set(key, hit);
+    if (++this.cached > CACHE_MAX) { this.cache.clear(); this.cached = 1; byName = new Map([[name, hit]]); this.cache.set(viewId, new Map([[qtype, byName]])); }
+    else byName.set(name, hit);
     return hit;
   }
 

@@ -120,7 +120,7 @@ export class DnsServer {
     if (l.tcp) this.serveTcp(l, l.tcp);
   }
 
-  /** A batch in, the answers that are ready at once out in one send; forwarded ones follow one by one. */
+  /** A batch in, the answers that are ready at once out in one send; forwarded ones are gathered the same way. */
   private serveBatchUdp(l: Listener, sock: BatchUdp): void {
     const replies: Buffer[] = [];
     const slots = new Int32Array(sock.slots);
@@ -136,7 +136,7 @@ export class DnsServer {
         this.dispatch(msg, view, 'udp', (r) => {
           answered = true;
           if (!r) return;
-          if (inBatch) { replies[k] = r; slots[k++] = i; } else if (peer) sock.sendTo(r, peer);
+          if (inBatch) { replies[k] = r; slots[k++] = i; } else if (peer) sock.queueTo(r, peer);
         });
         inBatch = false;
         if (!answered) peer = sock.peer(i); // answered later: keep where it goes

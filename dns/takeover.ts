@@ -47,15 +47,16 @@ export function takeoverRules(o: TakeoverOptions = {}): string {
   const { table, address, port, sources } = settings(o);
   const from = sources.length ? `ip saddr { ${sources.join(', ')} } ` : '';
   const to = sources.length ? `ip daddr { ${sources.join(', ')} } ` : '';
-  // Queries arrive on lo: output (sent) and prerouting (received) both see them; answers likewise the other way.
-  const rules = ['udp', 'tcp'].flatMap((p) => [
-    `${from}ip daddr ${address} ${p} dport ${port} notrack`,
-    `${to}ip saddr ${address} ${p} sport ${port} notrack`,
-  ]);
-  const chain = (name: string, hook: string): string =>
-    `  chain ${name} {\n    type filter hook ${hook} priority raw; policy accept;\n${rules.map((r) => `    ${r}\n`).join('')}  }\n`;
+  // Only the output hook: queries and answers are both sent on lo, and a packet that was marked untracked on the
+  // way out stays so when lo delivers it (conntrack skips packets that already carry a state). Two rules per
+  // packet, since every packet of the container passes this chain.
+  const rules = [
+    `${from}ip daddr ${address} meta l4proto { tcp, udp } th dport ${port} notrack`,
+    `${to}ip saddr ${address} meta l4proto { tcp, udp } th sport ${port} notrack`,
+  ];
   // "table; delete table; table {...}" replaces atomically whether or not the table existed.
-  return `table ip ${table}\ndelete table ip ${table}\ntable ip ${table} {\n${chain('output', 'output')}${chain('prerouting', 'prerouting')}}\n`;
+  return `table ip ${table}\ndelete table ip ${table}\ntable ip ${table} {\n`
+    + `  chain output {\n    type filter hook output priority raw; policy accept;\n${rules.map((r) => `    ${r}\n`).join('')}  }\n}\n`;
 }
 
 function nsArgs(netns: string, args: string[]): string[] {

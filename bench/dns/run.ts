@@ -6,16 +6,19 @@
  *    stand-in upstream (bench/dns/upstream.ts) on 10.253.0.53:53 (an address on that netns' loopback), which is the
  *    dockerd's only nameserver, so Docker forwards misses there;
  *  - user-defined bridge network sndns-net, containers target and client (busybox-static imported as an image);
- *  - our resolver (`swarmnet dns serve`, the built CLI) inside the client container's netns on 127.0.0.12:53, with a
- *    table equivalent to Docker's (from docker inspect), forwarding misses to the same upstream;
- *  - an nft nat chain (priority -150, before Docker's) in the client netns sends 127.0.0.11:53 from 127.0.2.0/24
- *    to our listener — the takeover path the plugin will use. dnsperf runs in the client netns (nsenter --net) against
- *    127.0.0.11:53 for both: from 127.0.1.x it reaches Docker's resolver, from 127.0.2.x ours (a fresh source address
- *    per run also keeps conntrack entries of one run from steering the next).
+ *  - our resolver (`swarmnet dns serve`, the built CLI, 1 process) inside the client container's netns bound to
+ *    127.0.0.11:53 itself, with a table equivalent to Docker's (from docker inspect), forwarding misses to the same
+ *    upstream; dns/takeover.ts's NOTRACK table makes queries from 127.0.2.0/24 skip conntrack and with it Docker's
+ *    DNAT — the path the product uses;
+ *  - like for like, a second instance on 127.0.0.13:53 reached from 127.0.4.0/24 through an nft DNAT (priority -150,
+ *    before Docker's), as Docker's resolver is reached through Docker's DNAT.
+ *  dnsperf runs in the client netns (nsenter --net) against 127.0.0.11:53 for all: from 127.0.1.x it reaches
+ *  Docker's resolver, from 127.0.2.x ours, from 127.0.4.x ours behind the DNAT (a fresh source address per run also
+ *  keeps conntrack entries of one run from steering the next).
  * Measurements per round (2 rounds, interleaved): saturated qps with dnsperf -c 4 -l 10; latency at a fixed 2,000 qps
  * (dnsperf -Q 2000 -c 1 -v: every query's latency, percentiles computed here, lost queries count as infinitely
  * slow); server CPU per query from /proc/<pid>/stat utime+stime over the saturated run (dockerd's pid for Docker).
- * Last line: `dns qps ratio swarmnet/docker = <x.xx>` (mean saturated qps, ours / Docker's).
+ * Last line: `dns qps ratio swarmnet/docker = <x.xx>` (mean saturated qps, ours on the product's path / Docker's).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,14 +34,19 @@ const DATA = `/var/lib/${PREFIX}`;
 const SOCKET = `/run/${PREFIX}.sock`;
 const NETWORK = `${PREFIX}-net`;
 const UPSTREAM = '10.253.0.53';
-const OUR_LISTEN = '127.0.0.12';
+/** Where the like-for-like instance listens, reached through a DNAT as Docker's resolver is. */
+const DNAT_LISTEN = '127.0.0.13';
 const NFT_TABLE = `${PREFIX}-bench`;
+const TAKEOVER_TABLE = `${PREFIX}-takeover`;
 const PROBE_NAME = `${PREFIX}-probe`;
 const PROBE_IP = '10.253.9.9';
 const SECONDS = Number(process.env.DNS_BENCH_SECONDS ?? 10);
 const ROUNDS = Number(process.env.DNS_BENCH_ROUNDS ?? 2);
-/** Our resolver's processes: as many as cores, as Docker's Go resolver uses every core. */
-const WORKERS = Number(process.env.DNS_BENCH_WORKERS ?? cpus().length);
+/**
+ * Our resolver's processes. One: with batched UDP a single process answers more here than two (the client and the
+ * stand-in upstream need the other core; docs/performance.md has the A/B).
+ */
+const WORKERS = Number(process.env.DNS_BENCH_WORKERS ?? 1);
 
 interface LabNode { name: string; pid: number; startTime: number; socket: string; stop: () => Promise<void> }
 interface Lab {
@@ -233,14 +241,23 @@ async function main(): Promise<void> {
   const queries = join(DATA, 'queries.txt');
   writeFileSync(queries, mix.map(([n, t]) => `${n} ${t}\n`).join(''));
 
-  // --- our resolver in the client's netns + the takeover rule ------------------------------------------------------
-  const ours = await startChild('nsenter', [`--net=/proc/${clientPid}/ns/net`, process.execPath, join(REPO, 'dist/plugin/cli.js'),
-    'dns', 'serve', '--table', tableFile, '--listen', `${OUR_LISTEN}:53`, '--view', client.Id, '--upstream', UPSTREAM,
-    '--workers', String(WORKERS)], /listening/);
+  // --- our resolver in the client's netns, on 127.0.0.11:53 itself, and the takeover ------------------------------
+  // The product's path (dns/takeover.ts): our sockets are bound to 127.0.0.11:53 in the container's netns and a
+  // NOTRACK table makes that traffic skip conntrack, so Docker's DNAT never applies. Limited here to sources
+  // 127.0.2.0/24 so that Docker's resolver stays reachable from 127.0.1.x for the side-by-side runs.
+  const serveArgs = (listen: string): string[] => [`--net=/proc/${clientPid}/ns/net`, process.execPath, join(REPO, 'dist/plugin/cli.js'),
+    'dns', 'serve', '--table', tableFile, '--listen', `${listen}:53`, '--view', client.Id, '--upstream', UPSTREAM,
+    '--workers', String(WORKERS)];
+  const ours = await startChild('nsenter', serveArgs('127.0.0.11'), /listening/);
   cleanups.push(() => stopChild(ours));
+  // Like for like: a second instance reached through a DNAT in front of Docker's, as Docker's own resolver is.
+  const oursDnat = await startChild('nsenter', serveArgs(DNAT_LISTEN), /listening/);
+  cleanups.push(() => stopChild(oursDnat));
+  const takeover = await import(pathToFileURL(join(REPO, 'dist/dns/takeover.js')).href) as typeof import('../../dns/takeover.js');
+  const netnsPath = `/proc/${clientPid}/ns/net`;
   // Seen here: a table added in the first seconds after the container started was gone a little later. So: wait
-  // for Docker's own DNAT rule, and before every run of ours check the table and that a probe name only our table
-  // has answers through 127.0.0.11 (re-adding the table once if it vanished).
+  // for Docker's own DNAT rule, and before every run of ours check the tables and that a probe name only our table
+  // has answers through 127.0.0.11 (re-adding the tables once if they vanished).
   const deadline = Date.now() + 90_000;
   while (!(await inNetns(clientPid, 'nft', ['list', 'table', 'ip', 'nat'], { allowFailure: true })).stdout.includes('dnat to 127.0.0.11:')) {
     if (Date.now() > deadline) {
@@ -249,58 +266,69 @@ async function main(): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  const addTakeover = () => inNetns(clientPid, 'nft', ['-f', '-'], { input:
-    `table ip ${NFT_TABLE} {\n chain out {\n  type nat hook output priority -150;\n` +
-    `  ip saddr 127.0.2.0/24 ip daddr 127.0.0.11 udp dport 53 counter dnat to ${OUR_LISTEN}:53\n` +
-    `  ip saddr 127.0.2.0/24 ip daddr 127.0.0.11 tcp dport 53 counter dnat to ${OUR_LISTEN}:53\n }\n}\n` });
-  await addTakeover();
-  const ensureTakeover = async (): Promise<void> => {
+  const addTables = async (): Promise<void> => {
+    await takeover.applyTakeover(netnsPath, { table: TAKEOVER_TABLE, sources: ['127.0.2.0/24'] });
+    await inNetns(clientPid, 'nft', ['-f', '-'], { input:
+      `table ip ${NFT_TABLE} {\n chain out {\n  type nat hook output priority -150;\n` +
+      `  ip saddr 127.0.4.0/24 ip daddr 127.0.0.11 udp dport 53 counter dnat to ${DNAT_LISTEN}:53\n` +
+      `  ip saddr 127.0.4.0/24 ip daddr 127.0.0.11 tcp dport 53 counter dnat to ${DNAT_LISTEN}:53\n }\n}\n` });
+  };
+  cleanups.push(() => takeover.removeTakeover(netnsPath, { table: TAKEOVER_TABLE }));
+  await addTables();
+  const ensureOurs = async (range: '127.0.2' | '127.0.4'): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
-      const probe = await inNetns(clientPid, 'dig', ['-b', '127.0.2.254', '@127.0.0.11', '+short', '+tries=2', '+time=1', PROBE_NAME, 'A'], { allowFailure: true });
+      const probe = await inNetns(clientPid, 'dig', ['-b', `${range}.254`, '@127.0.0.11', '+short', '+tries=2', '+time=1', PROBE_NAME, 'A'], { allowFailure: true });
       if (probe.stdout.trim() === PROBE_IP) return;
-      if (attempt > 0) throw new Error(`queries from 127.0.2.0/24 to 127.0.0.11 do not reach our resolver (probe answered "${probe.stdout.trim()}")`);
+      if (attempt > 0) throw new Error(`queries from ${range}.0/24 to 127.0.0.11 do not reach our resolver (probe answered "${probe.stdout.trim()}")`);
       const tables = (await inNetns(clientPid, 'nft', ['list', 'tables'])).stdout;
-      log(`takeover check failed (tables: ${tables.trim().replace(/\n/g, ', ')}); re-adding ${NFT_TABLE}`);
-      if (!tables.includes(NFT_TABLE)) await addTakeover();
+      log(`takeover check failed (tables: ${tables.trim().replace(/\n/g, ', ')}); re-adding ours`);
+      await inNetns(clientPid, 'nft', ['delete', 'table', 'ip', NFT_TABLE], { allowFailure: true });
+      await addTables();
     }
   };
-  await ensureTakeover();
+  await ensureOurs('127.0.2');
+  await ensureOurs('127.0.4');
 
-  if (process.env.DNS_BENCH_PAUSE) { log(`paused: client pid ${clientPid}, ours ${ours.pid}`); await new Promise((r) => setTimeout(r, Number(process.env.DNS_BENCH_PAUSE) * 1000)); }
+  if (process.env.DNS_BENCH_PAUSE) { log(`paused: client pid ${clientPid}, ours ${ours.pid}, ours behind DNAT ${oursDnat.pid}`); await new Promise((r) => setTimeout(r, Number(process.env.DNS_BENCH_PAUSE) * 1000)); }
   // --- same answers? -------------------------------------------------------------------------------------------
   let mismatches = 0;
   for (const [n, t] of new Map(mix.map((q) => [q.join(' '), q])).values()) {
     const d = await digAnswer(clientPid, '127.0.1.250', n, t);
-    const o = await digAnswer(clientPid, '127.0.2.250', n, t);
-    if (d !== o) { mismatches++; log(`answer differs for ${n} ${t}: docker "${d}" ours "${o}"`); }
+    for (const from of ['127.0.2.250', '127.0.4.250']) {
+      const o = await digAnswer(clientPid, from, n, t);
+      if (d !== o) { mismatches++; log(`answer differs for ${n} ${t}: docker "${d}" ours (from ${from}) "${o}"`); }
+    }
   }
   log(`answers compared for ${new Set(mix.map((q) => q.join(' '))).size} distinct queries: ${mismatches ? `${mismatches} differ` : 'identical (rcode and records)'}`);
 
   // --- runs ------------------------------------------------------------------------------------------------------
-  const sat = { docker: [] as PerfResult[], ours: [] as PerfResult[] };
+  type Who = 'docker' | 'ours' | 'ours-dnat';
+  const sat: Record<Who, PerfResult[]> = { docker: [], ours: [], 'ours-dnat': [] };
   const satPinned = { docker: [] as PerfResult[], ours: [] as PerfResult[] };
   const pinnable = cpus().length >= 2 && (await run('which', ['taskset'], { allowFailure: true })).code === 0;
   const fixed = { docker: [] as LatencyResult[], ours: [] as LatencyResult[] };
-  const ourPid = ours.pid!;
+  const range: Record<Who, string> = { docker: '127.0.1', ours: '127.0.2', 'ours-dnat': '127.0.4' };
+  const pid: Record<Who, number> = { docker: node.pid, ours: ours.pid!, 'ours-dnat': oursDnat.pid! };
+  const ready = async (who: Who): Promise<void> => { if (who !== 'docker') await ensureOurs(range[who] as '127.0.2' | '127.0.4'); };
   let src = 1;
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const who of ['docker', 'ours'] as const) {
-      if (who === 'ours') await ensureTakeover();
-      const s = await saturated(clientPid, `127.0.${who === 'docker' ? 1 : 2}.${src++}`, queries, who === 'docker' ? node.pid : ourPid);
+    for (const who of ['docker', 'ours', 'ours-dnat'] as const) {
+      await ready(who);
+      const s = await saturated(clientPid, `${range[who]}.${src++}`, queries, pid[who]);
       sat[who].push(s);
-      log(`round ${round} ${who.padEnd(6)} saturated: ${s.qps.toFixed(0)} qps, avg ${s.avgMs.toFixed(2)} ms, lost ${s.lost}, CPU ${s.cpuUsPerQuery.toFixed(1)} µs/query, ${s.codes}`);
+      log(`round ${round} ${who.padEnd(9)} saturated: ${s.qps.toFixed(0)} qps, avg ${s.avgMs.toFixed(2)} ms, lost ${s.lost}, CPU ${s.cpuUsPerQuery.toFixed(1)} µs/query, ${s.codes}`);
     }
     for (const who of pinnable ? (['docker', 'ours'] as const) : []) {
-      if (who === 'ours') await ensureTakeover();
-      const s = await saturated(clientPid, `127.0.${who === 'docker' ? 1 : 2}.${src++}`, queries, who === 'docker' ? node.pid : ourPid, true);
+      await ready(who);
+      const s = await saturated(clientPid, `${range[who]}.${src++}`, queries, pid[who], true);
       satPinned[who].push(s);
-      log(`round ${round} ${who.padEnd(6)} pinned (server CPU 1, dnsperf CPU 0): ${s.qps.toFixed(0)} qps, avg ${s.avgMs.toFixed(2)} ms, lost ${s.lost}, CPU ${s.cpuUsPerQuery.toFixed(1)} µs/query`);
+      log(`round ${round} ${who.padEnd(9)} pinned (server CPU 1, dnsperf CPU 0): ${s.qps.toFixed(0)} qps, avg ${s.avgMs.toFixed(2)} ms, lost ${s.lost}, CPU ${s.cpuUsPerQuery.toFixed(1)} µs/query`);
     }
     for (const who of ['docker', 'ours'] as const) {
-      if (who === 'ours') await ensureTakeover();
-      const f = await fixedRate(clientPid, `127.0.${who === 'docker' ? 1 : 2}.${src++}`, queries);
+      await ready(who);
+      const f = await fixedRate(clientPid, `${range[who]}.${src++}`, queries);
       fixed[who].push(f);
-      log(`round ${round} ${who.padEnd(6)} 2000 qps: p50 ${f.p50.toFixed(3)} ms, p99 ${f.p99.toFixed(3)} ms, p99.9 ${f.p999.toFixed(3)} ms, max ${f.max.toFixed(1)} ms, avg ${f.avg.toFixed(3)} ms, lost ${f.lost}/${f.sent}`);
+      log(`round ${round} ${who.padEnd(9)} 2000 qps: p50 ${f.p50.toFixed(3)} ms, p99 ${f.p99.toFixed(3)} ms, p99.9 ${f.p999.toFixed(3)} ms, max ${f.max.toFixed(1)} ms, avg ${f.avg.toFixed(3)} ms, lost ${f.lost}/${f.sent}`);
     }
   }
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -309,6 +337,8 @@ async function main(): Promise<void> {
   log('');
   log(`summary (${ROUNDS} rounds × ${SECONDS} s, Docker ${version}, dnsperf in the client container's netns, same 15-query mix):`);
   log(`  saturated qps (dnsperf -c 4):   docker ${qD.toFixed(0)}   swarmnet ${qO.toFixed(0)}`);
+  const qN = mean(sat['ours-dnat'].map((s) => s.qps));
+  log(`  like for like, ours behind a DNAT as Docker's is: swarmnet ${qN.toFixed(0)} qps (ratio ${(qN / qD).toFixed(2)})`);
   if (pinnable) {
     const pD = mean(satPinned.docker.map((s) => s.qps));
     const pO = mean(satPinned.ours.map((s) => s.qps));

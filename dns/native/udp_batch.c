@@ -208,7 +208,8 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   int fd = open_in_netns(use_netns ? netns : NULL, family, SOCK_DGRAM);
   if (fd < 0) return throw_errno(env, use_netns ? "udp_batch.open: namespace/socket" : "udp_batch.open: socket", -fd);
   int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  /* No SO_REUSEADDR: for UDP it would let a second socket (a stale daemon, a double open) bind the same address
+   * and silently take part of the queries. Sharing is explicit, with reusePort. */
   if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
     int e = errno; close(fd);
     return throw_errno(env, "udp_batch.open: SO_REUSEPORT", e);
