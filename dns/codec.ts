@@ -24,6 +24,24 @@ export class FormatError extends Error {}
 
 const MAX_JUMPS = 64;
 
+/** One label, ASCII-lowercased, '.' and '\\' escaped; the common all-lowercase label is one latin1 slice. */
+function readLabel(buf: Buffer, from: number, to: number): string {
+  let plain = true;
+  for (let i = from; i < to; i++) {
+    const c = buf[i]!;
+    if ((c >= 0x41 && c <= 0x5a) || c === 0x2e || c === 0x5c) { plain = false; break; }
+  }
+  if (plain) return buf.toString('latin1', from, to);
+  let label = '';
+  for (let i = from; i < to; i++) {
+    let c = buf[i]!;
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20; // ASCII-only case folding, as DNS defines it
+    else if (c === 0x2e || c === 0x5c) label += '\\';
+    label += String.fromCharCode(c);
+  }
+  return label;
+}
+
 /** Reads a (possibly compressed) name; bounded so pointer loops, forward loops and overlong names fail. */
 export function readName(buf: Buffer, start: number): { name: string; end: number } {
   let name = '';
@@ -47,12 +65,7 @@ export function readName(buf: Buffer, start: number): { name: string; end: numbe
     total += len + 1;
     if (total > 255) throw new FormatError('name too long');
     if (name.length) name += '.';
-    for (let i = off + 1; i <= off + len; i++) {
-      let c = buf[i]!;
-      if (c >= 0x41 && c <= 0x5a) c |= 0x20; // ASCII-only case folding, as DNS defines it
-      else if (c === 0x2e || c === 0x5c) name += '\\';
-      name += String.fromCharCode(c);
-    }
+    name += readLabel(buf, off + 1, off + 1 + len);
     off += 1 + len;
   }
   return { name, end };

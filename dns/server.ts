@@ -2,7 +2,7 @@ import type dgram from 'node:dgram';
 import type net from 'node:net';
 import { errorResponse, RCODE, truncate } from './codec.js';
 import { Forwarder } from './forwarder.js';
-import { Resolver } from './resolver.js';
+import { Resolver, type Outcome } from './resolver.js';
 import type { Table } from './table.js';
 import { frameTcp, TcpFrameReader } from './tcp-frame.js';
 import type { BatchUdp } from './udp-batch.js';
@@ -41,6 +41,7 @@ const TCP_MAX_OUTSTANDING = 64;
 const TCP_MAX_UNSENT = 256 * 1024;
 
 export type Reply = Buffer | undefined;
+type Forward = Extract<Outcome, { kind: 'forward' }>;
 
 /** One process, many views: each query is answered from the view of the container that asked. */
 export class DnsServer {
@@ -94,14 +95,24 @@ export class DnsServer {
 
   /** handle() with a callback, called exactly once (synchronously for local answers); the listeners use this. */
   private dispatch(req: Buffer, view: string, proto: 'udp' | 'tcp', reply: (r: Reply) => void): void {
+    const out = this.local(req, view, proto);
+    if (out === undefined || Buffer.isBuffer(out)) reply(out);
+    else this.forward(req, out, proto, reply);
+  }
+
+  /** The synchronous part: an answer, undefined (drop), or what to forward. */
+  private local(req: Buffer, view: string, proto: 'udp' | 'tcp'): Reply | Forward {
     let out;
     try { out = this.resolver.resolve(req, view, proto === 'tcp' ? 65535 : undefined); } catch (e) {
       log.warn({ err: e }, 'resolver error');
-      reply(errorResponse(req, RCODE.SERVFAIL));
-      return;
+      return errorResponse(req, RCODE.SERVFAIL);
     }
-    if (out.kind === 'drop') { reply(undefined); return; }
-    if (out.kind === 'answer') { reply(out.response); return; }
+    if (out.kind === 'drop') return undefined;
+    if (out.kind === 'answer') return out.response;
+    return out;
+  }
+
+  private forward(req: Buffer, out: Forward, proto: 'udp' | 'tcp', reply: (r: Reply) => void): void {
     const size = proto === 'tcp' ? 65535 : out.query.udpSize;
     // A copy: the forwarder keeps the query past this call (retries, TCP fallback) and a batched listener reuses
     // the memory it came in.
@@ -129,17 +140,12 @@ export class DnsServer {
       for (let i = 0; i < n; i++) {
         const msg = sock.datagram(i);
         if (!msg) continue; // larger than any DNS query over UDP: dropped
-        const view = l.view ?? this.viewFor(l, sock.peerAddress(i));
-        let inBatch = true;
-        let answered = false;
-        let peer: Buffer | undefined;
-        this.dispatch(msg, view, 'udp', (r) => {
-          answered = true;
-          if (!r) return;
-          if (inBatch) { replies[k] = r; slots[k++] = i; } else if (peer) sock.queueTo(r, peer);
-        });
-        inBatch = false;
-        if (!answered) peer = sock.peer(i); // answered later: keep where it goes
+        // Local answers (the common case) without a closure per query; forwarded ones keep where they go.
+        const out = this.local(msg, l.view ?? this.viewFor(l, sock.peerAddress(i)), 'udp');
+        if (out === undefined) continue;
+        if (Buffer.isBuffer(out)) { replies[k] = out; slots[k++] = i; continue; }
+        const peer = sock.peer(i);
+        this.forward(msg, out, 'udp', (r) => { if (r) sock.queueTo(r, peer); });
       }
       if (k) sock.send(replies, slots, k);
       replies.length = 0;
