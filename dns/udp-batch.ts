@@ -104,6 +104,7 @@ export class BatchUdp {
   }
 
   address(): { address: string; port: number } {
+    if (this.closed) throw new Error('batched UDP socket is closed'); // the native handle is freed by then
     const [address, port] = this.n.local(this.sock);
     return { address, port };
   }

@@ -11,7 +11,7 @@ export const MAX_UPSTREAMS = 3;
 export function parseUpstream(s: string): Upstream {
   const m = /^\[(.+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s);
   const u = m ? { host: m[1]!, port: Number(m[2]) } : { host: s.replace(/^\[(.*)\]$/, '$1'), port: 53 };
-  if (!isIP(u.host) || !Number.isInteger(u.port) || u.port < 1 || u.port > 65535) throw new Error(`bad server address "${s}"`);
+  if (!isIP(u.host) || u.host.includes('%') || !Number.isInteger(u.port) || u.port < 1 || u.port > 65535) throw new Error(`bad server address "${s}"`);
   // Answers are matched by their source address as the kernel prints it: write IPv6 the same (RFC 5952) way.
   if (isIP(u.host) === 6) u.host = ipaddr.parse(u.host).toString();
   return u;
@@ -33,5 +33,5 @@ export function hostUpstreams(path = '/etc/resolv.conf', systemdPath = '/run/sys
     const real = read(systemdPath);
     if (real.length) servers = real;
   }
-  return servers.filter((ip) => ip !== '127.0.0.11' && isIP(ip)).slice(0, MAX_UPSTREAMS).map((host) => parseUpstream(host));
+  return servers.filter((ip) => ip !== '127.0.0.11' && isIP(ip) && !ip.includes('%')).slice(0, MAX_UPSTREAMS).map((host) => parseUpstream(host));
 }

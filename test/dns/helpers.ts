@@ -2,7 +2,8 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
-import { DnsServer, type ServerOptions } from '../../dns/server.js';
+import { DnsServer, type Listener, type ServerOptions } from '../../dns/server.js';
+import { BatchUdp, nativeUdp } from '../../dns/udp-batch.js';
 import { Forwarder } from '../../dns/forwarder.js';
 import { parseQuery } from '../../dns/codec.js';
 import { frameTcp, TcpFrameReader } from '../../dns/tcp-frame.js';
@@ -13,6 +14,26 @@ export async function udpTcpPair(host: string): Promise<{ udp: dgram.Socket; tcp
   for (let attempt = 0; ; attempt++) {
     const udp = dgram.createSocket('udp4');
     await new Promise<void>((r) => udp.bind(0, host, r));
+    const tcp = net.createServer();
+    try {
+      await new Promise<void>((r, j) => { tcp.once('error', j); tcp.listen(udp.address().port, host, () => { tcp.off('error', j); r(); }); });
+      return { udp, tcp };
+    } catch (e) {
+      udp.close();
+      if (attempt > 20) throw e;
+    }
+  }
+}
+
+/** The server's UDP listener: a dgram socket, or the batched one (Listener.batchUdp, recvmmsg/sendmmsg addon). */
+export type UdpMode = 'dgram' | 'batch';
+export const UDP_MODES: readonly UdpMode[] = ['dgram', 'batch'];
+
+/** A batched UDP socket and a TCP server on the same random port of host. The addon must be built (npm run build). */
+export async function batchTcpPair(host: string): Promise<{ udp: BatchUdp; tcp: net.Server }> {
+  if (!nativeUdp()) throw new Error('batched UDP addon did not load: run `npm run build` (dist/dns/native/udp_batch.node); SWARMNET_DNS_NATIVE must not be 0');
+  for (let attempt = 0; ; attempt++) {
+    const udp = BatchUdp.open(host, 0);
     const tcp = net.createServer();
     try {
       await new Promise<void>((r, j) => { tcp.once('error', j); tcp.listen(udp.address().port, host, () => { tcp.off('error', j); r(); }); });
@@ -75,17 +96,43 @@ function formerr(m: Buffer): Buffer | undefined {
   } catch { return undefined; }
 }
 
-export interface Running { port: number; server: DnsServer; forwarder: Forwarder; udp: dgram.Socket; close: () => void }
+export interface Running {
+  port: number; server: DnsServer; forwarder: Forwarder;
+  /** Datagrams that reached the server's UDP socket so far (whichever listener kind). */
+  udpArrived: () => number;
+  close: () => void;
+}
 
-/** The resolver on 127.0.0.1:<random>, UDP and TCP, every client answered from `view` unless view is undefined. */
-export async function startServer(table: Table, opts: Partial<ServerOptions> & { view?: string | undefined; timeoutMs?: number; maxInFlight?: number } = {}): Promise<Running> {
-  const { udp, tcp } = await udpTcpPair('127.0.0.1');
-  const port = udp.address().port;
-  const forwarder = opts.forwarder ?? new Forwarder({ timeoutMs: opts.timeoutMs ?? 300, maxInFlight: opts.maxInFlight ?? 1024 });
-  const server = new DnsServer(table, { compat: true, defaultUpstreams: [], ...opts, forwarder });
-  const view = opts.view;
-  server.addListener({ udp, tcp, ...(view !== undefined ? { viewOf: () => view } : {}) });
-  return { port, server, forwarder, udp, close: () => { udp.close(); tcp.close(); forwarder.close(); } };
+export type StartOptions = Partial<ServerOptions> & { view?: string | undefined; timeoutMs?: number; maxInFlight?: number; udp?: UdpMode };
+
+/**
+ * The resolver on 127.0.0.1:<random>, UDP and TCP, every client answered from `view` unless view is undefined.
+ * udp: which UDP listener (default dgram).
+ */
+export async function startServer(table: Table, opts: StartOptions = {}): Promise<Running> {
+  const { udp: mode = 'dgram', view, timeoutMs, maxInFlight, ...serverOpts } = opts;
+  const forwarder = opts.forwarder ?? new Forwarder({ timeoutMs: timeoutMs ?? 300, maxInFlight: maxInFlight ?? 1024 });
+  const server = new DnsServer(table, { compat: true, defaultUpstreams: [], ...serverOpts, forwarder });
+  const listener: Listener = view !== undefined ? { viewOf: () => view } : {};
+  let arrived = 0;
+  let port: number;
+  let closeUdp: () => void;
+  if (mode === 'batch') {
+    const { udp, tcp } = await batchTcpPair('127.0.0.1');
+    port = udp.address().port;
+    server.addListener({ ...listener, batchUdp: udp, tcp });
+    const handle = udp.onBatch;
+    if (!handle) throw new Error('the server did not take the batched listener');
+    udp.onBatch = (n) => { arrived += n; handle(n); };
+    closeUdp = () => { udp.close(); tcp.close(); };
+  } else {
+    const { udp, tcp } = await udpTcpPair('127.0.0.1');
+    port = udp.address().port;
+    server.addListener({ ...listener, udp, tcp });
+    udp.on('message', () => { arrived++; });
+    closeUdp = () => { udp.close(); tcp.close(); };
+  }
+  return { port, server, forwarder, udpArrived: () => arrived, close: () => { closeUdp(); forwarder.close(); } };
 }
 
 export function query(name: string, type: dnsPacket.RecordType = 'A', id = 1, extra: Partial<dnsPacket.Packet> = {}): Buffer {

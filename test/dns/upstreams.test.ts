@@ -39,3 +39,30 @@ test('parseUpstream: ip, ip:port, [v6]:port, bare v6; bad ports rejected', (t) =
   t.throws(() => parseUpstream('10.0.0.1:0'));
   t.throws(() => parseUpstream('10.0.0.1:70000'));
 });
+
+test('parseUpstream: hostnames and garbage rejected with the input in the message', (t) => {
+  for (const bad of ['example.com', 'dns.example:53', '[example.com]:53', '', 'garbage', '1.2.3', '010.0.0.1', '10.0.0.1:', '10.0.0.1:53x', ' 10.0.0.1', '[10.0.0.1', 'fd00::1]:53', '999.0.0.1']) {
+    t.throws(() => parseUpstream(bad), { message: `bad server address "${bad}"` }, JSON.stringify(bad));
+  }
+});
+
+test('parseUpstream: IPv6 written the way the kernel prints a sender (RFC 5952), so answers match their query', (t) => {
+  t.deepEqual(parseUpstream('2001:db8:0:0::1'), { host: '2001:db8::1', port: 53 });
+  t.deepEqual(parseUpstream('[2001:DB8::1]:54'), { host: '2001:db8::1', port: 54 });
+  t.deepEqual(parseUpstream('2001:0DB8:0000:0000:0000:0000:0000:0001'), { host: '2001:db8::1', port: 53 });
+  t.deepEqual(parseUpstream('[2001:db8:0:1:0:0:0:1]:5353'), { host: '2001:db8:0:1::1', port: 5353 });
+  t.deepEqual(parseUpstream('0:0:0:0:0:0:0:1'), { host: '::1', port: 53 });
+  t.deepEqual(parseUpstream('[::1]'), { host: '::1', port: 53 });
+});
+
+test('parseUpstream: a scoped (zone id) address is rejected: the batched upstream socket cannot address it', (t) => {
+  // BatchUdp.sockaddr() has no scope id and the kernel's sender address has no "%zone": such a server never answers.
+  for (const bad of ['fe80::1%eth0', '[fe80::1%eth0]:53', 'fe80::1%1']) t.throws(() => parseUpstream(bad), { message: /bad server address/ }, bad);
+});
+
+test('hostUpstreams: non-IP nameserver lines (hostnames, junk, scoped link-local) skipped; IPv6 normalised', (t) => {
+  const f = files('nameserver fe80::1%eth0\nnameserver junk\nnameserver dns.example\nnameserver 10.0.0.1\nnameserver 2001:DB8:0:0::53\nnameserver\nnameserver 10.0.0.2:53\nnameserver 10.0.0.3\n');
+  try {
+    t.deepEqual(hostUpstreams(f.main, f.systemd), [{ host: '10.0.0.1', port: 53 }, { host: '2001:db8::53', port: 53 }, { host: '10.0.0.3', port: 53 }]);
+  } finally { f.done(); }
+});

@@ -1,12 +1,13 @@
 import test from 'ava';
+import dgram from 'node:dgram';
 import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import dnsPacket from 'dns-packet';
 import { run } from '../../common/exec.js';
 import { buildTable } from '../../dns/table.js';
 import { Forwarder } from '../../dns/forwarder.js';
-import { frame, query, startServer, tcpExchange, udpAsk, upstream } from './helpers.js';
+import { frame, query, startServer, tcpExchange, udpAsk, upstream, UDP_MODES } from './helpers.js';
 
 const many = Array.from({ length: 60 }, (_, i) => ({ id: `m${i}`, name: `m${i}`, endpoints: [{ networkId: 'n1', ip: `10.0.3.${i + 1}`, aliases: ['big'] }] }));
 const table = buildTable({
@@ -17,27 +18,29 @@ const table = buildTable({
 const dig = async (port: number, ...args: string[]) =>
   (await run('dig', ['@127.0.0.1', '-p', String(port), '+tries=1', '+time=2', ...args], { allowFailure: true })).stdout;
 
-test('dig: A, AAAA NODATA, PTR, TCP, EDNS echo, truncation with TC and dig\'s TCP retry, compression', async (t) => {
-  const s = await startServer(table, { view: 'me' });
-  try {
-    t.regex(await dig(s.port, '+short', 'web', 'A'), /^10\.0\.1\.2$/m);
-    t.regex(await dig(s.port, '+short', 'WEB.front.', 'A'), /^10\.0\.1\.2$/m);
-    const aaaa = await dig(s.port, 'web', 'AAAA');
-    t.regex(aaaa, /status: NOERROR/); t.regex(aaaa, /ANSWER: 0/);
-    t.regex(await dig(s.port, '+short', '-x', '10.0.1.2'), /^web\.front\.$/m);
-    t.regex(await dig(s.port, '+tcp', '+short', 'web'), /^10\.0\.1\.2$/m);
-    const edns = await dig(s.port, '+edns=0', '+bufsize=1232', 'web');
-    t.regex(edns, /OPT PSEUDOSECTION/); t.regex(edns, /udp: 4096/);
-    const tc = await dig(s.port, '+noedns', '+ignore', 'big');
-    t.regex(tc, /flags: qr[^;]* tc[ ;]/);
-    t.regex(tc, /ANSWER: 30,/);
-    const full = await dig(s.port, '+noedns', '+short', 'big');
-    t.is(full.trim().split('\n').length, 60);
-    // compression: every answer owner is the 2-byte pointer to the question, 16 bytes per A record
-    const raw = await udpAsk(s.port, query('big', 'A', 5, { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as dnsPacket.Answer] }));
-    t.is(raw!.length, 12 + 5 + 4 + 60 * 16 + 11);
-  } finally { s.close(); }
-});
+for (const udp of UDP_MODES) {
+  test(`dig: A, AAAA NODATA, PTR, TCP, EDNS echo, truncation with TC and dig's TCP retry, compression [udp: ${udp}]`, async (t) => {
+    const s = await startServer(table, { udp, view: 'me' });
+    try {
+      t.regex(await dig(s.port, '+short', 'web', 'A'), /^10\.0\.1\.2$/m);
+      t.regex(await dig(s.port, '+short', 'WEB.front.', 'A'), /^10\.0\.1\.2$/m);
+      const aaaa = await dig(s.port, 'web', 'AAAA');
+      t.regex(aaaa, /status: NOERROR/); t.regex(aaaa, /ANSWER: 0/);
+      t.regex(await dig(s.port, '+short', '-x', '10.0.1.2'), /^web\.front\.$/m);
+      t.regex(await dig(s.port, '+tcp', '+short', 'web'), /^10\.0\.1\.2$/m);
+      const edns = await dig(s.port, '+edns=0', '+bufsize=1232', 'web');
+      t.regex(edns, /OPT PSEUDOSECTION/); t.regex(edns, /udp: 4096/);
+      const tc = await dig(s.port, '+noedns', '+ignore', 'big');
+      t.regex(tc, /flags: qr[^;]* tc[ ;]/);
+      t.regex(tc, /ANSWER: 30,/);
+      const full = await dig(s.port, '+noedns', '+short', 'big');
+      t.is(full.trim().split('\n').length, 60);
+      // compression: every answer owner is the 2-byte pointer to the question, 16 bytes per A record
+      const raw = await udpAsk(s.port, query('big', 'A', 5, { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as dnsPacket.Answer] }));
+      t.is(raw!.length, 12 + 5 + 4 + 60 * 16 + 11);
+    } finally { s.close(); }
+  });
+}
 
 test('TCP: pipelined queries on one connection all answered; partial and idle clients are cut off; connection cap', async (t) => {
   const s = await startServer(table, { view: 'me', tcpIdleMs: 300, maxTcpConnections: 4 });
@@ -64,64 +67,70 @@ test('TCP: pipelined queries on one connection all answered; partial and idle cl
   } finally { s.close(); }
 });
 
-test('forwarding: NXDOMAIN kept with flags; timeout, SERVFAIL and REFUSED → next server; all bad → SERVFAIL', async (t) => {
-  const dead = await upstream('127.0.0.2', 'drop');
-  const fail = await upstream('127.0.0.3', 2);
-  const refused = await upstream('127.0.0.4', 5);
-  const nx = await upstream('127.0.0.5', 3);
-  const ups = [dead, fail, refused].map((u, i) => ({ host: `127.0.0.${i + 2}`, port: u.port }));
-  const s = await startServer(table, { view: 'me', defaultUpstreams: [...ups.slice(0, 2), { host: '127.0.0.5', port: nx.port }] });
-  const bad = await startServer(table, { view: 'me', defaultUpstreams: ups });
-  try {
-    const out = await dig(s.port, 'nothing.example');
-    t.regex(out, /status: NXDOMAIN/);
-    t.regex(out, /flags: qr ra ad;/); // exactly the upstream's flags (it does not echo RD)
-    t.is(dead.udpSeen, 1); t.is(fail.udpSeen, 1); t.is(nx.udpSeen, 1);
-    const r = dnsPacket.decode((await udpAsk(bad.port, query('x.example', 'A', 77)))!);
-    t.is(r.rcode, 'SERVFAIL'); t.is(r.id, 77);
-    t.is(refused.udpSeen, 1);
-  } finally { s.close(); bad.close(); dead.close(); fail.close(); refused.close(); nx.close(); }
-});
-
-test('forwarding: truncated UDP answer retried over TCP; TCP clients forwarded over TCP; big answers truncated for small UDP clients', async (t) => {
-  const tr = await upstream('127.0.0.6', 'truncate');
-  const big = await upstream('127.0.0.7', 'big');
-  const s = await startServer(table, { view: 'me', defaultUpstreams: [{ host: '127.0.0.6', port: tr.port }] });
-  const sb = await startServer(table, { view: 'me', defaultUpstreams: [{ host: '127.0.0.7', port: big.port }] });
-  try {
-    const r = dnsPacket.decode((await udpAsk(s.port, query('t.example', 'A', 9)))!);
-    t.is(r.answers?.length, 3); t.is(r.id, 9);
-    t.is(tr.udpSeen, 1); t.is(tr.tcpSeen, 1);
-    const { replies } = await tcpExchange(s.port, frame(query('t2.example', 'A', 10)), 1);
-    t.is(dnsPacket.decode(replies[0]!).answers?.length, 3);
-    t.is(tr.udpSeen, 1); t.is(tr.tcpSeen, 2);
-    const small = (await udpAsk(sb.port, query('b.example', 'A', 11)))!;
-    t.true(small.length <= 512);
-    const sd = dnsPacket.decode(small);
-    t.true(!!((sd.flags ?? 0) & dnsPacket.TRUNCATED_RESPONSE)); t.is(sd.questions?.[0]?.name, 'b.example');
-    const viaTcp = await tcpExchange(sb.port, frame(query('b.example', 'A', 12)), 1);
-    t.is(dnsPacket.decode(viaTcp.replies[0]!).answers?.length, 200);
-  } finally { s.close(); sb.close(); tr.close(); big.close(); }
-});
-
-test('forwarding: a container\'s own --dns servers win over the defaults', async (t) => {
-  const mine = await upstream('127.0.0.8', 3);
-  const other = await upstream('127.0.0.9', 0);
-  const tb = buildTable({
-    networks: [{ id: 'n', name: 'n' }],
-    containers: [
-      { id: 'a', name: 'a', upstreams: [`127.0.0.8:${mine.port}`], endpoints: [{ networkId: 'n', ip: '10.5.0.2' }] },
-      { id: 'b', name: 'b', endpoints: [{ networkId: 'n', ip: '10.5.0.3' }] },
-    ],
+for (const udp of UDP_MODES) {
+  test(`forwarding: NXDOMAIN kept with flags; timeout, SERVFAIL and REFUSED → next server; all bad → SERVFAIL [udp: ${udp}]`, async (t) => {
+    const dead = await upstream('127.0.0.2', 'drop');
+    const fail = await upstream('127.0.0.3', 2);
+    const refused = await upstream('127.0.0.4', 5);
+    const nx = await upstream('127.0.0.5', 3);
+    const ups = [dead, fail, refused].map((u, i) => ({ host: `127.0.0.${i + 2}`, port: u.port }));
+    const s = await startServer(table, { udp, view: 'me', defaultUpstreams: [...ups.slice(0, 2), { host: '127.0.0.5', port: nx.port }] });
+    const bad = await startServer(table, { udp, view: 'me', defaultUpstreams: ups });
+    try {
+      const out = await dig(s.port, 'nothing.example');
+      t.regex(out, /status: NXDOMAIN/);
+      t.regex(out, /flags: qr ra ad;/); // exactly the upstream's flags (it does not echo RD)
+      t.is(dead.udpSeen, 1); t.is(fail.udpSeen, 1); t.is(nx.udpSeen, 1);
+      const r = dnsPacket.decode((await udpAsk(bad.port, query('x.example', 'A', 77)))!);
+      t.is(r.rcode, 'SERVFAIL'); t.is(r.id, 77);
+      t.is(refused.udpSeen, 1);
+    } finally { s.close(); bad.close(); dead.close(); fail.close(); refused.close(); nx.close(); }
   });
-  const sa = await startServer(tb, { view: 'a', defaultUpstreams: [{ host: '127.0.0.9', port: other.port }] });
-  const sbv = await startServer(tb, { view: 'b', defaultUpstreams: [{ host: '127.0.0.9', port: other.port }] });
-  try {
-    t.is(dnsPacket.decode((await udpAsk(sa.port, query('q.example')))!).rcode, 'NXDOMAIN');
-    t.is(dnsPacket.decode((await udpAsk(sbv.port, query('q.example')))!).rcode, 'NOERROR');
-    t.is(mine.udpSeen, 1); t.is(other.udpSeen, 1);
-  } finally { sa.close(); sbv.close(); mine.close(); other.close(); }
-});
+}
+
+for (const udp of UDP_MODES) {
+  test(`forwarding: truncated UDP answer retried over TCP; TCP clients forwarded over TCP; big answers truncated for small UDP clients [udp: ${udp}]`, async (t) => {
+    const tr = await upstream('127.0.0.6', 'truncate');
+    const big = await upstream('127.0.0.7', 'big');
+    const s = await startServer(table, { udp, view: 'me', defaultUpstreams: [{ host: '127.0.0.6', port: tr.port }] });
+    const sb = await startServer(table, { udp, view: 'me', defaultUpstreams: [{ host: '127.0.0.7', port: big.port }] });
+    try {
+      const r = dnsPacket.decode((await udpAsk(s.port, query('t.example', 'A', 9)))!);
+      t.is(r.answers?.length, 3); t.is(r.id, 9);
+      t.is(tr.udpSeen, 1); t.is(tr.tcpSeen, 1);
+      const { replies } = await tcpExchange(s.port, frame(query('t2.example', 'A', 10)), 1);
+      t.is(dnsPacket.decode(replies[0]!).answers?.length, 3);
+      t.is(tr.udpSeen, 1); t.is(tr.tcpSeen, 2);
+      const small = (await udpAsk(sb.port, query('b.example', 'A', 11)))!;
+      t.true(small.length <= 512);
+      const sd = dnsPacket.decode(small);
+      t.true(!!((sd.flags ?? 0) & dnsPacket.TRUNCATED_RESPONSE)); t.is(sd.questions?.[0]?.name, 'b.example');
+      const viaTcp = await tcpExchange(sb.port, frame(query('b.example', 'A', 12)), 1);
+      t.is(dnsPacket.decode(viaTcp.replies[0]!).answers?.length, 200);
+    } finally { s.close(); sb.close(); tr.close(); big.close(); }
+  });
+}
+
+for (const udp of UDP_MODES) {
+  test(`forwarding: a container's own --dns servers win over the defaults [udp: ${udp}]`, async (t) => {
+    const mine = await upstream('127.0.0.8', 3);
+    const other = await upstream('127.0.0.9', 0);
+    const tb = buildTable({
+      networks: [{ id: 'n', name: 'n' }],
+      containers: [
+        { id: 'a', name: 'a', upstreams: [`127.0.0.8:${mine.port}`], endpoints: [{ networkId: 'n', ip: '10.5.0.2' }] },
+        { id: 'b', name: 'b', endpoints: [{ networkId: 'n', ip: '10.5.0.3' }] },
+      ],
+    });
+    const sa = await startServer(tb, { udp, view: 'a', defaultUpstreams: [{ host: '127.0.0.9', port: other.port }] });
+    const sbv = await startServer(tb, { udp, view: 'b', defaultUpstreams: [{ host: '127.0.0.9', port: other.port }] });
+    try {
+      t.is(dnsPacket.decode((await udpAsk(sa.port, query('q.example')))!).rcode, 'NXDOMAIN');
+      t.is(dnsPacket.decode((await udpAsk(sbv.port, query('q.example')))!).rcode, 'NOERROR');
+      t.is(mine.udpSeen, 1); t.is(other.udpSeen, 1);
+    } finally { sa.close(); sbv.close(); mine.close(); other.close(); }
+  });
+}
 
 test('forwarding: in-flight bound → REFUSED at once, the slot frees after the timeout', async (t) => {
   const f = new Forwarder({ timeoutMs: 400, maxInFlight: 2 });
@@ -138,21 +147,23 @@ test('forwarding: in-flight bound → REFUSED at once, the slot frees after the 
   } finally { dead.close(); f.close(); }
 });
 
-test('view by client address: one listener, each client sees its own networks', async (t) => {
-  const tb = buildTable({
-    networks: [{ id: 'x', name: 'x' }, { id: 'y', name: 'y' }],
-    containers: [
-      { id: 'loop', name: 'me', endpoints: [{ networkId: 'x', ip: '127.0.0.1' }] },
-      { id: 'peer', name: 'peer', endpoints: [{ networkId: 'y', ip: '10.6.0.2' }] },
-      { id: 'xpeer', name: 'xpeer', endpoints: [{ networkId: 'x', ip: '10.6.1.2' }] },
-    ],
+for (const udp of UDP_MODES) {
+  test(`view by client address: one listener, each client sees its own networks [udp: ${udp}]`, async (t) => {
+    const tb = buildTable({
+      networks: [{ id: 'x', name: 'x' }, { id: 'y', name: 'y' }],
+      containers: [
+        { id: 'loop', name: 'me', endpoints: [{ networkId: 'x', ip: '127.0.0.1' }] },
+        { id: 'peer', name: 'peer', endpoints: [{ networkId: 'y', ip: '10.6.0.2' }] },
+        { id: 'xpeer', name: 'xpeer', endpoints: [{ networkId: 'x', ip: '10.6.1.2' }] },
+      ],
+    });
+    const s = await startServer(tb, { udp, view: undefined });
+    try {
+      t.deepEqual(dnsPacket.decode((await udpAsk(s.port, query('xpeer')))!).answers?.map((a) => a.data), ['10.6.1.2']);
+      t.is(dnsPacket.decode((await udpAsk(s.port, query('peer')))!).rcode, 'SERVFAIL'); // not visible → forwarded → no servers
+    } finally { s.close(); }
   });
-  const s = await startServer(tb, { view: undefined });
-  try {
-    t.deepEqual(dnsPacket.decode((await udpAsk(s.port, query('xpeer')))!).answers?.map((a) => a.data), ['10.6.1.2']);
-    t.is(dnsPacket.decode((await udpAsk(s.port, query('peer')))!).rcode, 'SERVFAIL'); // not visible → forwarded → no servers
-  } finally { s.close(); }
-});
+}
 
 // The `dns` command group as plugin/cli.ts registers it, run through dns/cli.ts's own entry point (plugin/cli.ts
 // itself only runs from dist/, which bench/dns uses).
@@ -162,10 +173,10 @@ function startCli(args: string[]) {
 function listening(child: ChildProcess): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('listening')) resolve(); });
+    const timer = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 20000);
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('listening')) { clearTimeout(timer); resolve(); } });
     child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-    child.on('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-    setTimeout(() => reject(new Error(`no listening line: ${out}`)), 20000);
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`exited ${code}: ${out}`)); });
   });
 }
 
@@ -187,4 +198,79 @@ test('swarmnet dns serve: the CLI serves a table file; --workers 2 answers and f
     const bad = await run(process.execPath, ['--import=tsx', 'dns/cli.ts', 'dns', 'serve', '--table', '/nonexistent.json'], { allowFailure: true });
     t.is(bad.code, 2); t.regex(bad.stderr, /cannot read table/);
   } finally { one.kill(); two.kill(); up.close(); rmSync(dir, { recursive: true, force: true }); }
+});
+
+for (const udp of UDP_MODES) {
+  test(`many clients at once, local and forwarded answers mixed: each client gets exactly its own answers [udp: ${udp}]`, async (t) => {
+    const up = await upstream('127.0.0.13', 0);
+    const s = await startServer(table, { udp, view: 'me', defaultUpstreams: [{ host: '127.0.0.13', port: up.port }] });
+    const clients = await Promise.all([0, 1, 2].map(async () => {
+      const sock = dgram.createSocket('udp4');
+      await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+      const got: Buffer[] = [];
+      sock.on('message', (m) => got.push(m));
+      return { sock, got };
+    }));
+    const PER = 40;
+    // client c, query j: id c*1000+j; even j local (web), odd j forwarded (f<c>-<j>.example)
+    const name = (c: number, j: number): string => (j % 2 ? `f${c}-${j}.example` : 'web');
+    try {
+      for (let j = 0; j < PER; j++) for (const [c, { sock }] of clients.entries()) sock.send(query(name(c, j), 'A', c * 1000 + j), s.port, '127.0.0.1');
+      const end = Date.now() + 3000;
+      while (clients.some((c) => c.got.length < PER) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 50));
+      for (const [c, { got }] of clients.entries()) {
+        t.is(got.length, PER, `client ${c}`);
+        const seen = got.map((m) => {
+          const d = dnsPacket.decode(m);
+          const j = (d.id ?? 0) - c * 1000;
+          const want = j % 2 ? '192.0.2.1' : '10.0.1.2';
+          return `${j} ${d.questions?.[0]?.name === name(c, j) && d.answers?.[0]?.data === want}`;
+        });
+        t.deepEqual(seen.sort(), Array.from({ length: PER }, (_, j) => `${j} true`).sort(), `client ${c}`);
+      }
+      t.is(up.udpSeen, 3 * PER / 2);
+    } finally { clients.forEach((c) => c.sock.close()); s.close(); up.close(); }
+  });
+}
+
+/** `swarmnet dns serve` from the built CLI; resolves with its "dns listening" line. */
+function builtCli(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; line: Promise<string> } {
+  const child = spawn(process.execPath, ['dist/plugin/cli.js', 'dns', 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const line = new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 15000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const l = /^dns listening.*$/m.exec(out);
+      if (l) { clearTimeout(timer); resolve(l[0]); }
+    });
+    child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`exited ${code}: ${out}`)); });
+  });
+  return { child, line };
+}
+
+test('swarmnet dns serve (dist/plugin/cli.js): batched UDP when the addon loads, dgram with SWARMNET_DNS_NATIVE=0; both answer and forward', async (t) => {
+  t.true(existsSync('dist/plugin/cli.js') && existsSync('dist/dns/native/udp_batch.node'), 'run `npm run build` first');
+  const dir = mkdtempSync('/tmp/sndns-cli-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = `${dir}/table.json`;
+  writeFileSync(file, JSON.stringify({ networks: [{ id: 'n', name: 'net' }], containers: [{ id: 'c', name: 'cli-box', endpoints: [{ networkId: 'n', ip: '10.7.0.2' }] }] }));
+  const up = await upstream('127.0.0.14', 3);
+  t.teardown(() => up.close());
+  const { SWARMNET_DNS_NATIVE: _, ...env } = process.env;
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const modes = [{ env, port, want: 'udp: batched' }, { env: { ...env, SWARMNET_DNS_NATIVE: '0' }, port: port + 1, want: 'udp: dgram' }];
+  const running = modes.map((m) => ({ ...m, ...builtCli(['--table', file, '--listen', `127.0.0.1:${m.port}`, '--view', 'c', '--upstream', `127.0.0.14:${up.port}`], m.env) }));
+  t.teardown(() => running.forEach((r) => r.child.kill()));
+  for (const r of running) {
+    const line = await r.line;
+    t.true(line.includes(`(${r.want})`), `${r.want}: ${line}`);
+    t.regex(await dig(r.port, '+short', 'cli-box.net'), /^10\.7\.0\.2$/m);
+    t.regex(await dig(r.port, 'missing.example'), /status: NXDOMAIN/);
+    const raw = await udpAsk(r.port, query('cli-box', 'A', 4321));
+    t.is(dnsPacket.decode(raw!).answers?.[0]?.data, '10.7.0.2');
+  }
+  t.is(up.udpSeen, 2);
 });
