@@ -37,6 +37,10 @@
 typedef struct {
   int fd;
   int closing;
+  /* Freed only when both libuv has let go of the poll handle (released) and JavaScript's handle to it was collected
+   * (finalized), so a call through a stale handle after close() still finds valid memory and `closing` set. */
+  int released;
+  int finalized;
   uv_poll_t poll;
   napi_env env;
   napi_ref on_batch;
@@ -110,7 +114,17 @@ static socklen_t addr_len_of(const void *sa) {
 static void on_close(uv_handle_t *h) {
   sock_t *s = h->data;
   close(s->fd);
-  free(s);
+  s->fd = -1;
+  s->released = 1;
+  if (s->finalized) free(s);
+}
+
+static void on_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  sock_t *s = data;
+  s->finalized = 1;
+  if (s->released) free(s);
 }
 
 static void on_readable(uv_poll_t *p, int status, int events) {
@@ -231,14 +245,22 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   uv_loop_t *loop;
   napi_get_uv_event_loop(env, &loop);
   s->poll.data = s;
-  if (uv_poll_init(loop, &s->poll, fd) != 0 || uv_poll_start(&s->poll, UV_READABLE, on_readable) != 0) {
+  if (uv_poll_init(loop, &s->poll, fd) != 0) {
     napi_delete_reference(env, s->on_batch);
     close(fd); free(s);
     napi_throw_error(env, NULL, "udp_batch.open: cannot poll the socket");
     return NULL;
   }
+  if (uv_poll_start(&s->poll, UV_READABLE, on_readable) != 0) {
+    napi_delete_reference(env, s->on_batch);
+    s->closing = 1;
+    s->finalized = 1; /* no JavaScript handle: on_close frees */
+    uv_close((uv_handle_t *)&s->poll, on_close);
+    napi_throw_error(env, NULL, "udp_batch.open: cannot poll the socket");
+    return NULL;
+  }
   napi_value ext;
-  CHECK(env, napi_create_external(env, s, NULL, NULL, &ext));
+  CHECK(env, napi_create_external(env, s, on_finalize, NULL, &ext));
   return ext;
 }
 
