@@ -270,6 +270,48 @@ static sock_t *sock_arg(napi_env env, napi_value v) {
   return p;
 }
 
+/* Points tx message k at replies[i], to addr. 0, or -1 with a JavaScript exception pending. */
+static int tx_set(napi_env env, napi_value replies, uint32_t i, int k, void *addr) {
+  napi_value b;
+  void *data;
+  size_t len;
+  if (napi_get_element(env, replies, i, &b) != napi_ok || napi_get_buffer_info(env, b, &data, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "udp_batch: replies must be Buffers");
+    return -1;
+  }
+  tx_iov[k].iov_base = data;
+  tx_iov[k].iov_len = len;
+  memset(&tx_msgs[k].msg_hdr, 0, sizeof tx_msgs[k].msg_hdr);
+  tx_msgs[k].msg_hdr.msg_iov = &tx_iov[k];
+  tx_msgs[k].msg_hdr.msg_iovlen = 1;
+  tx_msgs[k].msg_hdr.msg_name = addr;
+  tx_msgs[k].msg_hdr.msg_namelen = addr_len_of(addr);
+  return 0;
+}
+
+/*
+ * Sends tx messages [0, k) with as few sendmmsg calls as the kernel allows; returns how many went. status (if not
+ * NULL) gets 0 per datagram sent, else its errno. A datagram the kernel refuses (no route, a filter) is skipped;
+ * a full send buffer drops the rest, as UDP does.
+ */
+static int tx_flush(sock_t *s, int k, int32_t *status) {
+  int done = 0, sent = 0;
+  if (status) for (int i = 0; i < k; i++) status[i] = 0;
+  while (done < k) {
+    int r = s->closing ? (errno = EBADF, -1) : sendmmsg(s->fd, tx_msgs + done, (unsigned)(k - done), MSG_DONTWAIT);
+    if (r > 0) { done += r; sent += r; continue; }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EBADF)) {
+      int e = errno;
+      while (done < k) { if (status) status[done] = e; done++; }
+      break;
+    }
+    if (status) status[done] = r < 0 ? errno : EIO;
+    done++;
+  }
+  return sent;
+}
+
 /* send(sock, replies: Buffer[], slots: Int32Array, count) → datagrams sent. Unsendable ones are dropped, as UDP does. */
 static napi_value send_batch(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -291,31 +333,12 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   int32_t *slots = slots_data;
   int k = 0;
   for (int i = 0; i < count; i++) {
-    napi_value b;
-    void *data;
-    size_t len;
-    CHECK(env, napi_get_element(env, argv[1], (uint32_t)i, &b));
-    CHECK(env, napi_get_buffer_info(env, b, &data, &len));
     if (slots[i] < 0 || slots[i] >= SLOTS) continue;
-    tx_iov[k].iov_base = data;
-    tx_iov[k].iov_len = len;
-    memset(&tx_msgs[k].msg_hdr, 0, sizeof tx_msgs[k].msg_hdr);
-    tx_msgs[k].msg_hdr.msg_iov = &tx_iov[k];
-    tx_msgs[k].msg_hdr.msg_iovlen = 1;
-    tx_msgs[k].msg_hdr.msg_name = addr_base + (size_t)slots[i] * ADDR_SIZE;
-    tx_msgs[k].msg_hdr.msg_namelen = addr_len_of(tx_msgs[k].msg_hdr.msg_name);
+    if (tx_set(env, argv[1], (uint32_t)i, k, addr_base + (size_t)slots[i] * ADDR_SIZE) < 0) return NULL;
     k++;
   }
-  int done = 0, sent = 0;
-  while (done < k && !s->closing) {
-    int r = sendmmsg(s->fd, tx_msgs + done, (unsigned)(k - done), MSG_DONTWAIT);
-    if (r > 0) { done += r; sent += r; continue; }
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break; /* send buffer full: drop the rest */
-    done++; /* this one failed (e.g. unreachable): skip it */
-  }
   napi_value out;
-  napi_create_int32(env, sent, &out);
+  napi_create_int32(env, tx_flush(s, k, NULL), &out);
   return out;
 }
 
@@ -366,34 +389,10 @@ static napi_value send_many(napi_env env, napi_callback_info info) {
   }
   int32_t *status = status_data;
   for (int i = 0; i < count; i++) {
-    napi_value b;
-    void *data;
-    size_t len;
-    CHECK(env, napi_get_element(env, argv[1], (uint32_t)i, &b));
-    CHECK(env, napi_get_buffer_info(env, b, &data, &len));
-    tx_iov[i].iov_base = data;
-    tx_iov[i].iov_len = len;
-    memset(&tx_msgs[i].msg_hdr, 0, sizeof tx_msgs[i].msg_hdr);
-    tx_msgs[i].msg_hdr.msg_iov = &tx_iov[i];
-    tx_msgs[i].msg_hdr.msg_iovlen = 1;
-    tx_msgs[i].msg_hdr.msg_name = (char *)addrs + (size_t)i * ADDR_SIZE;
-    tx_msgs[i].msg_hdr.msg_namelen = addr_len_of(tx_msgs[i].msg_hdr.msg_name);
-    status[i] = 0;
-  }
-  int done = 0, sent = 0;
-  while (done < count) {
-    int r = s->closing ? (errno = EBADF, -1) : sendmmsg(s->fd, tx_msgs + done, (unsigned)(count - done), MSG_DONTWAIT);
-    if (r > 0) { done += r; sent += r; continue; }
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EBADF)) {
-      int e = errno;
-      while (done < count) status[done++] = e;
-      break;
-    }
-    status[done++] = r < 0 ? errno : EIO; /* this one failed (no route, refused by a filter, ...): skip it */
+    if (tx_set(env, argv[1], (uint32_t)i, i, (char *)addrs + (size_t)i * ADDR_SIZE) < 0) return NULL;
   }
   napi_value out;
-  napi_create_int32(env, sent, &out);
+  napi_create_int32(env, tx_flush(s, count, status), &out);
   return out;
 }
 

@@ -1,28 +1,39 @@
 // Shared by the DNS tests: a scriptable local upstream, a server on loopback, a raw UDP/TCP client.
+import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
 import { DnsServer, type Listener, type ServerOptions } from '../../dns/server.js';
 import { BatchUdp, nativeUdp } from '../../dns/udp-batch.js';
+import { run } from '../../common/exec.js';
 import { Forwarder } from '../../dns/forwarder.js';
 import { parseQuery } from '../../dns/codec.js';
 import { frameTcp, TcpFrameReader } from '../../dns/tcp-frame.js';
-import type { Table } from '../../dns/table.js';
+import { buildTable, type Table } from '../../dns/table.js';
+import type { ExecutionContext } from 'ava';
 
-/** A UDP socket and a TCP server on the same random port of host (retried while the TCP side is taken). */
-export async function udpTcpPair(host: string): Promise<{ udp: dgram.Socket; tcp: net.Server }> {
+/** Opens UDP on a random port, then TCP on the same port of host; retried while the TCP side is taken. */
+async function samePort<U>(host: string, openUdp: () => Promise<{ udp: U; port: number; close: () => void }>): Promise<{ udp: U; tcp: net.Server }> {
   for (let attempt = 0; ; attempt++) {
-    const udp = dgram.createSocket('udp4');
-    await new Promise<void>((r) => udp.bind(0, host, r));
+    const { udp, port, close } = await openUdp();
     const tcp = net.createServer();
     try {
-      await new Promise<void>((r, j) => { tcp.once('error', j); tcp.listen(udp.address().port, host, () => { tcp.off('error', j); r(); }); });
+      await new Promise<void>((r, j) => { tcp.once('error', j); tcp.listen(port, host, () => { tcp.off('error', j); r(); }); });
       return { udp, tcp };
     } catch (e) {
-      udp.close();
+      close();
       if (attempt > 20) throw e;
     }
   }
+}
+
+/** A UDP socket and a TCP server on the same random port of host. */
+export function udpTcpPair(host: string): Promise<{ udp: dgram.Socket; tcp: net.Server }> {
+  return samePort(host, async () => {
+    const udp = dgram.createSocket('udp4');
+    await new Promise<void>((r) => udp.bind(0, host, r));
+    return { udp, port: udp.address().port, close: () => udp.close() };
+  });
 }
 
 /** The server's UDP listener: a dgram socket, or the batched one (Listener.batchUdp, recvmmsg/sendmmsg addon). */
@@ -32,17 +43,7 @@ export const UDP_MODES: readonly UdpMode[] = ['dgram', 'batch'];
 /** A batched UDP socket and a TCP server on the same random port of host. The addon must be built (npm run build). */
 export async function batchTcpPair(host: string): Promise<{ udp: BatchUdp; tcp: net.Server }> {
   if (!nativeUdp()) throw new Error('batched UDP addon did not load: run `npm run build` (dist/dns/native/udp_batch.node); SWARMNET_DNS_NATIVE must not be 0');
-  for (let attempt = 0; ; attempt++) {
-    const udp = BatchUdp.open(host, 0);
-    const tcp = net.createServer();
-    try {
-      await new Promise<void>((r, j) => { tcp.once('error', j); tcp.listen(udp.address().port, host, () => { tcp.off('error', j); r(); }); });
-      return { udp, tcp };
-    } catch (e) {
-      udp.close();
-      if (attempt > 20) throw e;
-    }
-  }
+  return samePort(host, async () => { const udp = BatchUdp.open(host, 0); return { udp, port: udp.address().port, close: () => udp.close() }; });
 }
 
 export type Behaviour = number | 'drop' | 'truncate' | 'big';
@@ -170,4 +171,30 @@ export function tcpExchange(port: number, raw: Buffer, expect: number, timeoutMs
 
 export function frame(...msgs: Buffer[]): Buffer {
   return Buffer.concat(msgs.map(frameTcp));
+}
+
+/**
+ * A server answering every client of l as container c1 (client, 10.0.0.5) of network net1, where `probe` is
+ * 10.0.0.9; no upstreams, so anything else fails fast. Stopped, with l, at teardown.
+ */
+export function serveProbe(t: ExecutionContext, l: Listener & { close(): void }): void {
+  const table = buildTable({
+    networks: [{ id: 'n1', name: 'net1' }],
+    containers: [
+      { id: 'c1', name: 'client', endpoints: [{ networkId: 'n1', ip: '10.0.0.5' }] },
+      { id: 'c2', name: 'probe', endpoints: [{ networkId: 'n1', ip: '10.0.0.9' }] },
+    ],
+  });
+  const forwarder = new Forwarder({ timeoutMs: 300 });
+  t.teardown(() => { l.close(); forwarder.close(); });
+  new DnsServer(table, { compat: true, defaultUpstreams: [], forwarder }).addListener({ ...l, view: 'c1' });
+}
+
+/** A fresh network namespace <prefix>-<random> with lo up, deleted at the end of the test. */
+export async function tempNetns(t: ExecutionContext, prefix: string): Promise<{ name: string; path: string }> {
+  const name = `${prefix}-${randomBytes(4).toString('hex')}`;
+  await run('ip', ['netns', 'add', name]);
+  t.teardown(() => run('ip', ['netns', 'del', name], { allowFailure: true }).then(() => undefined));
+  await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+  return { name, path: `/run/netns/${name}` };
 }

@@ -5,26 +5,17 @@ import net from 'node:net';
 import { createInterface } from 'node:readline';
 import test, { type ExecutionContext } from 'ava';
 import { run, toolEnv } from '../../common/exec.js';
-import { Forwarder } from '../../dns/forwarder.js';
-import { openContainerListener, type ContainerListener } from '../../dns/netns-listener.js';
-import { DnsServer } from '../../dns/server.js';
-import { buildTable } from '../../dns/table.js';
+import { openContainerListener } from '../../dns/netns-listener.js';
 import { nativeUdp } from '../../dns/udp-batch.js';
+import { serveProbe, tempNetns } from './helpers.js';
 
 // The resolver's sockets opened inside a container's namespace from this process (dns/netns-listener.ts).
-const addon = nativeUdp() as { listenTcp?: unknown } | undefined;
+const addon = nativeUdp();
 const ready = process.getuid?.() === 0 && typeof addon?.listenTcp === 'function'
   && ['/usr/sbin/ip', '/usr/bin/dig', '/usr/bin/ss'].every((p) => existsSync(p));
 const rootTest = ready ? test : test.skip;
 
-/** A fresh namespace sntk-<random> with lo up, deleted at the end of the test. */
-async function netns(t: ExecutionContext): Promise<{ name: string; path: string }> {
-  const name = `sntk-${randomBytes(4).toString('hex')}`;
-  await run('ip', ['netns', 'add', name]);
-  t.teardown(() => run('ip', ['netns', 'del', name], { allowFailure: true }).then(() => undefined));
-  await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-  return { name, path: `/run/netns/${name}` };
-}
+const netns = (t: ExecutionContext) => tempNetns(t, 'sntk');
 
 /** `ss -Hln` (udp or tcp) inside the namespace, lines for address:port. */
 async function sockets(ns: string, proto: 'u' | 't', addr: string): Promise<string[]> {
@@ -53,23 +44,11 @@ function dig(ns: string, name: string, extra: string[] = [], server = '127.0.0.1
     .then((r) => r.stdout.trim());
 }
 
-function serve(t: ExecutionContext, l: ContainerListener): void {
-  const table = buildTable({
-    networks: [{ id: 'n1', name: 'net1' }],
-    containers: [
-      { id: 'c1', name: 'client', endpoints: [{ networkId: 'n1', ip: '10.0.0.5' }] },
-      { id: 'c2', name: 'probe', endpoints: [{ networkId: 'n1', ip: '10.0.0.9' }] },
-    ],
-  });
-  const forwarder = new Forwarder({ timeoutMs: 300 });
-  new DnsServer(table, { compat: true, defaultUpstreams: [], forwarder }).addListener({ ...l, view: 'c1' });
-  t.teardown(() => { l.close(); forwarder.close(); });
-}
 
 rootTest('opens UDP and TCP inside the namespace: answers there, absent from the root namespace', async (t) => {
   const ns = await netns(t);
   const l = await openContainerListener(ns.path, { port: 0 });
-  serve(t, l);
+  serveProbe(t, l);
   const { address, port } = l.batchUdp.address();
   t.is(address, '127.0.0.11');
   t.true(port > 0);
@@ -102,7 +81,7 @@ rootTest('127.0.0.11:53 by default; a second open on the same address fails with
   t.is((await settle(ns.name, 'u', '127.0.0.11:53', 1)).length, 1);
   t.is((await settle(ns.name, 't', '127.0.0.11:53', 1)).length, 1);
   // And the first listener still gets the queries.
-  serve(t, first);
+  serveProbe(t, first);
   t.is(await dig(ns.name, 'probe'), '10.0.0.9');
   t.is(await dig(ns.name, 'probe', ['+tcp']), '10.0.0.9');
 });
@@ -110,7 +89,7 @@ rootTest('127.0.0.11:53 by default; a second open on the same address fails with
 rootTest('close() frees the port (UDP and TCP) and is idempotent; the address can be opened again', async (t) => {
   const ns = await netns(t);
   const l = await openContainerListener(ns.path);
-  serve(t, l);
+  serveProbe(t, l);
   // An open TCP connection must not outlive close(): it would keep the namespace alive. A client in the namespace
   // holds one open; close() must end it now, not at the server's idle timeout (10 s).
   const client = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', HOLD_OPEN], { stdio: ['ignore', 'pipe', 'inherit'], env: toolEnv() });

@@ -4,17 +4,15 @@ import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import test, { type ExecutionContext } from 'ava';
 import { run, toolEnv } from '../../common/exec.js';
-import { Forwarder } from '../../dns/forwarder.js';
 import { openContainerListener } from '../../dns/netns-listener.js';
-import { DnsServer } from '../../dns/server.js';
-import { buildTable } from '../../dns/table.js';
 import { applyTakeover, removeTakeover, takeoverRules } from '../../dns/takeover.js';
 import { nativeUdp } from '../../dns/udp-batch.js';
+import { serveProbe, tempNetns } from './helpers.js';
 
 // dns/takeover.ts: the rendered nft table, and against a namespace that has Docker's embedded-DNS NAT, that queries
 // to 127.0.0.11:53 reach our listener untracked while the table is there and Docker's resolver when it is not.
 
-const addon = nativeUdp() as { listenTcp?: unknown } | undefined;
+const addon = nativeUdp();
 const ready = process.getuid?.() === 0 && typeof addon?.listenTcp === 'function'
   && ['/usr/sbin/ip', '/usr/sbin/nft', '/usr/bin/nsenter', '/usr/bin/dig'].every((p) => existsSync(p));
 const rootTest = ready ? test.serial : test.serial.skip;
@@ -59,14 +57,7 @@ test('validation: bad table names, addresses, ports and sources are rejected, no
 
 // --- against a namespace with Docker's embedded-DNS NAT ----------------------------------------------------------
 
-/** A fresh namespace sntk-<random> with lo up, deleted at the end of the test. */
-async function netns(t: ExecutionContext): Promise<{ name: string; path: string }> {
-  const name = `sntk-${randomBytes(4).toString('hex')}`;
-  await run('ip', ['netns', 'add', name]);
-  t.teardown(() => run('ip', ['netns', 'del', name], { allowFailure: true }).then(() => undefined));
-  await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-  return { name, path: `/run/netns/${name}` };
-}
+const netns = (t: ExecutionContext) => tempNetns(t, 'sntk');
 
 const nft = (ns: string, args: string[], input?: string) =>
   run('ip', ['netns', 'exec', ns, 'nft', ...args], input === undefined ? {} : { input });
@@ -174,17 +165,7 @@ rootTest('takeover: queries reach our listener untracked, past Docker\'s DNAT; r
   const p = await fakeDockerResolver(t, ns.path);
   await nft(ns.name, ['-f', '-'], dockerNat(p));
 
-  const table = buildTable({
-    networks: [{ id: 'n1', name: 'net1' }],
-    containers: [
-      { id: 'c1', name: 'client', endpoints: [{ networkId: 'n1', ip: '10.0.0.5' }] },
-      { id: 'c2', name: 'probe', endpoints: [{ networkId: 'n1', ip: '10.0.0.9' }] },
-    ],
-  });
-  const forwarder = new Forwarder({ timeoutMs: 300 });
-  const listener = await openContainerListener(ns.path);
-  t.teardown(() => { listener.close(); forwarder.close(); });
-  new DnsServer(table, { compat: true, defaultUpstreams: [], forwarder }).addListener({ ...listener, view: 'c1' });
+  serveProbe(t, await openContainerListener(ns.path));
 
   // Before: our sockets are bound to 127.0.0.11:53, yet Docker's DNAT sends the queries to its resolver, tracked.
   const ports = Array.from({ length: 6 }, (_, i) => 20000 + randomInt(0, 4000) * 10 + i); // distinct, unused here
