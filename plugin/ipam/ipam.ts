@@ -78,6 +78,9 @@ export class Ipam implements IpamDriver {
   private readonly used = new Map<string, Set<number>>();
   /** Addresses this process allocated or re-attached: a request Docker is serving now, never released by reconcileNode. */
   private readonly fresh = new Set<string>();
+  /** Docker network id → our network id, learned from lookups: Join and CreateEndpoint then read one key instead of
+   * every network. Only a hint: the record read must still carry that Docker id. */
+  private readonly byDockerId = new Map<string, string>();
 
   constructor(private readonly o: IpamOptions) {
     this.keys = new Keys(o.prefix);
@@ -226,7 +229,19 @@ export class Ipam implements IpamDriver {
   }
 
   async networkByDockerId(dockerNetworkId: string): Promise<NetworkRecord | undefined> {
-    return (await this.networks()).find((n) => n.dockerNetworkId === dockerNetworkId);
+    const hint = this.byDockerId.get(dockerNetworkId);
+    if (hint !== undefined) {
+      const v = await this.o.client.get(this.keys.network(hint)).string();
+      const net = v === null ? undefined : (JSON.parse(v) as NetworkRecord);
+      if (net?.dockerNetworkId === dockerNetworkId) return net;
+      this.byDockerId.delete(dockerNetworkId); // deleted or re-created: look again
+    }
+    const net = (await this.networks()).find((n) => n.dockerNetworkId === dockerNetworkId);
+    if (net) {
+      if (this.byDockerId.size >= 4096) this.byDockerId.clear();
+      this.byDockerId.set(dockerNetworkId, net.id);
+    }
+    return net;
   }
 
   /** Record what CreateNetwork learned (Docker's network id, -o mtu). */

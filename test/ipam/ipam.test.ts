@@ -462,3 +462,25 @@ test('exhausted host subnets and an exhausted VIP block get clear errors and lea
   t.regex(v!.message, /VIP block 10\.130\.0\.192\/26 of network 10\.130\.0\.0\/24 is exhausted/);
   t.deepEqual(await checkInvariants(nodes[0]!.client, prefix), []);
 });
+
+test('networkByDockerId: one key read once known; a re-pointed or deleted network is not answered from the hint', async (t) => {
+  const prefix = randomPrefix();
+  const a = node(prefix, 'm1');
+  const b = node(prefix, 'm2');
+  const p = await a.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  await a.ipam.updateNetwork(parseCidr(p.Pool), { dockerNetworkId: 'd1' });
+  let rangeReads = 0;
+  const getAll = a.client.getAll.bind(a.client);
+  a.client.getAll = () => { rangeReads++; return getAll(); };
+  t.is((await a.ipam.networkByDockerId('d1'))?.subnet, p.Pool);
+  t.is((await a.ipam.networkByDockerId('d1'))?.subnet, p.Pool);
+  t.is((await a.ipam.networkByDockerId('d1'))?.subnet, p.Pool);
+  t.is(rangeReads, 1, 'after the first lookup, the network is read by its key');
+  // Another manager re-points the record (Docker re-created the network): the hint must not answer for d1.
+  await b.ipam.updateNetwork(parseCidr(p.Pool), { dockerNetworkId: 'd2' });
+  t.is(await a.ipam.networkByDockerId('d1'), undefined);
+  t.is((await a.ipam.networkByDockerId('d2'))?.subnet, p.Pool);
+  await b.ipam.releasePool({ PoolID: p.PoolID });
+  t.is(await a.ipam.networkByDockerId('d2'), undefined);
+  t.is(await a.ipam.networkByDockerId('unknown'), undefined);
+});
