@@ -177,7 +177,7 @@ test('bind errors: a taken port gives EADDRINUSE (BatchUdp or dgram holder); reu
   t.teardown(() => r2.close());
   t.is(r2.address().port, rport);
   // both receive: the kernel spreads senders over them by their address
-  const got = [0, 0];
+  const got: [number, number] = [0, 0];
   r1.onBatch = (n) => { got[0] += n; };
   r2.onBatch = (n) => { got[1] += n; };
   const senders = await Promise.all(Array.from({ length: 16 }, () => client(t, '127.0.0.1')));
