@@ -133,10 +133,21 @@ export class Forwarder {
     let pool = this.pools.get(family);
     if (!pool) {
       pool = [];
-      for (let i = 0; i < this.poolSize; i++) pool.push(nativeUdp() ? this.batchSocket(family) : this.dgramSocket(family));
+      for (let i = 0; i < this.poolSize; i++) pool.push(this.openSocket(family));
       this.pools.set(family, pool);
     }
     return pool[Math.floor(Math.random() * pool.length)]!;
+  }
+
+  /**
+   * Batched where the addon loads. Opening can fail at once (e.g. no IPv6 in this kernel): dgram then reports the
+   * same failure per query through the send callback, so the query moves to the next server instead of throwing.
+   */
+  private openSocket(family: 'udp4' | 'udp6'): PoolSocket {
+    if (nativeUdp()) {
+      try { return this.batchSocket(family); } catch { /* fall through */ }
+    }
+    return this.dgramSocket(family);
   }
 
   private dgramSocket(family: 'udp4' | 'udp6'): PoolSocket {

@@ -116,7 +116,12 @@ export class DnsServer {
     const size = proto === 'tcp' ? 65535 : out.query.udpSize;
     // A copy: the forwarder keeps the query past this call (retries, TCP fallback) and a batched listener reuses
     // the memory it came in.
-    this.forwarder.forwardCb(Buffer.from(req), this.upstreams(out.upstreams), proto, (r) => reply(truncate(r, size)));
+    try {
+      this.forwarder.forwardCb(Buffer.from(req), this.upstreams(out.upstreams), proto, (r) => reply(truncate(r, size)));
+    } catch (e) {
+      log.warn({ err: e }, 'forwarder error');
+      reply(errorResponse(req, RCODE.SERVFAIL));
+    }
   }
 
   /** View for a client address: the listener's mapping, else the container that owns the address. */

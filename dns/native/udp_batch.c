@@ -51,6 +51,8 @@ static char *rx_base;
 static char *addr_base;
 static int32_t *len_base;
 static napi_ref rx_ref, addr_ref, len_ref;
+/* The areas above and the tx arrays below are process-wide: only the thread that called init() may use them. */
+static napi_env owner;
 
 static struct mmsghdr rx_msgs[SLOTS];
 static struct iovec rx_iov[SLOTS];
@@ -93,6 +95,11 @@ static napi_value init(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "udp_batch.init: areas too small");
     return NULL;
   }
+  if (owner && owner != env) {
+    napi_throw_error(env, NULL, "udp_batch: already in use by another thread (worker_threads are not supported)");
+    return NULL;
+  }
+  owner = env;
   if (rx_ref) { napi_delete_reference(env, rx_ref); napi_delete_reference(env, addr_ref); napi_delete_reference(env, len_ref); }
   CHECK(env, napi_create_reference(env, argv[0], 1, &rx_ref));
   CHECK(env, napi_create_reference(env, argv[1], 1, &addr_ref));
@@ -199,7 +206,7 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   CHECK(env, napi_typeof(env, argv[4], &vt));
   int use_netns = vt == napi_string;
   if (use_netns) CHECK(env, napi_get_value_string_utf8(env, argv[4], netns, sizeof netns, &n));
-  if (!rx_base) { napi_throw_error(env, NULL, "udp_batch: init() first"); return NULL; }
+  if (!rx_base || env != owner) { napi_throw_error(env, NULL, "udp_batch: init() first, on this thread"); return NULL; }
 
   struct sockaddr_storage sa;
   memset(&sa, 0, sizeof sa);

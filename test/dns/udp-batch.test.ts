@@ -319,3 +319,14 @@ test('netns: a socket opened in another namespace answers there only; a bad path
   c.sock.send('root', plain.address().port, '127.0.0.1');
   t.true(await until(() => plainGot === 1), 'a socket opened after the failures must be in the root namespace');
 });
+
+test('worker_threads: the addon stays with the thread that loaded it; another thread gets dgram, not shared memory', async (t) => {
+  t.truthy(nativeUdp());
+  const { Worker } = await import('node:worker_threads');
+  const mod = new URL('../../dist/dns/udp-batch.js', import.meta.url).href;
+  const w = new Worker(`import(${JSON.stringify(mod)}).then((m) => require('node:worker_threads').parentPort.postMessage(m.nativeUdp() === undefined))`, { eval: true });
+  const fellBack = await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+  await w.terminate();
+  t.true(fellBack, 'a second thread must not get the process-wide areas');
+  t.truthy(nativeUdp(), 'the loading thread keeps its addon');
+});
