@@ -67,8 +67,8 @@ export async function serve(o: ServeOptions): Promise<{ server: DnsServer; close
 function udpMode(): string { return nativeUdp() ? 'udp: batched' : 'udp: dgram'; }
 
 /**
- * --workers N: N processes share the listening sockets (node:cluster; UDP handles are shared, TCP connections
- * handed out round-robin), so one resolver uses several cores as Docker's does. The primary only supervises:
+ * --workers N: N processes share the address (node:cluster): batched UDP sockets bound by each worker with
+ * SO_REUSEPORT (dgram: one shared handle), TCP connections handed out round-robin. The primary only supervises:
  * it restarts a worker that dies (at most once a second), forwards SIGHUP (reload) and stops them on SIGTERM/SIGINT.
  */
 async function supervise(n: number, listen: string): Promise<void> {
