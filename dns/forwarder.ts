@@ -140,12 +140,12 @@ export class Forwarder {
   }
 
   /**
-   * Batched where the addon loads. Opening can fail at once (e.g. no IPv6 in this kernel): dgram then reports the
-   * same failure per query through the send callback, so the query moves to the next server instead of throwing.
+   * Batched where the addon loads, else dgram. A family this host cannot use (no IPv6 in the kernel) fails every
+   * query sent to it at once, so it moves to the next server instead of waiting out the timeout.
    */
   private openSocket(family: 'udp4' | 'udp6'): PoolSocket {
     if (nativeUdp()) {
-      try { return this.batchSocket(family); } catch { /* fall through */ }
+      try { return this.batchSocket(family); } catch { return unusable(); }
     }
     return this.dgramSocket(family);
   }
@@ -153,14 +153,24 @@ export class Forwarder {
   private dgramSocket(family: 'udp4' | 'udp6'): PoolSocket {
     const sock = dgram.createSocket({ type: family, lookup: literal });
     const pending = new Map<number, Pending>();
+    let broken = false;
     sock.on('message', (msg, rinfo) => this.answer(pending, msg, rinfo.address, rinfo.port));
-    sock.on('error', () => { /* send errors surface per query via the send callback */ });
+    sock.on('error', () => {
+      // Send errors surface per query via the send callback. A failed bind is an error here, and dgram then drops
+      // the queued sends without calling them back: fail what waits on this socket, and every later send.
+      if (broken) return;
+      try { sock.address(); return; } catch { broken = true; }
+      for (const p of [...pending.values()]) { pending.delete(p.id); this.waiting.delete(p); p.cb(undefined); }
+    });
     sock.bind({ port: 0, exclusive: true }); // exclusive: never shared between cluster workers
     sock.unref(); // an idle pool must not keep the process alive; the sweeper does while queries wait
     return {
       pending,
-      send: (out, host, port, failed) => sock.send(out, port, host, (err) => { if (err) failed(); }),
-      close: () => sock.close(),
+      send: (out, host, port, failed) => {
+        if (broken) { failed(); return; }
+        sock.send(out, port, host, (err) => { if (err) failed(); });
+      },
+      close: () => { try { sock.close(); } catch { /* never bound */ } },
     };
   }
 
@@ -226,6 +236,11 @@ export class Forwarder {
       finish(msg.length >= 12 && msg.readUInt16BE(0) === req.readUInt16BE(0) && sameQuestion(msg, req) ? msg : undefined);
     });
   }
+}
+
+/** A pool socket for an address family this host cannot open: every send fails at once. */
+function unusable(): PoolSocket {
+  return { pending: new Map(), send: (_out, _host, _port, failed) => failed(), close: () => undefined };
 }
 
 /** Upstreams are IP literals: no resolver round trip (and no deferred callback) per send. */

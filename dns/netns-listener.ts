@@ -1,5 +1,6 @@
 import { closeSync } from 'node:fs';
 import net from 'node:net';
+import { checkContainerNetns } from './netns-path.js';
 import { BatchUdp, nativeUdp } from './udp-batch.js';
 
 /**
@@ -52,7 +53,7 @@ export async function openContainerListener(netnsPath: string, opts: ContainerLi
   const address = opts.address ?? '127.0.0.11';
   const port = opts.port ?? 53;
   const backlog = opts.backlog ?? 511;
-  if (typeof netnsPath !== 'string' || !netnsPath.startsWith('/')) throw new Error(`netns-listener: netns must be an absolute path, got "${String(netnsPath)}"`);
+  checkContainerNetns(netnsPath, 'netns-listener');
   if (net.isIP(address) === 0) throw new Error(`netns-listener: address must be a literal IP address, got "${address}"`);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`netns-listener: bad port ${port}`);
   if (!Number.isInteger(backlog) || backlog < 1) throw new Error(`netns-listener: bad backlog ${backlog}`);

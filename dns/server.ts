@@ -116,11 +116,12 @@ export class DnsServer {
     const size = proto === 'tcp' ? 65535 : out.query.udpSize;
     // A copy: the forwarder keeps the query past this call (retries, TCP fallback) and a batched listener reuses
     // the memory it came in.
+    let replied = false;
     try {
-      this.forwarder.forwardCb(Buffer.from(req), this.upstreams(out.upstreams), proto, (r) => reply(truncate(r, size)));
+      this.forwarder.forwardCb(Buffer.from(req), this.upstreams(out.upstreams), proto, (r) => { replied = true; reply(truncate(r, size)); });
     } catch (e) {
       log.warn({ err: e }, 'forwarder error');
-      reply(errorResponse(req, RCODE.SERVFAIL));
+      if (!replied) reply(errorResponse(req, RCODE.SERVFAIL));
     }
   }
 

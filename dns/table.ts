@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { ipv6Bytes } from './codec.js';
+import { parseUpstream } from './upstreams.js';
+
+const isUpstream = (s: string): boolean => { try { parseUpstream(s); return true; } catch { return false; } };
 
 // JSON form of the name table (docs/dns.md); the plugin feeds the same shape from its cluster state.
 const name = z.string().min(1).max(253);
@@ -17,7 +20,7 @@ export const tableSchema = z.object({
     /** Swarm task: the service it belongs to (by id). */
     serviceId: z.string().optional(),
     /** The container's --dns servers ("ip" or "ip:port"); absent → the host's resolv.conf. */
-    upstreams: z.array(z.string().min(1)).max(3).optional(),
+    upstreams: z.array(z.string().min(1).refine(isUpstream, { message: 'not an IP literal, "ip:port" or "[ipv6]:port"' })).max(3).optional(),
     /** The container's resolv.conf had its own ndots option (Docker's sb.ndotsSet). */
     ndots: z.boolean().default(false),
     endpoints: z.array(z.object({

@@ -1,4 +1,5 @@
 import { run } from '../common/exec.js';
+import { checkContainerNetns } from './netns-path.js';
 
 /**
  * How a container's queries to 127.0.0.11:53 reach our resolver instead of Docker's: our sockets are bound to
@@ -9,8 +10,9 @@ import { run } from '../common/exec.js';
  * Why not a DNAT of our own in front of Docker's: no conntrack entry per query is cheaper (about 10 % more queries
  * per second in `npm run bench:dns`), cannot fill the conntrack table, and avoids the UDP conntrack insertion race
  * behind the well-known 5-second DNS timeouts (Kubernetes' NodeLocal DNSCache uses NOTRACK for the same reasons).
- * Removing the table gives the container back to Docker's resolver, so a failed takeover degrades to Docker's
- * answers, never to no DNS.
+ * Removing the table gives the container back to Docker's resolver. The table must only exist while our listener
+ * does: with the table and without the listener the container has no DNS (Docker's DNAT no longer applies). So:
+ * open the listener, then apply; remove, then close (docs/dns.md).
  *
  * The rules are rendered here (pure) and applied with one `nft -f` transaction inside the namespace: creating
  * and replacing are the same idempotent operation, and a half-applied table cannot exist.
@@ -66,6 +68,7 @@ function nsArgs(netns: string, args: string[]): string[] {
 
 /** Creates or replaces the takeover table in the namespace at netns (e.g. /proc/<pid>/ns/net). */
 export async function applyTakeover(netns: string, o: TakeoverOptions = {}): Promise<void> {
+  checkContainerNetns(netns, 'takeover');
   const script = takeoverRules(o);
   const r = await run('nsenter', nsArgs(netns, ['-f', '-']), { input: script, allowFailure: true });
   if (r.code !== 0) throw new Error(`takeover: nft in ${netns} failed: ${r.stderr.trim() || r.stdout.trim()}`);

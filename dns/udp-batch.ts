@@ -121,7 +121,11 @@ export class BatchUdp {
   peerAddress(i: number): string {
     const off = i * this.n.ADDR_SIZE;
     if (readFamily(off) === AF_INET) return `${addrs[off + 4]}.${addrs[off + 5]}.${addrs[off + 6]}.${addrs[off + 7]}`;
-    if (readFamily(off) === AF_INET6) return ipaddr.fromByteArray([...addrs.subarray(off + 8, off + 24)]).toString();
+    if (readFamily(off) === AF_INET6) {
+      const ip = ipaddr.fromByteArray([...addrs.subarray(off + 8, off + 24)]) as ipaddr.IPv6;
+      // An IPv4 client of a dual-stack "::" socket: the same dotted form an IPv4 socket would give.
+      return ip.isIPv4MappedAddress() ? ip.toIPv4Address().toString() : ip.toString();
+    }
     return '';
   }
 
@@ -146,8 +150,8 @@ export class BatchUdp {
 
   /**
    * Sends reply to dest (from peer() or sockaddr()) together with everything else queued in this turn of the
-   * event loop: one sendmmsg at the end of the turn (a microtask) instead of a sendto each. failed(errno) runs, a
-   * microtask later, for a datagram that could not be sent.
+   * event loop: one sendmmsg at the end of the turn (a microtask) instead of a sendto each. failed(errno) runs for
+   * a datagram that could not be sent: a microtask later, or at once when this call fills the batch and sends it.
    */
   queueTo(reply: Buffer, dest: Buffer, failed?: (errno: number) => void): void {
     const k = this.queued.length;
@@ -168,7 +172,9 @@ export class BatchUdp {
     this.queuedFailed = [];
     if (this.closed) this.status.fill(9 /* EBADF */, 0, n);
     else this.n.sendMany(this.sock, replies, this.queuedAddrs, n, this.status);
-    for (let i = 0; i < n; i++) if (this.status[i] && failed[i]) failed[i]!(this.status[i]!);
+    if (!this.status.subarray(0, n).some((e) => e !== 0)) return;
+    const status = this.status.slice(0, n); // failed() may queue and flush again
+    for (let i = 0; i < n; i++) if (status[i] && failed[i]) failed[i]!(status[i]!);
   }
 
   /** Whether this socket keeps the process alive (default: yes). */

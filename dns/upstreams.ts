@@ -12,8 +12,9 @@ export function parseUpstream(s: string): Upstream {
   const m = /^\[(.+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s);
   const u = m ? { host: m[1]!, port: Number(m[2]) } : { host: s.replace(/^\[(.*)\]$/, '$1'), port: 53 };
   if (!isIP(u.host) || u.host.includes('%') || !Number.isInteger(u.port) || u.port < 1 || u.port > 65535) throw new Error(`bad server address "${s}"`);
-  // Answers are matched by their source address as the kernel prints it: write IPv6 the same (RFC 5952) way.
-  if (isIP(u.host) === 6) u.host = ipaddr.parse(u.host).toString();
+  // Answers are matched by their source address as the kernel prints it: write IPv6 the same (RFC 5952) way, and
+  // an IPv4-mapped address as the IPv4 address it is (it is reached, and answers, over IPv4).
+  if (isIP(u.host) === 6) u.host = ipaddr.process(u.host).toString();
   return u;
 }
 

@@ -78,6 +78,16 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
+/* The thread that owned the areas is gone (a worker that exited): another may init. */
+static void on_env_cleanup(void *arg) {
+  if (owner != arg) return;
+  owner = NULL;
+  rx_base = NULL;
+  addr_base = NULL;
+  len_base = NULL;
+  rx_ref = addr_ref = len_ref = NULL; /* deleted with their environment */
+}
+
 /* init(rx: Buffer, addrs: Buffer, lens: Int32Array): the shared areas, sized by the constants exported below. */
 static napi_value init(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -99,6 +109,7 @@ static napi_value init(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "udp_batch: already in use by another thread (worker_threads are not supported)");
     return NULL;
   }
+  if (!owner) napi_add_env_cleanup_hook(env, on_env_cleanup, env);
   owner = env;
   if (rx_ref) { napi_delete_reference(env, rx_ref); napi_delete_reference(env, addr_ref); napi_delete_reference(env, len_ref); }
   CHECK(env, napi_create_reference(env, argv[0], 1, &rx_ref));
@@ -175,7 +186,7 @@ static int open_in_netns(const char *netns, int family, int type) {
   if (netns) {
     self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (self < 0) return -errno;
-    target = open(netns, O_RDONLY | O_CLOEXEC);
+    target = open(netns, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO there must not block the loop */
     if (target < 0) { err = errno; close(self); return -err; }
     if (setns(target, CLONE_NEWNET) < 0) { err = errno; close(self); close(target); return -err; }
   }
@@ -200,12 +211,17 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   int32_t port;
   bool reuse;
   CHECK(env, napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &n));
+  if (n >= sizeof ip - 1) { napi_throw_type_error(env, NULL, "udp_batch.open: not a literal IP address"); return NULL; }
   CHECK(env, napi_get_value_int32(env, argv[1], &port));
   CHECK(env, napi_get_value_bool(env, argv[2], &reuse));
+  if (port < 0 || port > 65535) { napi_throw_range_error(env, NULL, "udp_batch.open: bad port"); return NULL; }
   napi_valuetype vt;
   CHECK(env, napi_typeof(env, argv[4], &vt));
   int use_netns = vt == napi_string;
-  if (use_netns) CHECK(env, napi_get_value_string_utf8(env, argv[4], netns, sizeof netns, &n));
+  if (use_netns) {
+    CHECK(env, napi_get_value_string_utf8(env, argv[4], netns, sizeof netns, &n));
+    if (n >= sizeof netns - 1) { napi_throw_range_error(env, NULL, "udp_batch.open: namespace path too long"); return NULL; }
+  }
   if (!rx_base || env != owner) { napi_throw_error(env, NULL, "udp_batch: init() first, on this thread"); return NULL; }
 
   struct sockaddr_storage sa;
@@ -235,7 +251,7 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
     int e = errno; close(fd);
     return throw_errno(env, "udp_batch.open: SO_REUSEPORT", e);
   }
-  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  /* IPv6 sockets keep the system's dual-stack default, as dgram and Node's TCP do: "::" serves IPv4 clients too. */
   if (bind(fd, (struct sockaddr *)&sa, salen) < 0) {
     int e = errno; close(fd);
     return throw_errno(env, "udp_batch.open: bind", e);
@@ -490,12 +506,16 @@ static napi_value listen_tcp(napi_env env, napi_callback_info info) {
   size_t n;
   int32_t port, backlog;
   CHECK(env, napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &n));
+  if (n >= sizeof ip - 1) { napi_throw_type_error(env, NULL, "udp_batch.listenTcp: not a literal IP address"); return NULL; }
   CHECK(env, napi_get_value_int32(env, argv[1], &port));
   CHECK(env, napi_get_value_int32(env, argv[2], &backlog));
   napi_valuetype vt;
   CHECK(env, napi_typeof(env, argv[3], &vt));
   int use_netns = vt == napi_string;
-  if (use_netns) CHECK(env, napi_get_value_string_utf8(env, argv[3], netns, sizeof netns, &n));
+  if (use_netns) {
+    CHECK(env, napi_get_value_string_utf8(env, argv[3], netns, sizeof netns, &n));
+    if (n >= sizeof netns - 1) { napi_throw_range_error(env, NULL, "udp_batch.listenTcp: namespace path too long"); return NULL; }
+  }
   if (port < 0 || port > 65535 || backlog < 1) {
     napi_throw_range_error(env, NULL, "udp_batch.listenTcp: bad port or backlog");
     return NULL;
@@ -511,7 +531,6 @@ static napi_value listen_tcp(napi_env env, napi_callback_info info) {
   if (fd < 0) return throw_errno(env, use_netns ? "udp_batch.listenTcp: namespace/socket" : "udp_batch.listenTcp: socket", -fd);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   const char *step = "udp_batch.listenTcp: bind";
   int ok = bind(fd, (struct sockaddr *)&sa, salen) == 0;
   if (ok) { step = "udp_batch.listenTcp: listen"; ok = listen(fd, backlog) == 0; }

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import test, { type ExecutionContext } from 'ava';
 import { run, toolEnv } from '../../common/exec.js';
@@ -117,7 +119,15 @@ rootTest('a bad namespace path or address is a clear error and opens nothing', a
   const e2 = await t.throwsAsync(openContainerListener('/etc/hostname', { port: 0 }));
   t.regex(e2.message, /in \/etc\/hostname: .*Invalid argument/); // a file, not a namespace
   await t.throwsAsync(openContainerListener('run/netns/x'), { message: /absolute path/ });
-  await t.throwsAsync(openContainerListener('/proc/self/ns/net', { address: 'localhost' }), { message: /literal IP/ });
-  await t.throwsAsync(openContainerListener('/proc/self/ns/net', { port: 65536 }), { message: /bad port/ });
-  await t.throwsAsync(openContainerListener('/proc/self/ns/net', { port: 1.5 }), { message: /bad port/ });
+  await t.throwsAsync(openContainerListener(missing, { address: 'localhost' }), { message: /literal IP/ });
+  await t.throwsAsync(openContainerListener(missing, { port: 65536 }), { message: /bad port/ });
+  await t.throwsAsync(openContainerListener(missing, { port: 1.5 }), { message: /bad port/ });
+  // Our own namespace (what a host-network container gives) is refused: 127.0.0.11:53 would be bound on the host.
+  await t.throwsAsync(openContainerListener('/proc/self/ns/net', { port: 0 }), { message: /own network namespace/ });
+  await t.throwsAsync(openContainerListener(`/proc/${process.pid}/ns/net`, { port: 0 }), { message: /own network namespace/ });
+  // A FIFO would block the event loop in open(): refused before it is opened.
+  const fifo = join(tmpdir(), `sntk-fifo-${randomBytes(4).toString('hex')}`);
+  await run('mkfifo', [fifo]);
+  t.teardown(() => rmSync(fifo, { force: true }));
+  await t.throwsAsync(openContainerListener(fifo, { port: 0 }), { message: /not a network namespace/ });
 });

@@ -237,4 +237,10 @@ test('table: bad input is rejected with the path of the problem', (t) => {
   const e = t.throws(() => buildTable({ networks: [], containers: [{ id: 'x', name: 'x', endpoints: [{ networkId: 'n', ip: 'nope' }] }] }));
   t.regex(e.message, /ip/);
   t.throws(() => buildTable({ networks: 'x' }));
+  // --dns servers the forwarder could never use (hostnames, scoped link-local) are refused here, not dropped later.
+  for (const bad of ['dns.example.com', 'fe80::1%eth0', '10.0.0.1:99999']) {
+    const u = t.throws(() => buildTable({ networks: [], containers: [{ id: 'x', name: 'x', upstreams: [bad], endpoints: [] }] }), undefined, bad);
+    t.regex(u.message, /upstreams/, bad);
+  }
+  t.notThrows(() => buildTable({ networks: [], containers: [{ id: 'x', name: 'x', upstreams: ['10.0.0.1', '[fd00::1]:5353'], endpoints: [] }] }));
 });

@@ -225,6 +225,9 @@ rootTest('a namespace that does not exist: apply rejects naming it, remove treat
   t.true(e.message.startsWith(`takeover: nft in ${missing} failed: `), e.message);
   t.regex(e.message, /No such file or directory/);
   await t.notThrowsAsync(removeTakeover(missing));
-  await t.throwsAsync(applyTakeover('run/netns/x'), { message: /must be a path/ });
-  await t.throwsAsync(applyTakeover('/proc/self/ns/net', { table: 'x;flush ruleset' }), { message: /bad table name/ });
+  await t.throwsAsync(applyTakeover('run/netns/x'), { message: /absolute path/ });
+  await t.throwsAsync(applyTakeover(missing, { table: 'x;flush ruleset' }), { message: /bad table name/ });
+  // Our own namespace (a host-network container): the NOTRACK table would land on the host. Refused, nothing added.
+  await t.throwsAsync(applyTakeover('/proc/self/ns/net', { table: 'sntk_own' }), { message: /own network namespace/ });
+  t.false((await run('nft', ['list', 'tables'])).stdout.includes('sntk_own'));
 });

@@ -153,6 +153,27 @@ for (const host of ['127.0.0.1', '::1']) {
   });
 }
 
+test('open(): ports outside 0–65535 are refused, not wrapped', (t) => {
+  for (const port of [70000, -1, 65536]) t.throws(() => BatchUdp.open('127.0.0.1', port), { message: /bad port/ }, String(port));
+});
+
+test('"::" is dual-stack, as dgram is: an IPv4 client is answered, and its address reads as plain IPv4', async (t) => {
+  const s = BatchUdp.open('::', 0);
+  t.teardown(() => s.close());
+  const c = await client(t, '127.0.0.1');
+  const seen = new Promise<string>((resolve) => {
+    s.onBatch = (n) => {
+      resolve(s.peerAddress(0));
+      const replies = [Buffer.from('pong')];
+      s.send(replies, Int32Array.of(0), Math.min(n, 1));
+    };
+  });
+  c.sock.send('ping', s.address().port, '127.0.0.1');
+  t.is(await seen, '127.0.0.1');
+  for (let i = 0; i < 100 && !c.got.length; i++) await new Promise((r) => setTimeout(r, 10));
+  t.is(c.got[0]?.toString(), 'pong');
+});
+
 test('sockaddr(): a non-literal host throws', (t) => {
   t.throws(() => BatchUdp.sockaddr('localhost', 53));
   t.throws(() => BatchUdp.sockaddr('', 53));

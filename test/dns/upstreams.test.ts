@@ -50,6 +50,9 @@ test('parseUpstream: IPv6 written the way the kernel prints a sender (RFC 5952),
   t.deepEqual(parseUpstream('2001:db8:0:0::1'), { host: '2001:db8::1', port: 53 });
   t.deepEqual(parseUpstream('[2001:DB8::1]:54'), { host: '2001:db8::1', port: 54 });
   t.deepEqual(parseUpstream('2001:0DB8:0000:0000:0000:0000:0000:0001'), { host: '2001:db8::1', port: 53 });
+  // IPv4-mapped: reached and answered over IPv4, so written as the IPv4 address (answers then match).
+  t.deepEqual(parseUpstream('[::ffff:127.0.0.1]:5353'), { host: '127.0.0.1', port: 5353 });
+  t.deepEqual(parseUpstream('::ffff:10.0.0.2'), { host: '10.0.0.2', port: 53 });
   t.deepEqual(parseUpstream('[2001:db8:0:1:0:0:0:1]:5353'), { host: '2001:db8:0:1::1', port: 5353 });
   t.deepEqual(parseUpstream('0:0:0:0:0:0:0:1'), { host: '::1', port: 53 });
   t.deepEqual(parseUpstream('[::1]'), { host: '::1', port: 53 });
