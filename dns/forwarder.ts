@@ -178,12 +178,7 @@ export class Forwarder {
   private batchSocket(family: 'udp4' | 'udp6'): PoolSocket {
     const sock = BatchUdp.open(family === 'udp6' ? '::' : '0.0.0.0', 0);
     const pending = new Map<number, Pending>();
-    sock.onBatch = (n) => {
-      for (let i = 0; i < n; i++) {
-        const msg = sock.datagram(i);
-        if (msg) this.answer(pending, msg, sock.peerAddress(i), sock.peerPort(i));
-      }
-    };
+    sock.serve((msg, i) => { this.answer(pending, msg, sock.peerAddress(i), sock.peerPort(i)); return undefined; });
     sock.ref(false);
     const dests = new Map<string, Buffer>();
     return {

@@ -139,23 +139,14 @@ export class DnsServer {
 
   /** A batch in, the answers that are ready at once out in one send; forwarded ones are gathered the same way. */
   private serveBatchUdp(l: Listener, sock: BatchUdp): void {
-    const replies: Buffer[] = [];
-    const slots = new Int32Array(sock.slots);
-    sock.onBatch = (n) => {
-      let k = 0;
-      for (let i = 0; i < n; i++) {
-        const msg = sock.datagram(i);
-        if (!msg) continue; // larger than any DNS query over UDP: dropped
-        // Local answers (the common case) without a closure per query; forwarded ones keep where they go.
-        const out = this.local(msg, l.view ?? this.viewFor(l, sock.peerAddress(i)), 'udp');
-        if (out === undefined) continue;
-        if (Buffer.isBuffer(out)) { replies[k] = out; slots[k++] = i; continue; }
-        const peer = sock.peer(i);
-        this.forward(msg, out, 'udp', (r) => { if (r) sock.queueTo(r, peer); });
-      }
-      if (k) sock.send(replies, slots, k);
-      replies.length = 0;
-    };
+    sock.serve((msg, i) => {
+      // Local answers (the common case) without a closure per query; forwarded ones keep where they go.
+      const out = this.local(msg, l.view ?? this.viewFor(l, sock.peerAddress(i)), 'udp');
+      if (out === undefined || Buffer.isBuffer(out)) return out;
+      const peer = sock.peer(i);
+      this.forward(msg, out, 'udp', (r) => { if (r) sock.queueTo(r, peer); });
+      return undefined;
+    });
   }
 
   private serveUdp(l: Listener, udp: dgram.Socket): void {

@@ -18,7 +18,6 @@ interface Native {
   init(rx: Buffer, addrs: Buffer, lens: Int32Array): void;
   open(ip: string, port: number, reusePort: boolean, onBatch: (n: number) => void, netns?: string): object;
   send(sock: object, replies: Buffer[], slots: Int32Array, count: number): number;
-  sendTo(sock: object, reply: Buffer, addr: Buffer): boolean;
   sendMany(sock: object, replies: Buffer[], addrs: Buffer, count: number, status: Int32Array): number;
   /** A listening TCP socket (fd, owned by the caller) inside netns if given: dns/netns-listener.ts. */
   listenTcp(ip: string, port: number, backlog: number, netns?: string): number;
@@ -120,8 +119,9 @@ export class BatchUdp {
   /** Sender of datagram i as a literal address. */
   peerAddress(i: number): string {
     const off = i * this.n.ADDR_SIZE;
-    if (readFamily(off) === AF_INET) return `${addrs[off + 4]}.${addrs[off + 5]}.${addrs[off + 6]}.${addrs[off + 7]}`;
-    if (readFamily(off) === AF_INET6) {
+    const family = readFamily(off);
+    if (family === AF_INET) return `${addrs[off + 4]}.${addrs[off + 5]}.${addrs[off + 6]}.${addrs[off + 7]}`;
+    if (family === AF_INET6) {
       const ip = ipaddr.fromByteArray([...addrs.subarray(off + 8, off + 24)]) as ipaddr.IPv6;
       // An IPv4 client of a dual-stack "::" socket: the same dotted form an IPv4 socket would give.
       return ip.isIPv4MappedAddress() ? ip.toIPv4Address().toString() : ip.toString();
@@ -133,7 +133,7 @@ export class BatchUdp {
     return addrs.readUInt16BE(i * this.n.ADDR_SIZE + 2);
   }
 
-  /** A copy of the sender of datagram i, for sendTo() after the batch. */
+  /** A copy of the sender of datagram i, for queueTo() after the batch. */
   peer(i: number): Buffer {
     const off = i * this.n.ADDR_SIZE;
     return Buffer.from(addrs.subarray(off, off + this.n.ADDR_SIZE));
@@ -144,8 +144,24 @@ export class BatchUdp {
     return this.closed ? 0 : this.n.send(this.sock, replies, slots, count);
   }
 
-  sendTo(reply: Buffer, peer: Buffer): boolean {
-    return this.closed ? false : this.n.sendTo(this.sock, reply, peer);
+  /**
+   * Answers every batch with answer(datagram, i): the reply to send now, or undefined (dropped, or answered later
+   * through queueTo(peer(i))). The replies of a batch go out in one sendmmsg; datagrams larger than a slot are
+   * dropped.
+   */
+  serve(answer: (msg: Buffer, i: number) => Buffer | undefined): void {
+    const replies: Buffer[] = [];
+    const slots = new Int32Array(this.slots);
+    this.onBatch = (n) => {
+      let k = 0;
+      for (let i = 0; i < n; i++) {
+        const msg = this.datagram(i);
+        const r = msg && answer(msg, i);
+        if (r) { replies[k] = r; slots[k++] = i; }
+      }
+      if (k) this.send(replies, slots, k);
+      replies.length = 0;
+    };
   }
 
   /**
@@ -182,7 +198,7 @@ export class BatchUdp {
     if (!this.closed) this.n.ref(this.sock, on);
   }
 
-  /** A destination for sendTo(): host is a literal IPv4 or IPv6 address. */
+  /** A destination for queueTo(): host is a literal IPv4 or IPv6 address. */
   static sockaddr(host: string, port: number): Buffer {
     const b = Buffer.alloc(28);
     const ip = ipaddr.parse(host);

@@ -146,13 +146,12 @@ async function saturated(clientPid: number, source: string, queries: string, ser
     .finally(() => (pinned ? pin(serverPid, `0-${cpus().length - 1}`) : undefined));
   const ticks = cpuTicks(serverPid) - before;
   if (ticks <= 0) throw new Error(`server pid ${serverPid} used no CPU during the run from ${source}: the queries did not reach it`);
-  const hzCheck = Number((await run('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
-  if ((ticks / hzCheck) * 1e6 < 1 * Number(/Queries completed:\s+(\d+)/.exec(r.stdout)?.[1] ?? 0)) {
-    throw new Error(`server pid ${serverPid} used under 1 µs of CPU per query during the run from ${source}: the queries went elsewhere`);
-  }
+  const hz = Number((await run('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
   const num = (re: RegExp): number => Number(re.exec(r.stdout)?.[1] ?? NaN);
   const completed = num(/Queries completed:\s+(\d+)/);
-  const hz = Number((await run('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
+  if ((ticks / hz) * 1e6 < 1 * (completed || 0)) {
+    throw new Error(`server pid ${serverPid} used under 1 µs of CPU per query during the run from ${source}: the queries went elsewhere`);
+  }
   return {
     qps: num(/Queries per second:\s+([\d.]+)/), completed, lost: num(/Queries lost:\s+(\d+)/),
     avgMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,

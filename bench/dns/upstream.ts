@@ -27,19 +27,7 @@ function answer(req: Buffer, max: number): Buffer | undefined {
 
 async function bindUdp(): Promise<void> {
   if (nativeUdp()) {
-    const b = BatchUdp.open(host, Number(portArg));
-    const replies: Buffer[] = [];
-    const slots = new Int32Array(b.slots);
-    b.onBatch = (n) => {
-      let k = 0;
-      for (let i = 0; i < n; i++) {
-        const m = b.datagram(i);
-        const out = m && answer(m, 512);
-        if (out) { replies[k] = out; slots[k++] = i; }
-      }
-      b.send(replies, slots, k);
-      replies.length = 0;
-    };
+    BatchUdp.open(host, Number(portArg)).serve((m) => answer(m, 512));
     return;
   }
   const udp = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');

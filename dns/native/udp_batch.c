@@ -4,7 +4,7 @@
  * Per readable event a socket reads up to SLOTS datagrams with one recvmmsg into a receive area that JavaScript
  * owns (one for the process: the batch is answered synchronously before the next read), calls JavaScript once
  * with the count, and JavaScript sends the answers it has with one sendmmsg back to the senders of those slots.
- * Answers that come later (forwarded queries) go out with sendTo and a copy of the sender's address.
+ * Answers that come later (forwarded queries) go out with sendMany and a copy of the sender's address.
  * That removes, per query, one syscall entry and one C++→JavaScript call, plus dgram's per-packet Buffer and
  * rinfo object (docs/performance.md has the measurements).
  *
@@ -365,27 +365,6 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* sendTo(sock, reply: Buffer, addr: Buffer(ADDR_SIZE)) → true when sent: for answers that come after the batch. */
-static napi_value send_to(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = sock_arg(env, argv[0]);
-  if (!s) return NULL;
-  void *data, *addr;
-  size_t len, alen;
-  CHECK(env, napi_get_buffer_info(env, argv[1], &data, &len));
-  CHECK(env, napi_get_buffer_info(env, argv[2], &addr, &alen));
-  if (alen < ADDR_SIZE) { napi_throw_range_error(env, NULL, "udp_batch.sendTo: short address"); return NULL; }
-  ssize_t r = -1;
-  if (!s->closing) {
-    do r = sendto(s->fd, data, len, MSG_DONTWAIT, addr, addr_len_of(addr)); while (r < 0 && errno == EINTR);
-  }
-  napi_value out;
-  napi_get_boolean(env, r >= 0, &out);
-  return out;
-}
-
 /*
  * sendMany(sock, replies: Buffer[], addrs: Buffer(count × ADDR_SIZE), count, status: Int32Array) → datagrams sent.
  * The late answers and upstream queries gathered during one turn of the loop, in one sendmmsg where the kernel
@@ -548,7 +527,6 @@ static napi_value module_init(napi_env env, napi_value exports) {
     {"init", NULL, init, NULL, NULL, NULL, napi_default, NULL},
     {"open", NULL, open_socket, NULL, NULL, NULL, napi_default, NULL},
     {"send", NULL, send_batch, NULL, NULL, NULL, napi_default, NULL},
-    {"sendTo", NULL, send_to, NULL, NULL, NULL, napi_default, NULL},
     {"sendMany", NULL, send_many, NULL, NULL, NULL, napi_default, NULL},
     {"local", NULL, local_address, NULL, NULL, NULL, napi_default, NULL},
     {"ref", NULL, ref_socket, NULL, NULL, NULL, napi_default, NULL},

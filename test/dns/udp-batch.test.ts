@@ -26,6 +26,15 @@ async function client(t: ExecutionContext, host: string): Promise<{ sock: dgram.
   return { sock, port: sock.address().port, got };
 }
 
+/** queueTo(), then the result once the turn's sendmmsg ran: 0 sent, else the errno failed() reported. */
+function queueSent(b: BatchUdp, reply: Buffer, dest: Buffer): Promise<number> {
+  return new Promise((resolve) => {
+    let errno = 0;
+    b.queueTo(reply, dest, (e) => { errno = e; });
+    queueMicrotask(() => resolve(errno)); // after the flush queueTo scheduled
+  });
+}
+
 async function until(cond: () => boolean, ms = 2000): Promise<boolean> {
   const end = Date.now() + ms;
   while (!cond() && Date.now() < end) await sleep(5);
@@ -100,7 +109,7 @@ test('send(): bad counts and slots are refused, out-of-range slots skipped', asy
 });
 
 // Serial: it reads the shared area between batches, which other tests' sockets would overwrite too.
-test.serial('sendTo() with a copied peer() after later batches overwrote the shared area reaches the first sender', async (t) => {
+test.serial('queueTo() with a copied peer() after later batches overwrote the shared area reaches the first sender', async (t) => {
   const b = open('127.0.0.1');
   t.teardown(() => b.close());
   const port = b.address().port;
@@ -122,7 +131,8 @@ test.serial('sendTo() with a copied peer() after later batches overwrote the sha
   // slot 0 now holds a later datagram and its sender
   t.is(b.peerPort(0), later.port);
   t.regex(b.datagram(0)!.toString(), /^later/);
-  await new Promise<void>((r) => setTimeout(() => { t.true(b.sendTo(Buffer.from(`re ${saved!.msg.toString()}`), saved!.peer)); r(); }, 20));
+  await sleep(20);
+  t.is(await queueSent(b, Buffer.from(`re ${saved!.msg.toString()}`), saved!.peer), 0);
   t.true(await until(() => first.got.length > 0));
   await sleep(50);
   t.deepEqual(first.got.map(String), ['re first']);
@@ -130,7 +140,7 @@ test.serial('sendTo() with a copied peer() after later batches overwrote the sha
 });
 
 for (const host of ['127.0.0.1', '::1']) {
-  test(`${host}: sockaddr(host, port) round-trips: sendTo reaches a dgram server there and equals the peer() it sends from`, async (t) => {
+  test(`${host}: sockaddr(host, port) round-trips: queueTo reaches a dgram server there and equals the peer() it sends from`, async (t) => {
     const b = open(host);
     t.teardown(() => b.close());
     const server = await client(t, host);
@@ -138,7 +148,7 @@ for (const host of ['127.0.0.1', '::1']) {
     t.is(to.length, 28);
     const from: dgram.RemoteInfo[] = [];
     server.sock.on('message', (_m, r) => from.push(r));
-    t.true(b.sendTo(Buffer.from('hello'), to));
+    t.is(await queueSent(b, Buffer.from('hello'), to), 0);
     t.true(await until(() => server.got.length > 0));
     t.is(server.got[0]!.toString(), 'hello');
     t.is(from[0]!.port, b.address().port);
@@ -222,7 +232,7 @@ test('close(): idempotent, no onBatch after it (also when closed inside a batch)
   await sleep(50);
   t.is(calls, 1);
   t.is(b.send([Buffer.from('x')], Int32Array.from([0]), 1), 0);
-  t.false(b.sendTo(Buffer.from('x'), BatchUdp.sockaddr('127.0.0.1', c.port)));
+  t.is(await queueSent(b, Buffer.from('x'), BatchUdp.sockaddr('127.0.0.1', c.port)), 9 /* EBADF */);
   t.notThrows(() => b.ref(false));
   t.throws(() => b.address(), { message: /closed/ });
   // the descriptor is really closed: a plain dgram socket (no SO_REUSEADDR) can bind the port
