@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensurePackages } from './lab/prereqs.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(root);
@@ -15,6 +16,8 @@ if (unknown.length) {
   console.error(`unknown benchmark ${unknown.join(', ')}; available: ${all.join(', ')}`);
   process.exit(2);
 }
+// The tools the benchmarks run, from the one prerequisite list (root only; otherwise each bench names what is missing).
+if (process.getuid?.() === 0) await ensurePackages((m) => console.log(`=== ${m}`), 'bench');
 if (!existsSync('node_modules/.package-lock.json')) spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { stdio: 'inherit' });
 const build = spawnSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
 if (build.status !== 0) process.exit(build.status ?? 1);

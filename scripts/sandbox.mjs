@@ -5,14 +5,17 @@ import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { runDemo } from './lab/demo.mjs';
 import { nodeCommand, nodeEnv } from './lab/dockerd.mjs';
+import { DEFAULT_ENGINE } from './lab/engines.mjs';
 import { childEnv } from './lib/proc.mjs';
 import { down, loadSandbox, up } from './lab/sandbox.mjs';
 import { status } from './lab/status.mjs';
 
 const USAGE = `usage: npm run sandbox -- <verb>
-  up [--nodes N] [--managers M] [--no-demo] [--log-level L]
+  up [--nodes N] [--managers M] [--docker E] [--no-demo] [--log-level L]
                          a swarm of N nodes (default 3; node1..M managers, default 1) with the plugin enabled
-                         everywhere, then a short demo (a service on a swarmnet network, reached across nodes)
+                         everywhere, then a short demo (a service on a swarmnet network, reached across nodes);
+                         --docker 28 (default: Docker 28.5 from Debian sid, downloaded once into build/.cache),
+                         20.10 (Debian 12's docker.io) or one per node, e.g. 28,20.10 (the last one repeats)
   exec <node> <cmd...>   run a command in a node's namespaces against its dockerd, e.g. exec node2 docker service ls
   status                 nodes, swarm state, plugin state, etcd
   demo                   run the demo again on a running sandbox
@@ -47,6 +50,7 @@ async function main() {
     options: {
       nodes: { type: 'string', default: '3' },
       managers: { type: 'string', default: '1' },
+      docker: { type: 'string', default: DEFAULT_ENGINE },
       'no-demo': { type: 'boolean', default: false },
       'log-level': { type: 'string', default: 'info' },
     },
@@ -54,7 +58,7 @@ async function main() {
   });
   switch (verb) {
     case 'up': {
-      const sb = await up({ nodes: Number(values.nodes), managers: Number(values.managers), logLevel: values['log-level'] });
+      const sb = await up({ nodes: Number(values.nodes), managers: Number(values.managers), docker: values.docker, logLevel: values['log-level'] });
       printUsage(sb);
       if (!values['no-demo']) await runDemo(sb);
       return;
@@ -76,7 +80,7 @@ async function main() {
 function printUsage(sb) {
   console.log(`
 The sandbox swarm:
-${sb.nodes.map((n) => `  ${n.name.padEnd(6)} ${n.role.padEnd(7)} ${n.address.padEnd(12)} netns ${n.netns}, dockerd pid ${n.pid}, DOCKER_HOST=unix://${n.socket}`).join('\n')}
+${sb.nodes.map((n) => `  ${n.name.padEnd(6)} ${n.role.padEnd(7)} ${n.address.padEnd(12)} Docker ${n.engine}, netns ${n.netns}, dockerd pid ${n.pid}, DOCKER_HOST=unix://${n.socket}`).join('\n')}
   etcd    ${sb.etcd.endpoint} (pid ${sb.etcd.pid}, data ${sb.etcd.dataDir})
   bridge  ${sb.layout.bridge} ${sb.layout.hostAddress}/24; plugin "${sb.layout.pluginAlias}" enabled on every node; image swarmnet/busybox
 

@@ -181,7 +181,7 @@ async function digAnswer(clientPid: number, source: string, name: string, type: 
 
 async function main(): Promise<void> {
   for (const tool of ['dnsperf', 'dockerd', 'nft', 'dig', 'nsenter', 'busybox']) {
-    if ((await run('which', [tool], { allowFailure: true })).code !== 0) throw new Error(`${tool} is missing (apt-get install -y dnsperf docker.io nftables dnsutils busybox-static)`);
+    if ((await run('which', [tool], { allowFailure: true })).code !== 0) throw new Error(`${tool} is missing (npm run bench installs it from scripts/lab/prereqs.mjs, as root)`);
   }
   if (process.getuid?.() !== 0) throw new Error('needs root (namespaces, dockerd)');
   if (!existsSync(join(REPO, 'dist/plugin/cli.js'))) throw new Error('dist/ missing: run through `npm run bench:dns`');

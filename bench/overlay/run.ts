@@ -45,7 +45,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 async function throughput(lab: Lab): Promise<void> {
   if (!existsSync('/usr/bin/iperf3')) {
-    console.log('throughput: skipped (iperf3 not installed: apt-get install iperf3)');
+    console.log('throughput: skipped (iperf3 not installed: npm run bench installs it from scripts/lab/prereqs.mjs, as root)');
     return;
   }
   const a = await lab.host('a', 11);

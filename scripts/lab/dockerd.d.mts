@@ -4,7 +4,7 @@ export interface RunOptions { env?: Record<string, string>; allowFailure?: boole
 export interface DockerdNode { name: string; pid: number; startTime?: string; mntns?: string; netns: string; socket: string; logFile: string; dataRoot: string }
 export interface StartDockerdOptions {
   name: string; netns: string; dataRoot: string; socket: string; hostname?: string;
-  daemonConfig?: Record<string, unknown>; nameserver?: string; extraArgs?: string[]; timeoutMs?: number;
+  daemonConfig?: Record<string, unknown>; nameserver?: string; extraArgs?: string[]; binDir?: string; env?: Record<string, string>; timeoutMs?: number;
 }
 export const DOCKER_CLI: string;
 export function ping(socket: string, timeoutMs?: number): Promise<boolean>;

@@ -3,7 +3,7 @@
 //
 // Stable interface (other helpers depend on it):
 //
-//   startDockerd({ name, netns, dataRoot, socket, hostname?, daemonConfig?, nameserver?, extraArgs?, timeoutMs? })
+//   startDockerd({ name, netns, dataRoot, socket, hostname?, daemonConfig?, nameserver?, extraArgs?, binDir?, env?, timeoutMs? })
 //     -> Promise<{ name, pid, startTime, mntns, socket, logFile, stop() }>
 //     Runs `unshare -m -u --propagation private nsenter --net=/run/netns/<netns> scripts/lab/node-init.sh ...`:
 //     sysfs + cgroup v1 remounted, tmpfs on /run/docker and /etc/docker, hostname set, then dockerd with
@@ -11,7 +11,9 @@
 //     Files: <dataRoot>/daemon.json (daemonConfig, default {}), <dataRoot>/dockerd.pid, <dataRoot>/dockerd.log
 //     (dockerd's log; a managed plugin's stdout/stderr lands there too). nameserver: an IPv4 address that replaces
 //     /etc/resolv.conf inside the node (default: keep the host's). Resolves once /_ping answers; rejects with
-//     the log's tail if dockerd exits or does not answer within timeoutMs (default 60 s). The process is detached:
+//     the log's tail if dockerd exits or does not answer within timeoutMs (default 60 s). binDir: a directory put
+//     first in dockerd's PATH (another engine's dockerd/containerd, scripts/lab/engines.mjs); env: extra environment
+//     for dockerd (e.g. DOCKER_FIREWALL_BACKEND). The process is detached:
 //     it outlives the caller until stop()/stopDockerd().
 //   stopDockerd({ pid, startTime, mntns?, graceMs? }) -> Promise<void>
 //     SIGTERM (dockerd stops its containers and plugins), SIGKILL after graceMs (default 30 s), then kills whatever
@@ -27,7 +29,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync
 import { request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { childEnv, isAlive, namespaceOf, pidsInNamespace, run, sleep, startTime as pidStartTime, stopPid } from '../lib/proc.mjs';
+import { childEnv, systemPath, isAlive, namespaceOf, pidsInNamespace, run, sleep, startTime as pidStartTime, stopPid } from '../lib/proc.mjs';
 
 export { createNetns, deleteNetns, createBridge, deleteLink, addVethToBridge, netnsExists } from './netns.mjs';
 
@@ -57,7 +59,7 @@ function tail(file, lines = 20) {
   }
 }
 
-export async function startDockerd({ name, netns, dataRoot, socket, hostname = name, daemonConfig = {}, nameserver, extraArgs = [], timeoutMs = 60_000 }) {
+export async function startDockerd({ name, netns, dataRoot, socket, hostname = name, daemonConfig = {}, nameserver, extraArgs = [], binDir, env = {}, timeoutMs = 60_000 }) {
   if (!name || !netns || !dataRoot || !socket) throw new Error('startDockerd: name, netns, dataRoot and socket are required');
   if (nameserver !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(nameserver)) throw new Error(`startDockerd: nameserver must be an IPv4 address, got ${nameserver}`);
   if (!existsSync(`/run/netns/${netns}`)) throw new Error(`startDockerd: network namespace ${netns} does not exist`);
@@ -71,7 +73,8 @@ export async function startDockerd({ name, netns, dataRoot, socket, hostname = n
   let child;
   try {
     child = spawn('unshare', ['-m', '-u', '--propagation', 'private', 'nsenter', `--net=/run/netns/${netns}`,
-      NODE_INIT, hostname, dataRoot, socket, pidFile, configFile, nameserver ?? '-', ...extraArgs], { detached: true, stdio: ['ignore', log, log], env: childEnv() });
+      NODE_INIT, hostname, dataRoot, socket, pidFile, configFile, nameserver ?? '-', ...extraArgs],
+    { detached: true, stdio: ['ignore', log, log], env: childEnv({ ...env, ...(binDir ? { PATH: `${binDir}:${systemPath()}` } : {}) }) });
   } finally {
     closeSync(log);
   }

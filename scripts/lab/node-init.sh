@@ -21,6 +21,9 @@ mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
 # Private exec-root (containerd sockets, netns files, plugin sockets) and /etc/docker (engine key) per node.
 mkdir -p /run/docker /etc/docker
 mount -t tmpfs -o mode=700 tmpfs /run/docker
+# Shared, as / is on a systemd host: the netns files dockerd bind-mounts here later must reach the plugin's
+# rbind,rslave mount of /run/docker, or Join's SandboxKey is an empty file to the plugin.
+mount --make-shared /run/docker
 mount -t tmpfs -o mode=755 tmpfs /etc/docker
 
 # A node's own resolv.conf (dockerd's lookups and its containers' copies): with no way out of the test range, a

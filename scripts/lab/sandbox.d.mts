@@ -1,7 +1,7 @@
 // Types of sandbox.mjs for TypeScript callers (the end-to-end tests).
 export interface SandboxNode {
   name: string; netns: string; hostIf: string; address: string; socket: string; dataRoot: string;
-  role: 'manager' | 'worker'; pid: number; startTime?: string; mntns?: string; logFile: string;
+  role: 'manager' | 'worker'; engine: string; pid: number; startTime?: string; mntns?: string; logFile: string;
 }
 export interface SandboxEtcd { pid: number; startTime?: string; endpoint: string; clientUrls: string[]; dataDir: string; logFile: string }
 export interface Layout {
@@ -12,7 +12,7 @@ export interface Sandbox { nodes: SandboxNode[]; etcd: SandboxEtcd; manager: San
 export const LAYOUT: Layout;
 export const MAX_NODES: number;
 export function etcdEndpoint(): string;
-export function up(opts?: { nodes?: number; managers?: number; log?: (msg: string) => void; logLevel?: string }): Promise<Sandbox>;
+export function up(opts?: { nodes?: number; managers?: number; docker?: string; log?: (msg: string) => void; logLevel?: string }): Promise<Sandbox>;
 export function down(opts?: { log?: (msg: string) => void }): Promise<void>;
 export function loadSandbox(): Sandbox | undefined;
 export function waitPluginAdvertised(manager: SandboxNode, count: number, timeoutMs?: number): Promise<void>;

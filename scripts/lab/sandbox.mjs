@@ -2,10 +2,11 @@
 // underlay bridge, an etcd on that bridge, the swarm formed, swarmnet/busybox imported and the managed plugin
 // enabled everywhere. Used by `npm run sandbox` (scripts/sandbox.mjs) and by the end-to-end tests (test/e2e).
 //
-//   up({ nodes = 3, managers = 1, log, logLevel }) -> Promise<Sandbox>   cleans leftovers first, then builds it all
+//   up({ nodes = 3, managers = 1, docker = DEFAULT_ENGINE, log, logLevel }) -> Promise<Sandbox>   cleans leftovers
+//     first, then builds it all; docker: '28', '20.10' or a per-node list ('28,20.10': see engines.mjs)
 //   down({ log }) -> Promise<void>     removes exactly what the state file lists plus leftovers with sandbox names
 //   loadSandbox() -> Sandbox | undefined   the running sandbox from the state file
-//   Sandbox: { nodes: [{ name, netns, address, socket, pid, startTime, mntns, role, ... }], etcd: { endpoint, ... },
+//   Sandbox: { nodes: [{ name, netns, address, socket, pid, startTime, mntns, role, engine, ... }], etcd: { endpoint, ... },
 //              manager (first node), layout }
 import { readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { docker, startDockerd, stopDockerd } from './dockerd.mjs';
 import { startEtcd, stopEtcd } from './etcd.mjs';
 import { installGuard, removeGuard } from './guard.mjs';
 import { addVethToBridge, createBridge, createNetns, deleteLink, deleteNetns, listLinks } from './netns.mjs';
+import { DEFAULT_ENGINE, ensureEngine, parseEngines } from './engines.mjs';
 import { ensurePackages } from './prereqs.mjs';
 import { namespaceOf, pidsInNamespace, run, startTime, stopPid, waitFor } from '../lib/proc.mjs';
 import { REPO, loadState, removeState, saveState } from './state.mjs';
@@ -76,12 +78,16 @@ function daemonConfig() {
   return {};
 }
 
-export async function up({ nodes = 3, managers = 1, log = defaultLog, logLevel = 'info' } = {}) {
+export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT_ENGINE, log = defaultLog, logLevel = 'info' } = {}) {
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) throw new Error(`--nodes must be an integer from 1 to ${MAX_NODES}, got ${nodes}`);
   if (!Number.isInteger(managers) || managers < 1 || managers > nodes) throw new Error(`--managers must be an integer from 1 to --nodes (${nodes}), got ${managers}`);
+  const engineOf = parseEngines(engineSpec, nodes);
   if (process.getuid?.() !== 0) throw new Error('the sandbox needs root (network namespaces, mounts, dockerd)');
   const started = Date.now();
-  await ensurePackages(log);
+  await ensurePackages(log, 'sandbox');
+  const engines = new Map();
+  for (const name of new Set(engineOf)) engines.set(name, await ensureEngine(name, log));
+  log(`Docker Engine: ${[...engines.values()].map((e) => `${e.version}${e.suite ? ` (Debian ${e.suite}, cached)` : ' (Debian 12)'}`).join(', ')}`);
   if (!existsSync(join(REPO, 'node_modules/.package-lock.json'))) {
     log('installing npm dependencies (npm ci): a fresh clone');
     await run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: REPO, timeoutMs: 900_000 });
@@ -108,16 +114,16 @@ export async function up({ nodes = 3, managers = 1, log = defaultLog, logLevel =
     saveState(state);
 
     log(`starting ${nodes} node(s): namespaces and one dockerd each`);
-    const layouts = Array.from({ length: nodes }, (_, k) => ({ ...nodeLayout(k + 1), role: k < managers ? 'manager' : 'worker' }));
+    const layouts = Array.from({ length: nodes }, (_, k) => ({ ...nodeLayout(k + 1), role: k < managers ? 'manager' : 'worker', engine: engines.get(engineOf[k]).version }));
     state.nodes = layouts;
     saveState(state);
     await Promise.all(layouts.map(async (n, k) => {
       await createNetns(n.netns);
       await addVethToBridge({ netns: n.netns, bridge: LAYOUT.bridge, hostIf: n.hostIf, address: `${n.address}/24`, gateway: LAYOUT.hostAddress });
-      const d = await startDockerd({ name: n.name, netns: n.netns, dataRoot: n.dataRoot, socket: n.socket, daemonConfig: daemonConfig(), nameserver: LAYOUT.hostAddress });
+      const d = await startDockerd({ name: n.name, netns: n.netns, dataRoot: n.dataRoot, socket: n.socket, daemonConfig: daemonConfig(), nameserver: LAYOUT.hostAddress, binDir: engines.get(engineOf[k]).binDir });
       state.nodes[k] = { ...n, pid: d.pid, startTime: d.startTime, mntns: d.mntns, logFile: d.logFile };
       saveState(state);
-      log(`  ${n.name}: dockerd pid ${d.pid}, ${n.address}, ${n.socket}`);
+      log(`  ${n.name}: dockerd ${n.engine} pid ${d.pid}, ${n.address}, ${n.socket}`);
     }));
 
     log(`importing ${IMAGE} (busybox-static) into every node`);

@@ -20,7 +20,7 @@ export async function status(log = console.log) {
       const p = await docker(n, ['plugin', 'inspect', '--format', '{{.Enabled}}', LAYOUT.pluginAlias], { allowFailure: true });
       plugin = p.code === 0 ? (p.stdout.trim() === 'true' ? 'enabled' : 'disabled') : 'not installed';
     }
-    log(`  ${n.name.padEnd(6)} ${n.address.padEnd(12)} dockerd ${alive ? `pid ${n.pid}` : 'DOWN'}  swarm ${swarm}  plugin ${plugin}`);
+    log(`  ${n.name.padEnd(6)} ${n.address.padEnd(12)} Docker ${(n.engine ?? '?').padEnd(14)} dockerd ${alive ? `pid ${n.pid}` : 'DOWN'}  swarm ${swarm}  plugin ${plugin}`);
   }
   if (sb.etcd?.endpoint) log(`  etcd   ${sb.etcd.endpoint} ${(await etcdHealthy(sb.etcd.endpoint)) ? 'healthy' : 'NOT HEALTHY'} (pid ${sb.etcd.pid})`);
   const m = sb.manager;

@@ -5,9 +5,10 @@
 import test from 'ava';
 import { Etcd3 } from 'etcd3';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { BRIDGE_PREFIX, ROUTE_PROTO, VETH_HOST_PREFIX, VETH_PEER_PREFIX, VXLAN_PREFIX } from '../../flannel/names.js';
 import { docker, execInNode } from '../../scripts/lab/dockerd.mjs';
+import { DEFAULT_ENGINE, ensureEngine, parseEngines } from '../../scripts/lab/engines.mjs';
 import { childEnv } from '../../scripts/lib/proc.mjs';
 import { down, etcdEndpoint, LAYOUT, up, type Sandbox, type SandboxNode } from '../../scripts/lab/sandbox.mjs';
 import {
@@ -15,6 +16,9 @@ import {
 } from '../../scripts/lab/services.mjs';
 
 const enabled = process.env.SWARMNET_E2E === '1';
+/** The Docker Engine of the nodes (SWARMNET_DOCKER, as `--docker`: '28', '20.10' or per node '28,20.10';
+ * scripts/run-tests.mjs runs the suite once per entry of its engine list). */
+const ENGINE = process.env.SWARMNET_DOCKER ?? DEFAULT_ENGINE;
 const PREFIX = '/flannel'; // ETCD_PREFIX default, not overridden by the sandbox
 const NETWORK = 'e2e-net';
 const SERVICE = 'e2e-web';
@@ -182,6 +186,21 @@ function pluginLog(node: SandboxNode, lines = 15): string {
     return `(no log: ${(e as Error).message})`;
   }
 }
+/** PID of the node's plugin process (its entrypoint, in the node's network namespace), from /proc. */
+function pluginPid(node: SandboxNode): number {
+  const netns = readlinkSafe(`/run/netns/${node.netns}`, true);
+  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('/opt/swarmnet/dist/plugin/main.js')) continue;
+      if (readlinkSafe(`/proc/${d}/ns/net`) === netns) return Number(d);
+    } catch { /* exited */ }
+  }
+  throw new Error(`${node.name}: no plugin process in netns ${node.netns}`);
+}
+/** A namespace's identity: the target of /proc/<pid>/ns/net, or the inode of a bind-mounted netns file. */
+function readlinkSafe(path: string, mountedFile = false): string {
+  return mountedFile ? `net:[${statSync(path).ino}]` : readlinkSync(path);
+}
 function logPlugins(t: { log: (...a: unknown[]) => void }): void {
   for (const n of ctx?.sb.nodes ?? []) t.log(`${n.name} plugin warnings/errors:\n${pluginLog(n)}`);
 }
@@ -192,7 +211,7 @@ if (!enabled) {
   test.before('sandbox up: 3 nodes, etcd, swarm, plugin on every node', async (t) => {
     t.timeout(15 * 60_000, 'sandbox up (a cold machine builds the plugin)');
     const started = Date.now();
-    const sb = await up({ nodes: 3, managers: 1, logLevel: 'debug', log: (m: string) => t.log(m) });
+    const sb = await up({ nodes: 3, managers: 1, docker: ENGINE, logLevel: 'debug', log: (m: string) => t.log(m) });
     const etcd = new Etcd3({ hosts: etcdEndpoint() });
     const links = new Map<string, Set<string>>();
     const rules = new Map<string, Set<string>>();
@@ -221,6 +240,18 @@ if (!enabled) {
     const table = execFileSync('nft', ['list', 'table', 'inet', 'sn-sandbox'], { encoding: 'utf8', env: childEnv() });
     t.regex(table, new RegExp(`iifname "${LAYOUT.bridge}" oifname != "${LAYOUT.bridge}" reject`));
     t.regex(table, new RegExp(`oifname "${LAYOUT.bridge}" iifname != "${LAYOUT.bridge}" reject`));
+  });
+
+  test.serial(`every node runs its Docker Engine (${ENGINE})`, async (t) => {
+    const { sb } = need();
+    const wanted = parseEngines(ENGINE, sb.nodes.length);
+    for (const [k, n] of sb.nodes.entries()) {
+      const v = (await docker(n, ['version', '--format', '{{.Server.Version}}'])).stdout.trim();
+      // The engine named '28' is whatever engines.mjs fetched for it (sid moves; it says which one ran).
+      const { version } = await ensureEngine(wanted[k]!);
+      t.is(v, version, `${n.name}: dockerd ${v}, wanted Docker ${wanted[k]} (${version})`);
+      t.is(n.engine, v, `${n.name}: the sandbox record names the engine`);
+    }
   });
 
   test.serial('the plugin is enabled on every node and answers Plugin.Activate', async (t) => {
@@ -272,6 +303,21 @@ if (!enabled) {
     t.log(`3 tasks running after ${((Date.now() - started) / 1000).toFixed(0)} s`);
     c.tasks = await serviceContainers(c.sb.nodes, SERVICE, NETWORK);
     t.deepEqual(c.tasks.map((x) => x.node.name).sort(), ['node1', 'node2', 'node3']);
+  });
+
+  // On a real host dockerd's netns bind mounts reach the plugin's rbind,rslave mount of /run/docker (the sandbox's
+  // /run/docker is shared for that): Join's SandboxKey, seen from inside the plugin, is the task's own namespace.
+  test.serial("each task's SandboxKey, seen from inside its node's plugin, is the task's network namespace", async (t) => {
+    const c = need();
+    t.truthy(c.tasks?.length, 'needs the tasks of the previous check');
+    for (const task of c.tasks!) {
+      const info = JSON.parse((await docker(task.node, ['inspect', task.id])).stdout)[0] as { State: { Pid: number }; NetworkSettings: { SandboxKey: string } };
+      const plugin = pluginPid(task.node);
+      const seen = `/proc/${plugin}/root${info.NetworkSettings.SandboxKey}`;
+      t.is(execFileSync('stat', ['-f', '-c', '%T', seen], { encoding: 'utf8' }).trim(), 'nsfs', `${task.node.name}: ${info.NetworkSettings.SandboxKey} in the plugin`);
+      const inode = (path: string): string => execFileSync('stat', ['-L', '-c', '%i', path], { encoding: 'utf8' }).trim();
+      t.is(inode(seen), inode(`/proc/${info.State.Pid}/ns/net`), `${task.node.name}: the plugin's view of ${task.name}'s SandboxKey is its netns`);
+    }
   });
 
   test.serial("each task's address is in its own node's host subnet (flannel lease with PublicIP = node address)", async (t) => {
