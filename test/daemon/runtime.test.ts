@@ -48,6 +48,7 @@ function cleanup(): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** Retries fn; ms is a guard for a busy machine, not an expected time. */
 async function waitFor<T>(fn: () => Promise<T>, ms: number, what: string): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
@@ -123,11 +124,11 @@ const links = (ns: string): string[] => (JSON.parse(ip('-n', ns, '-json', 'link'
 
 run('swarm call sequence on two hosts: local addresses, cross-host traffic, clean teardown', async (t) => {
   for (const h of ['a', 'b'] as const) {
-    const act = await waitFor(() => call(h, '/Plugin.Activate', null), 10_000, `daemon ${h} listening`);
+    const act = await waitFor(() => call(h, '/Plugin.Activate', null), 30_000, `daemon ${h} listening`);
     t.deepEqual(act, { Implements: ['NetworkDriver', 'IpamDriver'] });
   }
   // Manager (host a): the allocator's calls. Wait for readiness: the first call may 503 while etcd starts.
-  const pool = await waitFor(() => call('a', '/IpamDriver.RequestPool', { AddressSpace: 'SwarmnetGlobal', Pool: '', SubPool: '', Options: {}, V6: false }), 30_000, 'manager RequestPool');
+  const pool = await waitFor(() => call('a', '/IpamDriver.RequestPool', { AddressSpace: 'SwarmnetGlobal', Pool: '', SubPool: '', Options: {}, V6: false }), 60_000, 'manager RequestPool');
   const poolId = pool.PoolID as string;
   const cidr = pool.Pool as string;
   t.regex(cidr, /^10\.140\.\d+\.0\/20$/);
@@ -141,7 +142,7 @@ run('swarm call sequence on two hosts: local addresses, cross-host traffic, clea
   // Each task node: local pool, gateway, CreateNetwork, task address (the leader's placeholder), endpoint, join.
   const eps: Record<string, { address: string; mac: string; join: Record<string, unknown>; id: string; poolId: string }> = {};
   for (const [i, h] of (['a', 'b'] as const).entries()) {
-    const local = await waitFor(() => call(h, '/IpamDriver.RequestPool', { AddressSpace: 'SwarmnetLocal', Pool: cidr, SubPool: '', Options: {}, V6: false }), 20_000, `${h} local RequestPool`);
+    const local = await waitFor(() => call(h, '/IpamDriver.RequestPool', { AddressSpace: 'SwarmnetLocal', Pool: cidr, SubPool: '', Options: {}, V6: false }), 30_000, `${h} local RequestPool`);
     const lgw = await call(h, '/IpamDriver.RequestAddress', { PoolID: local.PoolID, Address: (gw.Address as string).split('/')[0], Options: { RequestAddressType: 'com.docker.network.gateway' } });
     await call(h, '/NetworkDriver.CreateNetwork', { NetworkID: 'swarmnet0net1', Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': { mtu: '1400' } }, IPv4Data: [{ AddressSpace: 'l', Gateway: lgw.Address, Pool: cidr }], IPv6Data: [] });
     const address = (await call(h, '/IpamDriver.RequestAddress', { PoolID: local.PoolID, Address: placeholders[i]!.split('/')[0], Options: null })).Address as string;
@@ -173,8 +174,8 @@ run('swarm call sequence on two hosts: local addresses, cross-host traffic, clea
   await waitFor(async () => {
     const r = inNs(`${P}-ca`, 'busybox', ['ping', '-c', '1', '-W', '1', bIp]);
     if (r.status !== 0) throw new Error(r.stdout + r.stderr);
-  }, 15_000, 'ping a → b');
-  t.is(inNs(`${P}-cb`, 'busybox', ['ping', '-c', '2', '-W', '2', aIp]).status, 0, 'ping b → a');
+  }, 30_000, 'ping a → b');
+  t.is(inNs(`${P}-cb`, 'busybox', ['ping', '-c', '2', '-W', '5', aIp]).status, 0, 'ping b → a');
   const mtu = JSON.parse(ip('-n', `${P}-ca`, '-json', 'link', 'show', 'eth0')) as { mtu: number }[];
   t.is(mtu[0]!.mtu, 1400, 'the network mtu option reaches the container interface');
 
@@ -199,7 +200,7 @@ run('swarm call sequence on two hosts: local addresses, cross-host traffic, clea
       if (ours.length) throw new Error(`left on ${h}: ${ours.join(',')}`);
       const rules = inNs(HOSTS[h].ns, 'iptables', ['-w', '-S']).stdout.split('\n').filter((l) => l.includes('SWARMNET'));
       if (rules.length) throw new Error(`rules left on ${h}: ${rules.join('; ')}`);
-    }, 10_000, `kernel state removed on ${h}`);
+    }, 30_000, `kernel state removed on ${h}`);
   }
   const left = Object.keys(await etcd.getAll().prefix(`${PREFIX}/`).strings()).filter((k) => !k.includes('/docker/'));
   t.deepEqual(left, [], 'no etcd keys left behind');

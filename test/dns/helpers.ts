@@ -108,11 +108,12 @@ export type StartOptions = Partial<ServerOptions> & { view?: string | undefined;
 
 /**
  * The resolver on 127.0.0.1:<random>, UDP and TCP, every client answered from `view` unless view is undefined.
- * udp: which UDP listener (default dgram).
+ * udp: which UDP listener (default dgram). timeoutMs: the forwarder's, default the product's (4 s), so a local
+ * upstream stand-in on a busy machine is never "too late".
  */
 export async function startServer(table: Table, opts: StartOptions = {}): Promise<Running> {
   const { udp: mode = 'dgram', view, timeoutMs, maxInFlight, ...serverOpts } = opts;
-  const forwarder = opts.forwarder ?? new Forwarder({ timeoutMs: timeoutMs ?? 300, maxInFlight: maxInFlight ?? 1024 });
+  const forwarder = opts.forwarder ?? new Forwarder({ timeoutMs, maxInFlight: maxInFlight ?? 1024 });
   const server = new DnsServer(table, { compat: true, defaultUpstreams: [], ...serverOpts, forwarder });
   const listener: Listener = view !== undefined ? { viewOf: () => view } : {};
   let arrived = 0;
@@ -140,8 +141,8 @@ export function query(name: string, type: dnsPacket.RecordType = 'A', id = 1, ex
   return dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }], ...extra });
 }
 
-/** One UDP exchange; undefined on timeout. */
-export function udpAsk(port: number, msg: Buffer, timeoutMs = 2000, host = '127.0.0.1'): Promise<Buffer | undefined> {
+/** One UDP exchange; undefined on timeout (default: a guard for a busy machine, not an expected answer time). */
+export function udpAsk(port: number, msg: Buffer, timeoutMs = 20_000, host = '127.0.0.1'): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
     const t = setTimeout(() => { s.close(); resolve(undefined); }, timeoutMs);
@@ -150,8 +151,11 @@ export function udpAsk(port: number, msg: Buffer, timeoutMs = 2000, host = '127.
   });
 }
 
-/** Sends raw bytes over one TCP connection, collects `expect` framed replies (or what arrived by the timeout). */
-export function tcpExchange(port: number, raw: Buffer, expect: number, timeoutMs = 2000, until?: (reply: Buffer) => boolean): Promise<{ replies: Buffer[]; closed: boolean }> {
+/**
+ * Sends raw bytes over one TCP connection, collects `expect` framed replies (or what arrived by the timeout).
+ * closed: the server closed the connection (not this timeout).
+ */
+export function tcpExchange(port: number, raw: Buffer, expect: number, timeoutMs = 20_000, until?: (reply: Buffer) => boolean): Promise<{ replies: Buffer[]; closed: boolean }> {
   return new Promise((resolve) => {
     const c = net.connect(port, '127.0.0.1');
     const replies: Buffer[] = [];
@@ -177,7 +181,7 @@ export function frame(...msgs: Buffer[]): Buffer {
  * A server answering every client of l as container c1 (client, 10.0.0.5) of network net1, where `probe` is
  * 10.0.0.9; no upstreams, so anything else fails fast. Stopped, with l, at teardown.
  */
-export function serveProbe(t: ExecutionContext, l: Listener & { close(): void }): void {
+export function serveProbe(t: ExecutionContext, l: Listener & { close(): void }, opts: { tcpIdleMs?: number } = {}): void {
   const table = buildTable({
     networks: [{ id: 'n1', name: 'net1' }],
     containers: [
@@ -187,7 +191,7 @@ export function serveProbe(t: ExecutionContext, l: Listener & { close(): void })
   });
   const forwarder = new Forwarder({ timeoutMs: 300 });
   t.teardown(() => { l.close(); forwarder.close(); });
-  new DnsServer(table, { compat: true, defaultUpstreams: [], forwarder }).addListener({ ...l, view: 'c1' });
+  new DnsServer(table, { compat: true, defaultUpstreams: [], forwarder, ...opts }).addListener({ ...l, view: 'c1' });
 }
 
 /** A fresh network namespace <prefix>-<random> with lo up, deleted at the end of the test. */

@@ -9,6 +9,7 @@ import test, { type ExecutionContext } from 'ava';
 import { run, toolEnv } from '../../common/exec.js';
 import { openContainerListener } from '../../dns/netns-listener.js';
 import { nativeUdp } from '../../dns/udp-batch.js';
+import { until } from '../helpers/wait.js';
 import { serveProbe, tempNetns } from './helpers.js';
 
 // The resolver's sockets opened inside a container's namespace from this process (dns/netns-listener.ts).
@@ -25,14 +26,10 @@ async function sockets(ns: string, proto: 'u' | 't', addr: string): Promise<stri
   return r.stdout.split('\n').filter((l) => l.split(/\s+/).includes(addr));
 }
 
-/** The listener's UDP fd is closed when libuv lets go of it (next loop turn): wait until ss agrees. */
+/** The listener's UDP fd is closed when libuv lets go of it (next loop turn): wait until ss agrees (or a guard). */
 async function settle(ns: string, proto: 'u' | 't', addr: string, count: number): Promise<string[]> {
   let lines: string[] = [];
-  for (let i = 0; i < 50; i++) {
-    lines = await sockets(ns, proto, addr);
-    if (lines.length === count) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until(async () => (lines = await sockets(ns, proto, addr)).length === count, 20_000, 20);
   return lines;
 }
 
@@ -41,8 +38,9 @@ const HOLD_OPEN = `const c = require('node:net').connect(53, '127.0.0.11', () =>
 c.on('close', () => { console.log('closed'); process.exit(0); });
 c.on('error', () => {});`;
 
+/** Every query here is answered: +time is a guard for a busy machine. */
 function dig(ns: string, name: string, extra: string[] = [], server = '127.0.0.11'): Promise<string> {
-  return run('ip', ['netns', 'exec', ns, 'dig', `@${server}`, name, 'A', '+short', '+tries=1', '+time=2', ...extra], { allowFailure: true })
+  return run('ip', ['netns', 'exec', ns, 'dig', `@${server}`, name, 'A', '+short', '+tries=1', '+time=15', ...extra], { allowFailure: true })
     .then((r) => r.stdout.trim());
 }
 
@@ -91,9 +89,9 @@ rootTest('127.0.0.11:53 by default; a second open on the same address fails with
 rootTest('close() frees the port (UDP and TCP) and is idempotent; the address can be opened again', async (t) => {
   const ns = await netns(t);
   const l = await openContainerListener(ns.path);
-  serveProbe(t, l);
   // An open TCP connection must not outlive close(): it would keep the namespace alive. A client in the namespace
-  // holds one open; close() must end it now, not at the server's idle timeout (10 s).
+  // holds one open; close() must end it now, not at the server's idle timeout, here an hour: so its end is close()'s.
+  serveProbe(t, l, { tcpIdleMs: 3_600_000 });
   const client = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', HOLD_OPEN], { stdio: ['ignore', 'pipe', 'inherit'], env: toolEnv() });
   t.teardown(() => { client.kill('SIGKILL'); });
   const lines = createInterface({ input: client.stdout });
@@ -101,10 +99,12 @@ rootTest('close() frees the port (UDP and TCP) and is idempotent; the address ca
   const next = (): Promise<string> => new Promise((resolve) => lines.once('line', resolve));
   events.push(await next());
   t.deepEqual(events, ['connected']);
-  const ended = Promise.race([next(), new Promise<string>((r) => setTimeout(() => r('still open after 3 s'), 3000))]);
+  let guard: NodeJS.Timeout | undefined;
+  const ended = Promise.race([next(), new Promise<string>((r) => { guard = setTimeout(() => r('still open at the guard (60 s)'), 60_000); })]);
   l.close();
   l.close();
   t.is(await ended, 'closed');
+  clearTimeout(guard);
   t.deepEqual(await settle(ns.name, 'u', '127.0.0.11:53', 0), []);
   t.deepEqual(await settle(ns.name, 't', '127.0.0.11:53', 0), []);
   const again = await openContainerListener(ns.path);

@@ -22,7 +22,8 @@ int socket(int domain, int type, int protocol) {
 }
 `;
 
-// Child: an upstream on 127.0.0.1 answering 192.0.2.1, and a forwarder told to try [::1] first (timeout 3 s).
+// Child: an upstream on 127.0.0.1 answering 192.0.2.1, and a forwarder told to try [::1] first. Its timeout is an
+// hour: an answer at all means the IPv6 attempt failed over by itself, not when the timeout fired.
 const CHILD = `
 import dgram from 'node:dgram';
 import { Forwarder } from ${JSON.stringify(join(dist, 'forwarder.js'))};
@@ -33,7 +34,7 @@ up.on('message', (m, r) => { const out = Buffer.from(m); out[2] |= 0x80; up.send
 await new Promise((r) => up.bind(0, '127.0.0.1', r));
 const port = up.address().port;
 const q = Buffer.from('1234010000010000000000000378797a0000010001', 'hex');
-const f = new Forwarder({ timeoutMs: 3000 });
+const f = new Forwarder({ timeoutMs: 3_600_000 });
 const t0 = Date.now();
 const res = await f.forward(q, [parseUpstream('[::1]:' + port), parseUpstream('127.0.0.1:' + port)], 'udp');
 console.log(JSON.stringify({ ms: Date.now() - t0, rcode: res[3] & 15, qr: (res[2] & 0x80) !== 0, batched: !!nativeUdp() }));
@@ -44,11 +45,15 @@ function runChild(shim: string, native: boolean): Promise<{ ms: number; rcode: n
   return new Promise((resolve, reject) => {
     const env = { ...process.env, LD_PRELOAD: shim, ...(native ? {} : { SWARMNET_DNS_NATIVE: '0' }) };
     const c = spawn(process.execPath, ['--input-type=module', '-e', CHILD], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // a guard for a busy machine, far below the forwarder's timeout: still waiting then is waiting for the timeout
+    const guard = setTimeout(() => c.kill('SIGKILL'), 60_000);
     let out = ''; let err = '';
     c.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     c.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    c.on('exit', (code) => {
-      try { resolve(JSON.parse(out.trim().split('\n').pop() ?? '')); } catch { reject(new Error(`child exited ${code}: ${out} ${err}`)); }
+    c.on('exit', (code, signal) => {
+      clearTimeout(guard);
+      const why = signal === 'SIGKILL' ? 'no answer before the guard: waiting for the forwarder\'s timeout' : `exited ${code}`;
+      try { resolve(JSON.parse(out.trim().split('\n').pop() ?? '')); } catch { reject(new Error(`child ${why}: ${out} ${err}`)); }
     });
   });
 }
@@ -61,7 +66,6 @@ test('no IPv6 on the host: an IPv6 upstream fails over at once (batched and dgra
   for (const native of [true, false]) {
     const r = await runChild(join(dir, 'shim.so'), native);
     t.is(r.batched, native, 'the path under test');
-    t.true(r.qr && r.rcode === 0, `answered by the IPv4 server (${JSON.stringify(r)})`);
-    t.true(r.ms < 1000, `failed over at once, not after the 3 s timeout: ${r.ms} ms (${native ? 'batched' : 'dgram'})`);
+    t.true(r.qr && r.rcode === 0, `answered by the IPv4 server, so before the forwarder's timeout (${JSON.stringify(r)})`);
   }
 });

@@ -108,7 +108,7 @@ async function fakeDockerResolver(t: ExecutionContext, nsPath: string): Promise<
   t.teardown(() => { child.kill('SIGKILL'); });
   const line = await Promise.race([
     new Promise<string>((resolve) => createInterface({ input: child.stdout }).once('line', resolve)),
-    new Promise<string>((resolve) => { child.once('exit', () => resolve('exited')); setTimeout(() => resolve('timeout'), 10_000); }),
+    new Promise<string>((resolve) => { child.once('exit', () => resolve('exited')); setTimeout(() => resolve('timeout'), 60_000); }), // a guard
   ]);
   const port = Number(line);
   if (!Number.isInteger(port) || port <= 0) throw new Error(`fake Docker resolver did not start: ${line}`);
@@ -132,9 +132,37 @@ function dockerNat(p: number): string {
 `;
 }
 
+/**
+ * Docker 28 with its nftables firewall backend (DOCKER_FIREWALL_BACKEND=nftables; 29: --firewall-backend) writes a
+ * native table instead, copied from a real dockerd 28.5.2 container namespace (it uses one port per protocol; the
+ * stand-in serves both on one).
+ */
+function dockerDnsNft(p: number): string {
+  return `table ip docker-dns {
+  chain dns-dnat {
+    type nat hook output priority -100; policy accept;
+    ip daddr 127.0.0.11 udp dport 53 counter dnat to 127.0.0.11:${p}
+    ip daddr 127.0.0.11 tcp dport 53 counter dnat to 127.0.0.11:${p}
+  }
+  chain dns-snat {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr 127.0.0.11 udp sport ${p} counter snat to :53
+    ip saddr 127.0.0.11 tcp sport ${p} counter snat to :53
+  }
+}
+`;
+}
+
+/** The shapes of Docker's embedded-DNS NAT in a container: Docker 20.10 and 28's default, and 28's nftables backend. */
+const DOCKER_DNS_SHAPES = [
+  { engine: 'iptables(-nft): Docker 20.10, 28 by default', rules: dockerNat, table: 'nat', chain: 'DOCKER_OUTPUT' },
+  { engine: 'nftables backend: Docker 28 DOCKER_FIREWALL_BACKEND=nftables', rules: dockerDnsNft, table: 'docker-dns', chain: 'dns-dnat' },
+];
+type Shape = (typeof DOCKER_DNS_SHAPES)[number];
+
 /** Packets counted by Docker's DNAT rules (NAT chains see the first packet of each new connection). */
-async function dnatPackets(ns: string): Promise<{ udp: number; tcp: number }> {
-  const out = (await nft(ns, ['list', 'chain', 'ip', 'nat', 'DOCKER_OUTPUT'])).stdout;
+async function dnatPackets(ns: string, shape: Shape): Promise<{ udp: number; tcp: number }> {
+  const out = (await nft(ns, ['list', 'chain', 'ip', shape.table, shape.chain])).stdout;
   const count = (p: string): number => Number(new RegExp(`${p} dport 53 counter packets (\\d+)`).exec(out)?.[1] ?? NaN);
   return { udp: count('udp'), tcp: count('tcp') };
 }
@@ -145,9 +173,12 @@ async function tracked(ns: string, sport: number): Promise<string[]> {
   return r.stdout.split('\n').filter((l) => l.includes(`dst=127.0.0.11 sport=${sport} dport=53 `));
 }
 
-/** dig inside the namespace from 127.0.0.1 (or src), optionally from a fixed source port; the A records. */
+/**
+ * dig inside the namespace from 127.0.0.1 (or src), optionally from a fixed source port; the A records. Every query
+ * here is answered (by Docker's stand-in or ours): +time is a guard for a busy machine.
+ */
 async function dig(ns: string, tcp: boolean, sport?: number, src = '127.0.0.1'): Promise<string> {
-  const args = ['netns', 'exec', ns, 'dig', '@127.0.0.11', 'probe', 'A', '+short', '+tries=1', '+time=2'];
+  const args = ['netns', 'exec', ns, 'dig', '@127.0.0.11', 'probe', 'A', '+short', '+tries=1', '+time=15'];
   args.push('-b', sport === undefined ? src : `${src}#${sport}`);
   if (tcp) args.push('+tcp');
   return (await run('ip', args, { allowFailure: true })).stdout.trim();
@@ -160,64 +191,66 @@ async function both(ns: string): Promise<string[]> {
 const DOCKER = ['192.0.2.99', '192.0.2.99'];
 const OURS = ['10.0.0.9', '10.0.0.9'];
 
-rootTest('takeover: queries reach our listener untracked, past Docker\'s DNAT; removal gives them back; idempotent', async (t) => {
-  const ns = await netns(t);
-  const p = await fakeDockerResolver(t, ns.path);
-  await nft(ns.name, ['-f', '-'], dockerNat(p));
+for (const shape of DOCKER_DNS_SHAPES) {
+  rootTest(`takeover: queries reach our listener untracked, past Docker's DNAT; removal gives them back; idempotent [${shape.engine}]`, async (t) => {
+    const ns = await netns(t);
+    const p = await fakeDockerResolver(t, ns.path);
+    await nft(ns.name, ['-f', '-'], shape.rules(p));
 
-  serveProbe(t, await openContainerListener(ns.path));
+    serveProbe(t, await openContainerListener(ns.path));
 
-  // Before: our sockets are bound to 127.0.0.11:53, yet Docker's DNAT sends the queries to its resolver, tracked.
-  const ports = Array.from({ length: 6 }, (_, i) => 20000 + randomInt(0, 4000) * 10 + i); // distinct, unused here
-  t.deepEqual(await both(ns.name), DOCKER);
-  const n0 = await dnatPackets(ns.name);
-  t.true(n0.udp >= 1 && n0.tcp >= 1, JSON.stringify(n0));
-  t.is(await dig(ns.name, false, ports[0]), '192.0.2.99');
-  t.is(await dig(ns.name, true, ports[1]), '192.0.2.99');
-  t.is((await tracked(ns.name, ports[0]!)).length, 1, 'control: a DNATed UDP query leaves a conntrack entry');
-  t.is((await tracked(ns.name, ports[1]!)).length, 1, 'control: a DNATed TCP query leaves a conntrack entry');
+    // Before: our sockets are bound to 127.0.0.11:53, yet Docker's DNAT sends the queries to its resolver, tracked.
+    const ports = Array.from({ length: 6 }, (_, i) => 20000 + randomInt(0, 4000) * 10 + i); // distinct, unused here
+    t.deepEqual(await both(ns.name), DOCKER);
+    const n0 = await dnatPackets(ns.name, shape);
+    t.true(n0.udp >= 1 && n0.tcp >= 1, JSON.stringify(n0));
+    t.is(await dig(ns.name, false, ports[0]), '192.0.2.99');
+    t.is(await dig(ns.name, true, ports[1]), '192.0.2.99');
+    t.is((await tracked(ns.name, ports[0]!)).length, 1, 'control: a DNATed UDP query leaves a conntrack entry');
+    t.is((await tracked(ns.name, ports[1]!)).length, 1, 'control: a DNATed TCP query leaves a conntrack entry');
 
-  // Takeover: ours, over UDP and TCP; Docker's DNAT never sees a packet and nothing is tracked.
-  await applyTakeover(ns.path);
-  const n1 = await dnatPackets(ns.name);
-  t.deepEqual(await both(ns.name), OURS);
-  t.is(await dig(ns.name, false, ports[2]), '10.0.0.9');
-  t.is(await dig(ns.name, true, ports[3]), '10.0.0.9');
-  t.deepEqual(await dnatPackets(ns.name), n1);
-  t.deepEqual(await tracked(ns.name, ports[2]!), []);
-  t.deepEqual(await tracked(ns.name, ports[3]!), []);
+    // Takeover: ours, over UDP and TCP; Docker's DNAT never sees a packet and nothing is tracked.
+    await applyTakeover(ns.path);
+    const n1 = await dnatPackets(ns.name, shape);
+    t.deepEqual(await both(ns.name), OURS);
+    t.is(await dig(ns.name, false, ports[2]), '10.0.0.9');
+    t.is(await dig(ns.name, true, ports[3]), '10.0.0.9');
+    t.deepEqual(await dnatPackets(ns.name, shape), n1);
+    t.deepEqual(await tracked(ns.name, ports[2]!), []);
+    t.deepEqual(await tracked(ns.name, ports[3]!), []);
 
-  // Applying again replaces the table with the same one: one table, same rules, still ours.
-  const tables = async () => (await nft(ns.name, ['list', 'tables'])).stdout.split('\n').filter(Boolean).sort();
-  const ours = async () => (await nft(ns.name, ['list', 'table', 'ip', 'swarmnet-dns'])).stdout;
-  const rulesOnce = await ours();
-  t.deepEqual(await tables(), ['table ip nat', 'table ip swarmnet-dns']);
-  await applyTakeover(ns.path);
-  t.deepEqual(await tables(), ['table ip nat', 'table ip swarmnet-dns']);
-  t.is(await ours(), rulesOnce);
-  t.deepEqual(await both(ns.name), OURS);
-  t.deepEqual(await dnatPackets(ns.name), n1);
+    // Applying again replaces the table with the same one: one table, same rules, still ours.
+    const tables = async () => (await nft(ns.name, ['list', 'tables'])).stdout.split('\n').filter(Boolean).sort();
+    const ours = async () => (await nft(ns.name, ['list', 'table', 'ip', 'swarmnet-dns'])).stdout;
+    const rulesOnce = await ours();
+    t.deepEqual(await tables(), [`table ip ${shape.table}`, 'table ip swarmnet-dns'].sort());
+    await applyTakeover(ns.path);
+    t.deepEqual(await tables(), [`table ip ${shape.table}`, 'table ip swarmnet-dns'].sort());
+    t.is(await ours(), rulesOnce);
+    t.deepEqual(await both(ns.name), OURS);
+    t.deepEqual(await dnatPackets(ns.name, shape), n1);
 
-  // Removal: Docker's answers again, through its DNAT; removing twice is fine.
-  await removeTakeover(ns.path);
-  t.deepEqual(await tables(), ['table ip nat']);
-  t.deepEqual(await both(ns.name), DOCKER);
-  const n2 = await dnatPackets(ns.name);
-  t.true(n2.udp > n1.udp && n2.tcp > n1.tcp, `${JSON.stringify(n1)} → ${JSON.stringify(n2)}`);
-  t.is(await dig(ns.name, false, ports[4]), '192.0.2.99');
-  t.is((await tracked(ns.name, ports[4]!)).length, 1);
-  await removeTakeover(ns.path);
-  t.deepEqual(await tables(), ['table ip nat']);
-  t.deepEqual(await both(ns.name), DOCKER);
+    // Removal: Docker's answers again, through its DNAT; removing twice is fine.
+    await removeTakeover(ns.path);
+    t.deepEqual(await tables(), [`table ip ${shape.table}`]);
+    t.deepEqual(await both(ns.name), DOCKER);
+    const n2 = await dnatPackets(ns.name, shape);
+    t.true(n2.udp > n1.udp && n2.tcp > n1.tcp, `${JSON.stringify(n1)} → ${JSON.stringify(n2)}`);
+    t.is(await dig(ns.name, false, ports[4]), '192.0.2.99');
+    t.is((await tracked(ns.name, ports[4]!)).length, 1);
+    await removeTakeover(ns.path);
+    t.deepEqual(await tables(), [`table ip ${shape.table}`]);
+    t.deepEqual(await both(ns.name), DOCKER);
 
-  // sources: only those clients are taken over; the others keep Docker's resolver.
-  await applyTakeover(ns.path, { sources: ['127.0.0.2'] });
-  t.is(await dig(ns.name, false, undefined, '127.0.0.2'), '10.0.0.9');
-  t.is(await dig(ns.name, true, undefined, '127.0.0.2'), '10.0.0.9');
-  t.deepEqual(await both(ns.name), DOCKER);
-  await removeTakeover(ns.path);
-  t.is(await dig(ns.name, false, undefined, '127.0.0.2'), '192.0.2.99');
-});
+    // sources: only those clients are taken over; the others keep Docker's resolver.
+    await applyTakeover(ns.path, { sources: ['127.0.0.2'] });
+    t.is(await dig(ns.name, false, undefined, '127.0.0.2'), '10.0.0.9');
+    t.is(await dig(ns.name, true, undefined, '127.0.0.2'), '10.0.0.9');
+    t.deepEqual(await both(ns.name), DOCKER);
+    await removeTakeover(ns.path);
+    t.is(await dig(ns.name, false, undefined, '127.0.0.2'), '192.0.2.99');
+  });
+}
 
 rootTest('a namespace that does not exist: apply rejects naming it, remove treats it as already gone', async (t) => {
   const missing = `/run/netns/sntk-missing-${randomBytes(4).toString('hex')}`;

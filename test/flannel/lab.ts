@@ -16,7 +16,7 @@ export const isRoot = process.getuid?.() === 0;
 export const hasTools = ['/usr/sbin/ip', '/usr/sbin/bridge', '/usr/sbin/iptables', '/usr/bin/busybox'].every((p) => existsSync(p));
 
 export function sh(ns: string, cmd: string, args: string[], allowFailure = false): ReturnType<typeof run> {
-  return run('ip', ['netns', 'exec', ns, cmd, ...args], { allowFailure, timeoutMs: 10_000 });
+  return run('ip', ['netns', 'exec', ns, cmd, ...args], { allowFailure, timeoutMs: 30_000 }); // a guard against hangs
 }
 
 export interface LabHost { ns: string; node: LocalNode; stateDir: string }
@@ -79,12 +79,16 @@ export class Lab {
   }
 }
 
-export async function ping(from: string, to: string): Promise<boolean> {
-  const r = await sh(from, 'busybox', ['ping', '-c', '1', '-W', '1', to], true);
+/**
+ * One echo request; true if answered within waitS. The default leaves room for a busy machine; a check that
+ * expects no answer may pass 1, since waiting longer could only turn a wrong pass into a failure.
+ */
+export async function ping(from: string, to: string, waitS = 5): Promise<boolean> {
+  const r = await sh(from, 'busybox', ['ping', '-c', '1', '-W', String(waitS), to], true);
   return r.code === 0;
 }
 
-/** Polls `check` until it holds or `ms` pass. */
+/** Polls `check` until it holds or `ms` pass (a guard: size it for a busy machine). */
 export async function eventually(check: () => Promise<boolean>, ms: number, step = 50): Promise<boolean> {
   const end = Date.now() + ms;
   for (;;) {

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3, type IOptions } from 'etcd3';
+import { retry } from './wait.js';
 
 export const ETCD_BIN = '/usr/bin/etcd';
 export const hasEtcd = existsSync(ETCD_BIN);
@@ -46,15 +47,8 @@ export class TestEtcd {
     ], { stdio: 'ignore', env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.env.ETCD_UNSUPPORTED_ARCH ?? '' } });
     const client = new Etcd3({ hosts: this.endpoint, ...probe });
     try {
-      for (let i = 0; i < 100; i++) {
-        try {
-          await client.get('probe').exec();
-          return;
-        } catch {
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-      throw new Error('etcd did not start');
+      // A guard, not a start-up time: several etcds start at once beside the other tests on a busy machine.
+      await retry(() => client.get('probe').exec(), 60_000).catch((e: Error) => { throw new Error(`etcd did not start: ${e.message}`); });
     } finally {
       client.close();
     }

@@ -5,6 +5,7 @@ import { contains, parseCidr, parseIp } from '../../common/cidr.js';
 import { PluginError } from '../../plugin/driver.js';
 import { TestEtcd, hasEtcd } from '../helpers/etcd.js';
 import { checkInvariants } from '../helpers/invariants.js';
+import { beforeGuard, retry, until } from '../helpers/wait.js';
 import { makeNode, randomPrefix, type TestNode } from './setup.js';
 
 setLogLevel('silent');
@@ -162,11 +163,13 @@ test('plugin restart: a replay returns the same address and live addresses survi
   const mac = { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:05' };
   const kept = await first.ipam.requestAddress({ PoolID: lp.PoolID, Address: '10.128.15.130', Options: mac });
   const dead = await first.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:06' } });
+  const oldLease = await first.lease.id();
   await first.close(); // process gone, lease not revoked
   const second = node(prefix, 'w1', { ttl: 3 });
   const released = await second.ipam.reconcileNode({ macs: new Set(['02:42:0a:80:00:05']), addresses: new Set() });
   t.deepEqual(released, [dead.Address.split('/')[0]]);
-  await new Promise((r) => setTimeout(r, 5000)); // the old lease expires
+  // the old lease expires (etcd says so: TTL -1), however long that takes here
+  t.true(await until(async () => Number((await second.client.leaseClient.leaseTimeToLive({ ID: oldLease })).TTL) < 0, 60_000, 200), 'the old lease expired');
   const again = await second.ipam.requestAddress({ PoolID: lp.PoolID, Address: '10.128.15.130', Options: mac });
   t.is(again.Address, kept.Address);
   t.deepEqual(await checkInvariants(second.client, prefix), []);
@@ -183,8 +186,8 @@ test('a dead node: its host subnet and addresses are reclaimed after the lease T
   await dying.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: {} });
   t.is((await mgr.ipam.overlayState()).leases.length, 1);
   await dying.close();
-  await new Promise((r) => setTimeout(r, 5000));
-  t.deepEqual((await mgr.ipam.overlayState()).leases, []);
+  // reclaimed when etcd expires the lease (TTL 3 s), however long after that this machine gets to it
+  t.true(await until(async () => (await mgr.ipam.overlayState()).leases.length === 0, 60_000, 200), 'the dead node\'s host subnet lease is gone');
   t.deepEqual(await mgr.client.getAll().prefix(`${prefix}/swarmnet/addresses/`).keys(), []);
   const other = node(prefix, 'other');
   const olp = await other.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
@@ -201,18 +204,13 @@ test('etcd restart: calls fail with 503 while it is down and nothing is lost aft
     const mac = { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:07' };
     const a = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: mac });
     await own.stopProcess();
-    const started = Date.now();
-    const err = await t.throwsAsync(n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: {} }));
+    // Bounded retries under the call deadline (5 s): the call gives up by itself, long before the test's guard.
+    const err = await t.throwsAsync(beforeGuard(n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: {} }), 90_000, 'the call kept retrying'));
     t.is((err as PluginError).status, 503);
     t.regex(err!.message, /etcd is unavailable/);
-    t.true(Date.now() - started < 15_000, `bounded retries under the call deadline (${Date.now() - started} ms)`);
     await own.startProcess();
-    let again;
-    for (let i = 0; i < 100 && !again; i++) {
-      again = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: mac }).catch(() => undefined);
-      if (!again) await new Promise((r) => setTimeout(r, 200));
-    }
-    t.is(again?.Address, a.Address);
+    const again = await retry(() => n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: mac }), 60_000, 200);
+    t.is(again.Address, a.Address);
     const b = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: {} });
     t.not(b.Address, a.Address);
   } finally {
@@ -285,13 +283,9 @@ test('owner-checked release: a late ReleaseAddress from a node whose lease expir
   const rec = await y.client.get(`${prefix}/swarmnet/addresses/10.128.0.0-20/${ip(taken.Address).toString(16).padStart(8, '0')}`).string();
   t.deepEqual(JSON.parse(rec!), { node: 'y', key: 'mac-02:42:00:00:00:0b' }, "y's address survives the late release");
   // x still caches the host subnet it lost: a new allocation must not land in y's subnet.
-  let next;
-  for (let i = 0; i < 50 && !next; i++) {
-    next = await x.ipam.requestAddress({ PoolID: xl.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:00:0c' } }).catch(() => undefined);
-    if (!next) await new Promise((r) => setTimeout(r, 100)); // until x's lease was re-granted
-  }
-  t.truthy(next);
-  t.false(contains({ network: ip(taken.Address) & ~127 >>> 0, prefix: 25 }, ip(next!.Address)), `${next!.Address} is outside y's host subnet`);
+  // until x's lease was re-granted (found lost at the next keep-alive, then a backoff)
+  const next = await retry(() => x.ipam.requestAddress({ PoolID: xl.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:00:0c' } }), 60_000);
+  t.false(contains({ network: ip(taken.Address) & ~127 >>> 0, prefix: 25 }, ip(next.Address)), `${next.Address} is outside y's host subnet`);
   t.deepEqual(await checkInvariants(mgr.client, prefix), []);
 });
 
@@ -385,11 +379,7 @@ test('restart reconciliation: Docker trumps etcd trumps memory; nothing is relea
     const e = await t.throwsAsync(n.ipam.reconcileNode(listing));
     t.is((e as PluginError).status, 503);
     await own.startProcess();
-    let released: string[] | undefined;
-    for (let i = 0; i < 100 && !released; i++) {
-      released = await n.ipam.reconcileNode(listing).catch(() => undefined);
-      if (!released) await new Promise((r) => setTimeout(r, 200));
-    }
+    const released = await retry(() => n.ipam.reconcileNode(listing), 60_000, 200);
     t.deepEqual(released, [dead.Address.split('/')[0]], 'only the address with no owner in Docker');
     const left = await n.client.getAll().prefix(`${prefix}/swarmnet/addresses/`).strings();
     t.deepEqual(Object.values(left).map((v) => (JSON.parse(v) as { key: string }).key).sort(), ['mac-02:42:00:00:03:01', 'mac-02:42:00:00:03:03']);
@@ -427,11 +417,7 @@ test('lost node lease: running containers get their address records back; a host
     addresses: new Set([a1.Address, a2.Address, b1.Address].map((a) => a.split('/')[0]!)),
     endpoints: [[a1, '01'], [a2, '02'], [b1, '03']].map(([a, m]) => ({ address: (a as { Address: string }).Address.split('/')[0]!, mac: `02:42:00:00:04:${m as string}` })),
   };
-  let released: string[] | undefined;
-  for (let i = 0; i < 50 && !released; i++) { // until x's lease was re-granted
-    released = await x.ipam.reconcileNode(live).catch(() => undefined);
-    if (!released) await new Promise((r) => setTimeout(r, 100));
-  }
+  const released = await retry(() => x.ipam.reconcileNode(live), 60_000); // until x's lease was re-granted
   t.deepEqual(released, []);
   const replay1 = await x.ipam.requestAddress({ PoolID: xl.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:04:02' } });
   t.is(replay1.Address, a2.Address, 'a replay by MAC finds the re-recorded address');

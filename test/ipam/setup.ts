@@ -7,7 +7,8 @@ export interface TestNode { ipam: Ipam; client: Etcd3; lease: NodeLease; close(r
 
 /** One plugin instance: its own etcd client and node lease, as in a separate process. */
 export function makeNode(endpoint: string, prefix: string, node: string, opts: { ttl?: number; available?: string; networkSize?: number; hostSize?: number; publicIp?: string; vtepMac?: (node: string, vni: number) => string } = {}): TestNode {
-  const client = new Etcd3({ hosts: endpoint, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 3000 }) });
+  // The product's default call deadline (ETCD_REQUEST_TIMEOUT_MS): etcd on a busy machine answers within it.
+  const client = new Etcd3({ hosts: endpoint, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }) });
   const lease = new NodeLease(client, opts.ttl ?? 10);
   const ipam = new Ipam({
     client, lease, prefix, node, publicIp: opts.publicIp ?? '192.0.2.1',

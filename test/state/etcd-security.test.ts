@@ -13,6 +13,7 @@ import { createEtcdClient, NodeLease } from '../../plugin/state/etcd-client.js';
 import { TestEtcd, hasEtcd } from '../helpers/etcd.js';
 import { checkInvariants } from '../helpers/invariants.js';
 import { randomPrefix } from '../ipam/setup.js';
+import { until } from '../helpers/wait.js';
 
 /** The production client (createEtcdClient) against an etcd with authentication and one with mutual TLS. */
 
@@ -21,7 +22,8 @@ const hasOpenssl = existsSync('/usr/bin/openssl');
 const dir = mkdtempSync(join(tmpdir(), 'swarmnet-etcd-sec-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 
-const etcdConfig = (endpoint: string, extra: Partial<Config['etcd']>): Config['etcd'] => ({ endpoints: [endpoint], prefix: '/unused', requestTimeoutMs: 2000, ...extra });
+// requestTimeoutMs: the product's default (ETCD_REQUEST_TIMEOUT_MS)
+const etcdConfig = (endpoint: string, extra: Partial<Config['etcd']>): Config['etcd'] => ({ endpoints: [endpoint], prefix: '/unused', requestTimeoutMs: 5000, ...extra });
 
 /** One IPAM round trip plus a watch through `client`: what the plugin needs from etcd. */
 async function exercise(client: Etcd3, prefix: string): Promise<{ pool: string; address: string; watched: number }> {
@@ -36,7 +38,7 @@ async function exercise(client: Etcd3, prefix: string): Promise<{ pool: string; 
     const p = await ipam.requestPool({ AddressSpace: 'SwarmnetGlobal', Pool: '', SubPool: '', Options: {}, V6: false });
     const lp = await ipam.requestPool({ AddressSpace: 'SwarmnetLocal', Pool: p.Pool, SubPool: '', Options: {}, V6: false });
     const a = await ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: {} });
-    for (let i = 0; i < 50 && watched < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => watched >= 3);
     await cancel();
     return { pool: p.Pool, address: a.Address, watched };
   } finally {
