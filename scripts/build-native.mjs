@@ -1,8 +1,11 @@
 #!/usr/bin/env node
-// Compiles the resolver's batched-UDP addon (dns/native/udp_batch.c) into dist/dns/native/udp_batch.node.
-// A plain cc call against Node's own headers: one C file needs no node-gyp. The addon is optional, so a machine
-// without a compiler or headers gets a warning and the resolver falls back to dgram (same answers, slower).
-// Exit code: 0 built or skipped with a warning; 1 the compiler ran and failed (a real defect in the C file).
+// Compiles the C parts with a plain cc call (one file each needs no node-gyp):
+// - the resolver's batched-UDP addon (dns/native/udp_batch.c → dist/dns/native/udp_batch.node), against Node's own
+//   headers. Optional: a machine without a compiler or headers gets a warning and the resolver falls back to dgram
+//   (same answers, slower).
+// - the runtime wrapper (hook/native/runtime-wrapper.c → dist/hook/swarmnet-runtime), a standalone executable
+//   (hook/README.md). Without a compiler it is not built, with a warning: nothing installs it yet.
+// Exit code: 0 built or skipped with a warning; 1 the compiler ran and failed (a real defect in a C file).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -12,6 +15,9 @@ import { fileURLToPath } from 'node:url';
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const SRC = join(REPO, 'dns/native/udp_batch.c');
 const OUT = join(REPO, 'dist/dns/native/udp_batch.node');
+const WRAPPER_SRC = join(REPO, 'hook/native/runtime-wrapper.c');
+const WRAPPER_OUT = join(REPO, 'dist/hook/swarmnet-runtime');
+const fresh = (out, src) => existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs;
 
 function headerDir() {
   const dirs = [
@@ -34,18 +40,33 @@ if (process.platform !== 'linux') {
   console.log('build-native: not Linux, the resolver uses dgram');
   process.exit(0);
 }
-if (existsSync(OUT) && statSync(OUT).mtimeMs >= statSync(SRC).mtimeMs) process.exit(0);
-const include = headerDir();
 const cc = compiler();
-if (!include || !cc) {
-  console.warn(`build-native: WARNING ${!cc ? 'no C compiler (cc)' : "no Node headers (node_api.h, uv.h)"}; the DNS resolver will use dgram (slower). apt-get install -y gcc, or set npm_config_nodedir.`);
-  process.exit(0);
+let failed = false;
+if (!fresh(WRAPPER_OUT, WRAPPER_SRC)) {
+  if (!cc) console.warn('build-native: WARNING no C compiler (cc): the runtime wrapper is not built. apt-get install -y gcc.');
+  else {
+    mkdirSync(dirname(WRAPPER_OUT), { recursive: true });
+    try {
+      execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-o', WRAPPER_OUT, WRAPPER_SRC], { stdio: 'inherit' });
+    } catch {
+      console.error('build-native: compiling hook/native/runtime-wrapper.c failed');
+      failed = true;
+    }
+  }
 }
-mkdirSync(dirname(OUT), { recursive: true });
-try {
-  execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-fvisibility=hidden', `-I${include}`,
-    '-DNODE_GYP_MODULE_NAME=udp_batch', '-o', OUT, SRC], { stdio: 'inherit' });
-} catch {
-  console.error('build-native: compiling dns/native/udp_batch.c failed');
-  process.exit(1);
+if (!fresh(OUT, SRC)) {
+  const include = headerDir();
+  if (!include || !cc) {
+    console.warn(`build-native: WARNING ${!cc ? 'no C compiler (cc)' : "no Node headers (node_api.h, uv.h)"}; the DNS resolver will use dgram (slower). apt-get install -y gcc, or set npm_config_nodedir.`);
+  } else {
+    mkdirSync(dirname(OUT), { recursive: true });
+    try {
+      execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-fvisibility=hidden', `-I${include}`,
+        '-DNODE_GYP_MODULE_NAME=udp_batch', '-o', OUT, SRC], { stdio: 'inherit' });
+    } catch {
+      console.error('build-native: compiling dns/native/udp_batch.c failed');
+      failed = true;
+    }
+  }
 }
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,366 @@
+// swarmnet-runtime: the OCI runtime Docker calls instead of runc (daemon.json "runtimes" + "default-runtime").
+//
+// `create` with a bundle: adds swarmnet's createContainer hook (the `swarmnet-hook` file beside this executable) to
+// the bundle's config.json, then execs runc with the arguments unchanged. Every other call (start, state, kill,
+// delete, exec, features, --version, ...) execs runc at once. C, not Node: Docker calls the runtime several times per
+// container start and healthcheck, and Node's own start (25-40 ms) would be paid on each.
+//
+// The edit is textual: the hook entry is inserted into the JSON bytes and nothing else changes, so unknown fields,
+// formatting and integers above 2^53 (which a parse + serialise would round) are kept exactly. The new file is
+// written beside the old one and renamed over it, so runc never reads a half-written config.
+//
+// It never fails a container that runc would start: any error of its own (unreadable bundle, JSON it does not
+// understand, no hook file) is logged where runc logs (--log, in --log-format) and runc runs on the unchanged bundle.
+// It never writes to stdout (Docker reads runc's). Signals, stdio and the exit code are runc's: this process becomes
+// runc (execv), it does not wait for it.
+//
+// SWARMNET_RUNC (environment) names the runc to exec; default /usr/sbin/runc, then runc from PATH.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HOOK_FILE "swarmnet-hook"
+/** Seconds runc gives the hook before it kills it; the hook itself fails open well before that. */
+#define HOOK_TIMEOUT "10"
+/** A bundle config larger than this is left alone (Docker's are a few KiB). */
+#define MAX_CONFIG (16 << 20)
+#define MAX_DEPTH 256
+
+static const char *log_path;
+static int log_json;
+
+/** One warning line where runc logs (--log file, else stderr), in runc's --log-format. */
+static void warn(const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  char ts[40];
+  time_t now = time(NULL);
+  struct tm tm;
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+  int fd = log_path ? open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : -1;
+  FILE *out = fd >= 0 ? fdopen(fd, "a") : stderr;
+  if (!out) out = stderr;
+  if (log_json) {
+    fputs("{\"level\":\"warning\",\"msg\":\"swarmnet-runtime: ", out);
+    for (const char *c = msg; *c; c++) {
+      if (*c == '"' || *c == '\\') fprintf(out, "\\%c", *c);
+      else if ((unsigned char)*c < 0x20) fprintf(out, "\\u%04x", (unsigned char)*c);
+      else fputc(*c, out);
+    }
+    fprintf(out, "\",\"time\":\"%s\"}\n", ts);
+  } else {
+    fprintf(out, "time=\"%s\" level=warning msg=\"swarmnet-runtime: %s\"\n", ts, msg);
+  }
+  if (out != stderr) fclose(out);
+}
+
+static void exec_runc(char **argv) {
+  const char *runc = getenv("SWARMNET_RUNC");
+  argv[0] = "runc";
+  if (runc && *runc) execv(runc, argv);
+  else {
+    execv("/usr/sbin/runc", argv);
+    execvp("runc", argv);
+  }
+  warn("cannot exec runc%s%s: %s", runc ? " " : "", runc ? runc : "", strerror(errno));
+  _exit(127);
+}
+
+// ---- JSON: just enough to find where the hook goes; every byte is validated on the way.
+
+static const char *ws(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+  return p;
+}
+
+/** p at '"': the byte after the closing quote, or NULL. */
+static const char *skip_string(const char *p, const char *end) {
+  for (p++; p < end; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (c == '"') return p + 1;
+    if (c < 0x20) return NULL;
+    if (c == '\\') {
+      if (++p >= end) return NULL;
+      if (*p == 'u') {
+        for (int i = 0; i < 4; i++) {
+          if (++p >= end || !strchr("0123456789abcdefABCDEF", *p) || !*p) return NULL;
+        }
+      } else if (!strchr("\"\\/bfnrt", *p) || !*p) {
+        return NULL;
+      }
+    }
+  }
+  return NULL;
+}
+
+static const char *skip_value(const char *p, const char *end, int depth);
+
+/** p at '{' or '['; the byte after the matching close, or NULL. */
+static const char *skip_container(const char *p, const char *end, int depth) {
+  char close = *p == '{' ? '}' : ']';
+  int object = *p == '{';
+  p = ws(p + 1, end);
+  if (p < end && *p == close) return p + 1;
+  for (;;) {
+    if (object) {
+      if (p >= end || *p != '"' || !(p = skip_string(p, end))) return NULL;
+      p = ws(p, end);
+      if (p >= end || *p != ':') return NULL;
+      p = ws(p + 1, end);
+    }
+    if (!(p = skip_value(p, end, depth + 1))) return NULL;
+    p = ws(p, end);
+    if (p < end && *p == ',') { p = ws(p + 1, end); continue; }
+    if (p < end && *p == close) return p + 1;
+    return NULL;
+  }
+}
+
+static const char *skip_value(const char *p, const char *end, int depth) {
+  if (p >= end || depth > MAX_DEPTH) return NULL;
+  if (*p == '"') return skip_string(p, end);
+  if (*p == '{' || *p == '[') return skip_container(p, end, depth);
+  static const char *const words[] = { "true", "false", "null" };
+  for (int i = 0; i < 3; i++) {
+    size_t n = strlen(words[i]);
+    if ((size_t)(end - p) >= n && memcmp(p, words[i], n) == 0) return p + n;
+  }
+  // number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? -- any length: it is copied, never converted
+  const char *q = p;
+  if (q < end && *q == '-') q++;
+  if (q >= end || *q < '0' || *q > '9') return NULL;
+  if (*q == '0') q++;
+  else while (q < end && *q >= '0' && *q <= '9') q++;
+  if (q < end && *q == '.') {
+    if (++q >= end || *q < '0' || *q > '9') return NULL;
+    while (q < end && *q >= '0' && *q <= '9') q++;
+  }
+  if (q < end && (*q == 'e' || *q == 'E')) {
+    q++;
+    if (q < end && (*q == '+' || *q == '-')) q++;
+    if (q >= end || *q < '0' || *q > '9') return NULL;
+    while (q < end && *q >= '0' && *q <= '9') q++;
+  }
+  return q;
+}
+
+/** In the object at `obj` ('{'), the value of member `key` (its first byte), or NULL. *ok = 0 on malformed JSON. */
+static const char *member(const char *obj, const char *end, const char *key, int *ok) {
+  size_t klen = strlen(key);
+  const char *p = ws(obj + 1, end);
+  *ok = 1;
+  if (p < end && *p == '}') return NULL;
+  for (;;) {
+    const char *k = p;
+    if (p >= end || *p != '"' || !(p = skip_string(p, end))) break;
+    int match = (size_t)(p - k) == klen + 2 && memcmp(k + 1, key, klen) == 0;
+    p = ws(p, end);
+    if (p >= end || *p != ':') break;
+    p = ws(p + 1, end);
+    if (match) return p;
+    if (!(p = skip_value(p, end, 1))) break;
+    p = ws(p, end);
+    if (p < end && *p == ',') { p = ws(p + 1, end); continue; }
+    if (p < end && *p == '}') return NULL;
+    break;
+  }
+  *ok = 0;
+  return NULL;
+}
+
+/** A JSON string literal of s (quotes included). */
+static char *quoted(const char *s) {
+  char *out = malloc(strlen(s) * 6 + 3), *o = out;
+  if (!out) return NULL;
+  *o++ = '"';
+  for (const char *c = s; *c; c++) {
+    if (*c == '"' || *c == '\\') { *o++ = '\\'; *o++ = *c; }
+    else if ((unsigned char)*c < 0x20) o += sprintf(o, "\\u%04x", (unsigned char)*c);
+    else *o++ = *c;
+  }
+  *o++ = '"';
+  *o = 0;
+  return out;
+}
+
+/**
+ * The edit that adds `entry` to hooks.createContainer of the config in [buf, end): replace `*cut` bytes at `*at`
+ * with the returned text (malloc'd). NULL with *why set when the document is not an object it understands.
+ */
+static char *plan(const char *buf, const char *end, const char *entry, size_t *at, size_t *cut, const char **why) {
+  const char *top = ws(buf, end);
+  *cut = 0;
+  if (top >= end || *top != '{') { *why = "not a JSON object"; return NULL; }
+  const char *after = skip_value(top, end, 0);
+  if (!after || ws(after, end) != end) { *why = "malformed JSON"; return NULL; }
+  int ok;
+  const char *hooks = member(top, end, "hooks", &ok);
+  char *text = malloc(strlen(entry) + 64);
+  if (!ok || !text) { free(text); *why = "malformed JSON"; return NULL; }
+  int empty;
+  if (!hooks || (hooks[0] == 'n' && hooks[1] == 'u')) {  // absent or null
+    if (hooks) { *at = hooks - buf; *cut = 4; sprintf(text, "{\"createContainer\":[%s]}", entry); return text; }
+    empty = *ws(top + 1, end) == '}';
+    *at = top + 1 - buf;
+    sprintf(text, "\"hooks\":{\"createContainer\":[%s]}%s", entry, empty ? "" : ",");
+    return text;
+  }
+  if (*hooks != '{') { free(text); *why = "\"hooks\" is not an object"; return NULL; }
+  const char *cc = member(hooks, end, "createContainer", &ok);
+  if (!ok) { free(text); *why = "malformed JSON"; return NULL; }
+  if (!cc) {
+    empty = *ws(hooks + 1, end) == '}';
+    *at = hooks + 1 - buf;
+    sprintf(text, "\"createContainer\":[%s]%s", entry, empty ? "" : ",");
+    return text;
+  }
+  if (cc[0] == 'n' && cc[1] == 'u') { *at = cc - buf; *cut = 4; sprintf(text, "[%s]", entry); return text; }
+  if (*cc != '[') { free(text); *why = "\"hooks.createContainer\" is not an array"; return NULL; }
+  // Last in the array: hooks that were there first (GPU, other tooling) keep their order.
+  const char *close = skip_value(cc, end, 1) - 1;
+  empty = ws(cc + 1, end) == close;
+  *at = close - buf;
+  sprintf(text, "%s%s", empty ? "" : ",", entry);
+  return text;
+}
+
+static int read_all(int fd, char **out, size_t *len) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return -1;
+  if (!S_ISREG(st.st_mode) || st.st_size > MAX_CONFIG) { errno = EFBIG; return -1; }
+  char *buf = malloc(st.st_size + 1);
+  if (!buf) return -1;
+  size_t n = 0;
+  while (n < (size_t)st.st_size) {
+    ssize_t r = read(fd, buf + n, st.st_size - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    n += r;
+  }
+  buf[n] = 0;
+  *out = buf;
+  *len = n;
+  return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w;
+    n -= w;
+  }
+  return 0;
+}
+
+/** Adds the hook to <bundle>/config.json; on any problem logs it and leaves the file as it was. */
+static void add_hook(const char *bundle) {
+  char self[PATH_MAX], hook[PATH_MAX + 32], config[PATH_MAX], tmp[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) { warn("cannot find my own executable: %s", strerror(errno)); return; }
+  self[n] = 0;
+  *strrchr(self, '/') = 0;
+  snprintf(hook, sizeof hook, "%s/%s", self, HOOK_FILE);
+  if (access(hook, X_OK) != 0) { warn("no executable %s (%s): container created without the DNS hook", hook, strerror(errno)); return; }
+  if (snprintf(config, sizeof config, "%s/config.json", bundle) >= (int)sizeof config ||
+      snprintf(tmp, sizeof tmp, "%s/.config.json.swarmnet-XXXXXX", bundle) >= (int)sizeof tmp) {
+    warn("bundle path too long: %s", bundle);
+    return;
+  }
+  int fd = open(config, O_RDONLY | O_CLOEXEC);
+  char *buf = NULL;
+  size_t len = 0;
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) < 0 || read_all(fd, &buf, &len) < 0) {
+    warn("cannot read %s: %s; container created without the DNS hook", config, strerror(errno));
+    if (fd >= 0) close(fd);
+    return;
+  }
+  close(fd);
+  char *qhook = quoted(hook);
+  char *entry = qhook ? malloc(strlen(qhook) * 2 + 64) : NULL;
+  if (!entry) { warn("out of memory"); free(qhook); free(buf); return; }
+  if (memmem(buf, len, qhook, strlen(qhook))) { free(entry); free(qhook); free(buf); return; }  // already there
+  sprintf(entry, "{\"path\":%s,\"args\":[\"" HOOK_FILE "\",\"createContainer\"],\"timeout\":" HOOK_TIMEOUT "}", qhook);
+  size_t at, cut;
+  const char *why = NULL;
+  char *text = plan(buf, buf + len, entry, &at, &cut, &why);
+  if (!text) {
+    warn("%s: %s; container created without the DNS hook", config, why);
+    free(entry); free(qhook); free(buf);
+    return;
+  }
+  int out = mkostemp(tmp, O_CLOEXEC);
+  int failed = out < 0;
+  if (!failed) {
+    // No fsync: the bundle lives on Docker's exec root (a tmpfs) for this container's life only; rename is what
+    // keeps runc from ever seeing a partial file.
+    failed = fchmod(out, st.st_mode & 07777) < 0 || write_all(out, buf, at) < 0 || write_all(out, text, strlen(text)) < 0 ||
+             write_all(out, buf + at + cut, len - at - cut) < 0;
+    failed = close(out) < 0 || failed;
+    if (!failed) failed = rename(tmp, config) < 0;
+    if (failed) unlink(tmp);
+  }
+  if (failed) warn("cannot write %s: %s; container created without the DNS hook", config, strerror(errno));
+  free(text); free(entry); free(qhook); free(buf);
+}
+
+/** runc's global options that take a value (urfave/cli: -x v, --x v, -x=v, --x=v). */
+static int takes_value(const char *name) {
+  static const char *const names[] = { "root", "log", "log-format", "criu", "rootless", NULL };
+  for (int i = 0; names[i]; i++) if (strcmp(name, names[i]) == 0) return 1;
+  return 0;
+}
+
+/** "--log=x" -> name "log", value "x"; "-log" -> name "log", value NULL. */
+static const char *flag(const char *arg, char *name, size_t size, const char **value) {
+  const char *s = arg + (arg[1] == '-' ? 2 : 1);
+  const char *eq = strchr(s, '=');
+  size_t n = eq ? (size_t)(eq - s) : strlen(s);
+  if (n >= size) n = size - 1;
+  memcpy(name, s, n);
+  name[n] = 0;
+  *value = eq ? eq + 1 : NULL;
+  return name;
+}
+
+int main(int argc, char **argv) {
+  int i = 1;
+  char name[64];
+  const char *value;
+  for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+    if (strcmp(argv[i], "--") == 0) { i++; break; }
+    flag(argv[i], name, sizeof name, &value);
+    if (!takes_value(name)) continue;
+    if (!value && i + 1 < argc) value = argv[++i];
+    if (strcmp(name, "log") == 0) log_path = value;
+    else if (strcmp(name, "log-format") == 0) log_json = value && strcmp(value, "json") == 0;
+  }
+  if (i < argc && strcmp(argv[i], "create") == 0) {
+    const char *bundle = NULL;
+    for (int j = i + 1; j < argc && !bundle; j++) {
+      if (strcmp(argv[j], "--") == 0) break;
+      if (argv[j][0] != '-') continue;
+      flag(argv[j], name, sizeof name, &value);
+      if (strcmp(name, "bundle") && strcmp(name, "b")) continue;
+      bundle = value ? value : j + 1 < argc ? argv[j + 1] : NULL;
+    }
+    char cwd[PATH_MAX];
+    if (!bundle || !*bundle) bundle = getcwd(cwd, sizeof cwd);  // runc's default: the current directory
+    if (bundle) add_hook(bundle);
+  }
+  exec_runc(argv);
+  return 127;
+}

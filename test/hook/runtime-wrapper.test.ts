@@ -1,0 +1,211 @@
+// The runtime wrapper (hook/native/runtime-wrapper.c, built to dist/hook/swarmnet-runtime): the hook goes into
+// config.json byte-exactly, every argument reaches runc unchanged, and nothing it cannot handle fails a container.
+// A stand-in runc records what it was given; the real runc checks the pass-through and a real create with the hook.
+import test, { type ExecutionContext } from 'ava';
+import { spawnSync } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const WRAPPER = join(import.meta.dirname, '..', '..', 'dist', 'hook', 'swarmnet-runtime');
+const RUNC = '/usr/sbin/runc';
+const built = existsSync(WRAPPER);
+const wrapperTest = built ? test : test.skip;
+const realRuncTest = built && existsSync(RUNC) && process.getuid?.() === 0 && existsSync('/bin/busybox') ? test.serial : test.serial.skip;
+const HOOK_ARGS = '"args":["swarmnet-hook","createContainer"],"timeout":10}';
+
+interface Lab { dir: string; wrapper: string; hook: string; runcOut: string; env: NodeJS.ProcessEnv }
+
+/** The wrapper copied into a fresh directory beside a `swarmnet-hook`, and a stand-in runc recording its argv. */
+function lab(t: ExecutionContext, withHook = true): Lab {
+  const dir = mkdtempSync(join(tmpdir(), 'snrt-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const wrapper = join(dir, 'swarmnet-runtime');
+  copyFileSync(WRAPPER, wrapper);
+  chmodSync(wrapper, 0o755);
+  const hook = join(dir, 'swarmnet-hook');
+  if (withHook) {
+    writeFileSync(hook, '#!/bin/sh\nexit 0\n');
+    chmodSync(hook, 0o755);
+  }
+  const runcOut = join(dir, 'runc-argv');
+  const fake = join(dir, 'fake-runc');
+  // Records argv NUL-separated; exits with FAKE_EXIT. Writes nothing to stdout, so any stdout is the wrapper's.
+  writeFileSync(fake, `#!/bin/sh\nfor a in "$@"; do printf '%s\\0' "$a"; done > "${runcOut}"\nexit "\${FAKE_EXIT:-0}"\n`);
+  chmodSync(fake, 0o755);
+  return { dir, wrapper, hook, runcOut, env: { PATH: process.env.PATH, SWARMNET_RUNC: fake } };
+}
+
+function wrap(l: Lab, args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string; argv: string[] } {
+  rmSync(l.runcOut, { force: true });
+  const r = spawnSync(l.wrapper, args, { env: { ...l.env, ...env }, encoding: 'utf8', cwd: l.dir });
+  const argv = existsSync(l.runcOut) ? readFileSync(l.runcOut, 'utf8').split('\0').slice(0, -1) : ['(runc not run)'];
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, argv };
+}
+
+function bundle(l: Lab, config: string | Buffer | undefined, name = 'b'): string {
+  const b = join(l.dir, name);
+  mkdirSync(b, { recursive: true });
+  if (config !== undefined) writeFileSync(join(b, 'config.json'), config);
+  return b;
+}
+
+const entry = (l: Lab): string => `{"path":${JSON.stringify(l.hook)},${HOOK_ARGS}`;
+const createArgs = (l: Lab, b: string): string[] => ['--root', join(l.dir, 'state'), '--log', join(l.dir, 'log.json'), '--log-format', 'json', 'create', '--bundle', b, '--pid-file', join(b, 'pid'), 'c1'];
+
+wrapperTest('create: the hook is inserted byte-exactly in every shape of hooks; everything else, big integers included, is kept', (t) => {
+  const l = lab(t);
+  const E = entry(l);
+  const big = '"uid": 18446744073709551615, "f": 1.5e+300, "neg": -0.0, "u": "\\u00e9\\"x", "weird": {"hooks": {"createContainer": 1}}';
+  const cases: [string, string, string][] = [
+    ['no hooks', `{ ${big} }`, `{"hooks":{"createContainer":[${E}]}, ${big} }`],
+    ['empty object', '{}', `{"hooks":{"createContainer":[${E}]}}`],
+    ['hooks null', `{"hooks": null, ${big}}`, `{"hooks": {"createContainer":[${E}]}, ${big}}`],
+    ['hooks {}', `{${big},\n  "hooks": { }\n}`, `{${big},\n  "hooks": {"createContainer":[${E}] }\n}`],
+    ['other hooks', `{"hooks":{"prestart":[{"path":"/x"}]}}`, `{"hooks":{"createContainer":[${E}],"prestart":[{"path":"/x"}]}}`],
+    ['createContainer null', '{"hooks":{"createContainer":null}}', `{"hooks":{"createContainer":[${E}]}}`],
+    ['createContainer []', '{"hooks":{"createContainer":[ ]}}', `{"hooks":{"createContainer":[ ${E}]}}`],
+    ['createContainer [other]', '{"hooks":{"createContainer":[{"path":"/gpu"}]}}', `{"hooks":{"createContainer":[{"path":"/gpu"},${E}]}}`],
+  ];
+  for (const [what, before, after] of cases) {
+    const b = bundle(l, before, what.replace(/\W/g, '_'));
+    const r = wrap(l, createArgs(l, b), { FAKE_EXIT: '0' });
+    t.is(readFileSync(join(b, 'config.json'), 'utf8'), after, what);
+    t.deepEqual(r.argv, createArgs(l, b), `${what}: runc gets the arguments unchanged`);
+    t.is(r.stdout, '', what);
+    t.deepEqual(readdirSync(b), ['config.json'], `${what}: no temporary file left`);
+    // Applying again (a retried create) adds nothing.
+    wrap(l, createArgs(l, b));
+    t.is(readFileSync(join(b, 'config.json'), 'utf8'), after, `${what}: idempotent`);
+  }
+  t.false(existsSync(join(l.dir, 'log.json')), 'no warning for configs it understands');
+});
+
+wrapperTest('create: bundle given as -b, --bundle=, -b=, or the current directory (runc\'s default)', (t) => {
+  const l = lab(t);
+  const forms: [string[], string][] = [
+    [['create', '-b', 'x1', 'c'], 'x1'], [['create', '--bundle=x2', 'c'], 'x2'], [['--debug', 'create', '-b=x3', '--no-pivot', 'c'], 'x3'],
+    [['--root=/r', 'create', '--console-socket', '/s', '--bundle', 'x4', 'c'], 'x4'],
+  ];
+  for (const [args, name] of forms) {
+    const b = bundle(l, '{}', name);
+    t.deepEqual(wrap(l, args).argv, args);
+    t.true(readFileSync(join(b, 'config.json'), 'utf8').includes(l.hook), args.join(' '));
+  }
+  writeFileSync(join(l.dir, 'config.json'), '{}');
+  t.deepEqual(wrap(l, ['create', 'c']).argv, ['create', 'c']);
+  t.true(readFileSync(join(l.dir, 'config.json'), 'utf8').includes(l.hook), 'no --bundle: the current directory');
+  // Only `create` edits: start, run, exec… with a bundle option leave it alone.
+  const b = bundle(l, '{}', 'other');
+  for (const cmd of ['run', 'start', 'exec', 'state', 'delete', 'kill', 'features']) wrap(l, [cmd, '--bundle', b, 'c']);
+  t.is(readFileSync(join(b, 'config.json'), 'utf8'), '{}');
+});
+
+wrapperTest('broken bundles: the file is left as it was, one warning in runc\'s log, runc still runs with the same arguments and its exit code', (t) => {
+  const l = lab(t);
+  const cases: [string, string | Buffer | undefined, RegExp][] = [
+    ['truncated', '{"ociVersion": "1.0.2", "hooks": {', /malformed JSON/],
+    ['trailing garbage', '{} {}', /malformed JSON/],
+    ['top-level array', '[1, 2]', /not a JSON object/],
+    ['hooks is an array', '{"hooks": []}', /"hooks" is not an object/],
+    ['createContainer is an object', '{"hooks": {"createContainer": {}}}', /is not an array/],
+    ['bad escape', '{"a": "\\x"}', /malformed JSON/],
+    ['control character in a string', '{"a": "\u0001"}', /malformed JSON/],
+    ['bad number', '{"a": 01}', /malformed JSON/],
+    ['deep nesting', `{"a": ${'['.repeat(5000)}${']'.repeat(5000)}}`, /malformed JSON/],
+    ['binary', randomBytes(4096), /malformed JSON|not a JSON object/],
+    ['empty file', '', /not a JSON object/],
+    ['no config.json', undefined, /cannot read .*config\.json: No such file/],
+  ];
+  for (const [what, config, why] of cases) {
+    const b = bundle(l, config, what.replace(/\W/g, '_'));
+    rmSync(join(l.dir, 'log.json'), { force: true });
+    const r = wrap(l, createArgs(l, b), { FAKE_EXIT: '7' });
+    t.is(r.status, 7, `${what}: runc's exit code`);
+    t.deepEqual(r.argv, createArgs(l, b), what);
+    t.is(r.stdout, '', what);
+    if (config !== undefined) t.true(readFileSync(join(b, 'config.json')).equals(Buffer.from(config)), `${what}: unchanged`);
+    const lines = readFileSync(join(l.dir, 'log.json'), 'utf8').trim().split('\n');
+    t.is(lines.length, 1, what);
+    const line = JSON.parse(lines[0]!) as { level: string; msg: string; time: string };
+    t.is(line.level, 'warning');
+    t.regex(line.msg, /^swarmnet-runtime: /);
+    t.regex(line.msg, why, what);
+    t.regex(line.msg, /without the DNS hook/);
+  }
+  // A bundle that is a file, not a directory; a text log format (runc's default).
+  const r = wrap(l, ['--log', join(l.dir, 'log.txt'), 'create', '--bundle', l.wrapper, 'c']);
+  t.deepEqual(r.argv, ['--log', join(l.dir, 'log.txt'), 'create', '--bundle', l.wrapper, 'c']);
+  t.regex(readFileSync(join(l.dir, 'log.txt'), 'utf8'), /^time="[^"]+" level=warning msg="swarmnet-runtime: cannot read .*: Not a directory; container created without the DNS hook"\n$/);
+});
+
+wrapperTest('no swarmnet-hook beside the wrapper: the config is not touched (runc would fail on a missing hook), a warning says so', (t) => {
+  const l = lab(t, false);
+  const b = bundle(l, '{}');
+  const r = wrap(l, createArgs(l, b));
+  t.is(r.status, 0);
+  t.is(readFileSync(join(b, 'config.json'), 'utf8'), '{}');
+  t.regex(readFileSync(join(l.dir, 'log.json'), 'utf8'), /no executable .*swarmnet-hook/);
+});
+
+wrapperTest('random arguments: runc gets exactly the same ones and its exit code comes back; nothing on stdout', (t) => {
+  const l = lab(t);
+  bundle(l, '{"hooks":{}}', 'bb');
+  const words = ['create', 'start', 'state', 'kill', 'delete', 'exec', 'features', '--version', '-v', '--bundle', '-b', 'bb', '--root',
+    '--log', join(l.dir, 'fuzz.log'), '--log-format', 'json', '--debug', '--', '-', '', '=', '--bundle=', '-b=bb', 'é', 'a b', '\n', '--log=', 'c1'];
+  for (let i = 0; i < 300; i++) {
+    const args = Array.from({ length: randomInt(0, 9) }, () => (randomInt(0, 5) === 0 ? randomBytes(randomInt(1, 12)).toString('base64') : words[randomInt(0, words.length)]!));
+    const code = randomInt(0, 256);
+    const r = wrap(l, args, { FAKE_EXIT: String(code) });
+    t.deepEqual(r.argv, args, JSON.stringify(args));
+    t.is(r.status, code, JSON.stringify(args));
+    t.is(r.stdout, '', JSON.stringify(args));
+  }
+  // Whatever the arguments did to bb, it is still valid JSON with at most one hook of ours.
+  const after = readFileSync(join(l.dir, 'bb', 'config.json'), 'utf8');
+  t.true(after.split(l.hook).length <= 2);
+  t.notThrows(() => JSON.parse(after));
+});
+
+realRuncTest('real runc: --version, features and a failing state pass through unchanged', (t) => {
+  const l = lab(t);
+  const env = { PATH: process.env.PATH };
+  for (const args of [['--version'], ['features'], ['--root', join(l.dir, 'state'), 'state', 'no-such-container'], ['no-such-command']]) {
+    const direct = spawnSync(RUNC, args, { env, encoding: 'utf8' });
+    const wrapped = spawnSync(l.wrapper, args, { env, encoding: 'utf8' });
+    t.is(wrapped.status, direct.status, args.join(' '));
+    t.is(wrapped.stdout, direct.stdout, args.join(' '));
+    t.is(wrapped.stderr.replace(/time="[^"]+"/g, ''), direct.stderr.replace(/time="[^"]+"/g, ''), args.join(' '));
+  }
+});
+
+realRuncTest('real runc: a container created through the wrapper runs the hook inside its own network namespace', (t) => {
+  const l = lab(t);
+  const seen = join(l.dir, 'hook-saw');
+  // The hook runs in the container's namespaces before its root is pivoted: the host's /tmp is still there.
+  writeFileSync(l.hook, `#!/bin/sh\nreadlink /proc/self/ns/net > ${seen}\nexit 0\n`);
+  const b = bundle(l, undefined);
+  mkdirSync(join(b, 'rootfs', 'bin'), { recursive: true });
+  copyFileSync('/bin/busybox', join(b, 'rootfs', 'bin', 'busybox'));
+  chmodSync(join(b, 'rootfs', 'bin', 'busybox'), 0o755);
+  symlinkSync('busybox', join(b, 'rootfs', 'bin', 'sleep'));
+  t.is(spawnSync(RUNC, ['spec', '--bundle', b]).status, 0);
+  const spec = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8')) as { process: { args: string[]; terminal: boolean } };
+  spec.process.args = ['/bin/sleep', '60'];
+  spec.process.terminal = false;
+  writeFileSync(join(b, 'config.json'), JSON.stringify(spec));
+  const root = join(l.dir, 'state');
+  const id = `snrt-${randomBytes(4).toString('hex')}`;
+  const env = { PATH: process.env.PATH };
+  // The container's process inherits runc's stdio: pipes would stay open for its whole life.
+  const log = join(l.dir, 'runc.log');
+  const created = spawnSync(l.wrapper, ['--root', root, '--log', log, 'create', '--bundle', b, id], { env, stdio: 'ignore' });
+  t.teardown(() => { spawnSync(RUNC, ['--root', root, 'delete', '-f', id]); });
+  t.is(created.status, 0, existsSync(log) ? readFileSync(log, 'utf8') : '');
+  const state = JSON.parse(spawnSync(l.wrapper, ['--root', root, 'state', id], { env, encoding: 'utf8' }).stdout) as { status: string; pid: number };
+  t.is(state.status, 'created');
+  t.is(readFileSync(seen, 'utf8').trim(), spawnSync('readlink', [`/proc/${state.pid}/ns/net`], { encoding: 'utf8' }).stdout.trim(), 'the hook ran in the container netns');
+  t.not(readFileSync(seen, 'utf8').trim(), spawnSync('readlink', ['/proc/self/ns/net'], { encoding: 'utf8' }).stdout.trim());
+  t.is(spawnSync(l.wrapper, ['--root', root, 'delete', '-f', id], { env }).status, 0);
+});
