@@ -152,6 +152,14 @@ async function configure(root) {
   copyFileSync(HOST_SOURCES, join(listDir, 'debian.sources'));
   await run('rm', ['-f', join(root, 'etc/resolv.conf')]);
   writeFileSync(join(root, 'etc/resolv.conf'), readFileSync('/etc/resolv.conf'), { mode: 0o644 });
+  // The machine image's own apt settings for this network's package registry (not from any package): e.g. it serves
+  // suites whose Release files are past their Valid-Until, and says so here; our machines all have them.
+  const confDir = '/etc/apt/apt.conf.d';
+  for (const f of readdirSync(confDir)) {
+    if (spawnSync('dpkg-query', ['-S', join(confDir, f)], { stdio: 'ignore' }).status === 0) continue; // a package's
+    copyFileSync(join(confDir, f), join(root, confDir, f));
+    log(`apt setting of this machine image: ${join(confDir, f)}`);
+  }
   writeFileSync(join(root, 'etc/hostname'), 'fresh-root\n');
   if (!existsSync(join(root, 'etc/hosts'))) writeFileSync(join(root, 'etc/hosts'), '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n');
 

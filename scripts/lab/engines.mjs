@@ -153,7 +153,8 @@ async function fetchEngine(name, log) {
       const shown = (await run(join(bin, 'dockerd'), ['--version'])).stdout.trim();
       rmSync(debs, { recursive: true, force: true });
       rmSync(join(dir, 'lists'), { recursive: true, force: true });
-      writeFileSync(join(dir, 'engine.json'), `${JSON.stringify({ name, suite, dockerIo: version, containerd, dockerd: shown }, null, 2)}\n`);
+      writeFileSync(join(dir, 'engine.json'), `${JSON.stringify({ name, suite, dockerIo: version, containerd, dockerd: shown, notTaken: reasons }, null, 2)}\n`);
+      if (reasons.length) log(`Docker ${name}: took ${suite} ${version}; not taken: ${reasons.join('; ')}`);
       const final = join(CACHE, name);
       rmSync(final, { recursive: true, force: true });
       renameSync(dir, final);
