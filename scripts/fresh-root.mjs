@@ -11,6 +11,8 @@
 //        --skip-e2e: SWARMNET_SKIP_E2E=1 (no sandbox swarm); --reuse: keep D/run from the last run (packages and
 //        all: not fresh); --worktree: also apply R's uncommitted changes and untracked files (check a change
 //        before committing it)
+//   node scripts/fresh-root.mjs test --sandbox E [...]        instead of the suite: `npm run sandbox -- up --docker E`
+//        (the README's other command, demo included), then `npm run sandbox -- down`
 //   node scripts/fresh-root.mjs shell [--dir D]               a login shell in D/run as the last test left it
 //   node scripts/fresh-root.mjs clean [--dir D]               remove D
 //
@@ -48,7 +50,7 @@ function die(m) {
 }
 
 function parseArgs(argv) {
-  const o = { dir: DIR_DEFAULT, repo: REPO_DEFAULT, skipE2e: false, reuse: false, force: false, worktree: false };
+  const o = { dir: DIR_DEFAULT, repo: REPO_DEFAULT, skipE2e: false, reuse: false, force: false, worktree: false, sandbox: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => argv[++i] ?? die(`${a} needs a value`);
@@ -58,6 +60,7 @@ function parseArgs(argv) {
     else if (a === '--reuse') o.reuse = true;
     else if (a === '--force') o.force = true;
     else if (a === '--worktree') o.worktree = true;
+    else if (a === '--sandbox') o.sandbox = val();
     else die(`unknown argument ${a}`);
   }
   if (o.dir === '/' || o.dir.split('/').filter(Boolean).length < 2) die(`--dir ${o.dir}: use a directory at least two levels deep`);
@@ -278,7 +281,7 @@ function hostCgroupMounts() {
 }
 
 function enter(o, root, mode) {
-  const plan = { root, mode, cgroups: hostCgroupMounts(), skipE2e: o.skipE2e, term: process.env.TERM };
+  const plan = { root, mode, cgroups: hostCgroupMounts(), skipE2e: o.skipE2e, sandbox: o.sandbox, term: process.env.TERM };
   // New mount (private propagation), PID, UTS and IPC namespaces; the host's network namespace. Our helper below
   // is PID 1 there: when it exits every process the run left behind is killed.
   const child = spawn('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--uts', '--ipc', '--',
@@ -351,18 +354,32 @@ function inside(plan) {
   rmdirSync(`/${old}`);
 
   const env = { PATH: ROOT_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', SHELL: '/bin/bash', TERM: plan.term ?? 'dumb' };
-  let cmd, args, cwd;
-  if (plan.mode === 'test') {
+  let steps, cwd;
+  if (plan.mode === 'test' && plan.sandbox) {
+    // up, then down even when up failed: the sandbox's bridge and nft table live in the host's network namespace.
+    steps = [['npm', ['run', 'sandbox', '--', 'up', '--docker', plan.sandbox]], ['npm', ['run', 'sandbox', '--', 'down']]];
+    cwd = CLONE;
+  } else if (plan.mode === 'test') {
     Object.assign(env, { CI: 'true', ...(plan.skipE2e ? { SWARMNET_SKIP_E2E: '1' } : {}) });
-    [cmd, args, cwd] = ['bash', ['.ci/run'], CLONE];
-    console.log(`fresh-root: running \`${plan.skipE2e ? 'SWARMNET_SKIP_E2E=1 ' : ''}CI=true bash .ci/run\` in ${CLONE}`);
+    [steps, cwd] = [[['bash', ['.ci/run']]], CLONE];
   } else {
-    [cmd, args, cwd] = ['bash', ['-l'], existsSync(CLONE) ? CLONE : '/root'];
+    [steps, cwd] = [[['bash', ['-l']]], existsSync(CLONE) ? CLONE : '/root'];
   }
-  const child = spawn(cmd, args, { cwd, env, stdio: 'inherit' });
+  let child;
   // PID 1 ignores signals it has no handler for: pass the usual ones on.
-  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(s, () => child.kill(s));
-  child.on('close', (code, signal) => process.exit(code ?? 128 + (signal === 'SIGKILL' ? 9 : 15)));
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(s, () => child?.kill(s));
+  let first = 0;
+  const next = (k) => {
+    if (k === steps.length) process.exit(first);
+    const [cmd, args] = steps[k];
+    if (plan.mode === 'test') console.log(`fresh-root: running \`${plan.skipE2e && !plan.sandbox ? 'SWARMNET_SKIP_E2E=1 ' : ''}${plan.sandbox ? '' : 'CI=true '}${[cmd, ...args].join(' ')}\` in ${cwd}`);
+    child = spawn(cmd, args, { cwd, env, stdio: 'inherit' });
+    child.on('close', (code, signal) => {
+      first ||= code ?? 128 + (signal === 'SIGKILL' ? 9 : 15);
+      next(k + 1);
+    });
+  };
+  next(0);
 }
 
 // ---------------------------------------------------------------------------------------------------------- main

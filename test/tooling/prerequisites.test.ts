@@ -48,6 +48,7 @@ test('the scanner reads the shapes the code base runs programs with', (t) => {
     ["return ['nsenter', ['--target', pid, '--', cmd]]", ['nsenter']],
     ["spawn('unshare', ['-m', 'nsenter', '--net=x', '--', 'conntrack', '-L'])", ['unshare', 'conntrack']],
     ["docker(node, ['run', '-d', 'img'])", []],
+    ["spawn('npm', ['run', 'sandbox', '--', 'up'])", ['npm']],
     ['// run(\'commented-out\', [])', []],
   ];
   for (const [code, want] of cases) t.deepEqual(programsIn(code).sort(), [...want].sort(), code);

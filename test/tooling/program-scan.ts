@@ -11,8 +11,8 @@ const RULES: RegExp[] = [
   new RegExp(String.raw`${Q}(?:/usr)?/s?bin/${NAME}${Q}`, 'g'),
   // ['netns', 'exec', ns, 'dig', …]
   new RegExp(String.raw`${Q}netns${Q}\s*,\s*${Q}exec${Q}\s*,\s*[^,]+,\s*${Q}${NAME}${Q}`, 'g'),
-  // nsenter/unshare … '--', 'cmd'
-  new RegExp(String.raw`${Q}--${Q}\s*,\s*${Q}${NAME}${Q}`, 'g'),
+  // nsenter/unshare … '--flag', '--', 'cmd' (after a flag: `npm run x -- up` passes arguments, not a program)
+  new RegExp(String.raw`${Q}-[^'"\`]*${Q}\s*,\s*${Q}--${Q}\s*,\s*${Q}${NAME}${Q}`, 'g'),
   // const perf = ['dnsperf', '-s', …]; return ['nsenter', ['--target', …]]
   new RegExp(String.raw`(?:=|return|\()\s*\[\s*${Q}${NAME}${Q}\s*,\s*(?:${Q}-|\[)`, 'g'),
 ];
