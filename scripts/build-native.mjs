@@ -3,11 +3,11 @@
 // - the resolver's batched-UDP addon (dns/native/udp_batch.c → dist/dns/native/udp_batch.node), against Node's own
 //   headers. Optional: a machine without a compiler or headers gets a warning and the resolver falls back to dgram
 //   (same answers, slower).
-// - the runtime wrapper (hook/native/runtime-wrapper.c → dist/hook/swarmnet-runtime), a standalone executable
-//   (hook/README.md). Without a compiler it is not built, with a warning: nothing installs it yet.
+// - the runtime wrapper and the createContainer hook (hook/native/{runtime-wrapper,hook}.c → dist/hook/swarmnet-{runtime,hook}),
+//   standalone executables (hook/README.md). Without a compiler they are not built, with a warning: nothing installs them yet.
 // Exit code: 0 built or skipped with a warning; 1 the compiler ran and failed (a real defect in a C file).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,9 +15,12 @@ import { fileURLToPath } from 'node:url';
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const SRC = join(REPO, 'dns/native/udp_batch.c');
 const OUT = join(REPO, 'dist/dns/native/udp_batch.node');
-const WRAPPER_SRC = join(REPO, 'hook/native/runtime-wrapper.c');
-const WRAPPER_OUT = join(REPO, 'dist/hook/swarmnet-runtime');
-const fresh = (out, src) => existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs;
+/** The hook's executables (hook/README.md): each from one C file plus the shared headers beside it. */
+const HOOK_DIR = join(REPO, 'hook/native');
+const EXECUTABLES = [['runtime-wrapper.c', 'swarmnet-runtime'], ['hook.c', 'swarmnet-hook']]
+  .map(([src, out]) => ({ src: join(HOOK_DIR, src), out: join(REPO, 'dist/hook', out) }));
+const HEADERS = readdirSync(HOOK_DIR).filter((f) => f.endsWith('.h')).map((f) => join(HOOK_DIR, f));
+const fresh = (out, ...srcs) => existsSync(out) && srcs.every((src) => statSync(out).mtimeMs >= statSync(src).mtimeMs);
 
 function headerDir() {
   const dirs = [
@@ -42,16 +45,18 @@ if (process.platform !== 'linux') {
 }
 const cc = compiler();
 let failed = false;
-if (!fresh(WRAPPER_OUT, WRAPPER_SRC)) {
-  if (!cc) console.warn('build-native: WARNING no C compiler (cc): the runtime wrapper is not built. apt-get install -y gcc.');
-  else {
-    mkdirSync(dirname(WRAPPER_OUT), { recursive: true });
-    try {
-      execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-o', WRAPPER_OUT, WRAPPER_SRC], { stdio: 'inherit' });
-    } catch {
-      console.error('build-native: compiling hook/native/runtime-wrapper.c failed');
-      failed = true;
-    }
+for (const { src, out } of EXECUTABLES) {
+  if (fresh(out, src, ...HEADERS)) continue;
+  if (!cc) {
+    console.warn(`build-native: WARNING no C compiler (cc): ${out} is not built. apt-get install -y gcc.`);
+    continue;
+  }
+  mkdirSync(dirname(out), { recursive: true });
+  try {
+    execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-o', out, src], { stdio: 'inherit' });
+  } catch {
+    console.error(`build-native: compiling ${src} failed`);
+    failed = true;
   }
 }
 if (!fresh(OUT, SRC)) {

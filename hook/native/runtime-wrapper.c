@@ -27,43 +27,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json-scan.h"
+#include "runc-log.h"
+
 #define HOOK_FILE "swarmnet-hook"
 /** Seconds runc gives the hook before it kills it; the hook itself fails open well before that. */
 #define HOOK_TIMEOUT "10"
 /** A bundle config larger than this is left alone (Docker's are a few KiB). */
 #define MAX_CONFIG (16 << 20)
-#define MAX_DEPTH 256
 
 static const char *log_path;
 static int log_json;
 
 /** One warning line where runc logs (--log file, else stderr), in runc's --log-format. */
-static void warn(const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  char ts[40];
-  time_t now = time(NULL);
-  struct tm tm;
-  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
-  int fd = log_path ? open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : -1;
-  FILE *out = fd >= 0 ? fdopen(fd, "a") : stderr;
-  if (!out) out = stderr;
-  if (log_json) {
-    fputs("{\"level\":\"warning\",\"msg\":\"swarmnet-runtime: ", out);
-    for (const char *c = msg; *c; c++) {
-      if (*c == '"' || *c == '\\') fprintf(out, "\\%c", *c);
-      else if ((unsigned char)*c < 0x20) fprintf(out, "\\u%04x", (unsigned char)*c);
-      else fputc(*c, out);
-    }
-    fprintf(out, "\",\"time\":\"%s\"}\n", ts);
-  } else {
-    fprintf(out, "time=\"%s\" level=warning msg=\"swarmnet-runtime: %s\"\n", ts, msg);
-  }
-  if (out != stderr) fclose(out);
-}
+#define warn(...) runc_log(log_path, log_json, "swarmnet-runtime", __VA_ARGS__)
 
 static void exec_runc(char **argv) {
   const char *runc = getenv("SWARMNET_RUNC");
@@ -75,123 +52,6 @@ static void exec_runc(char **argv) {
   }
   warn("cannot exec runc%s%s: %s", runc ? " " : "", runc ? runc : "", strerror(errno));
   _exit(127);
-}
-
-// ---- JSON: just enough to find where the hook goes; every byte is validated on the way.
-
-static const char *ws(const char *p, const char *end) {
-  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
-  return p;
-}
-
-/** p at '"': the byte after the closing quote, or NULL. */
-static const char *skip_string(const char *p, const char *end) {
-  for (p++; p < end; p++) {
-    unsigned char c = (unsigned char)*p;
-    if (c == '"') return p + 1;
-    if (c < 0x20) return NULL;
-    if (c == '\\') {
-      if (++p >= end) return NULL;
-      if (*p == 'u') {
-        for (int i = 0; i < 4; i++) {
-          if (++p >= end || !strchr("0123456789abcdefABCDEF", *p) || !*p) return NULL;
-        }
-      } else if (!strchr("\"\\/bfnrt", *p) || !*p) {
-        return NULL;
-      }
-    }
-  }
-  return NULL;
-}
-
-static const char *skip_value(const char *p, const char *end, int depth);
-
-/** p at '{' or '['; the byte after the matching close, or NULL. */
-static const char *skip_container(const char *p, const char *end, int depth) {
-  char close = *p == '{' ? '}' : ']';
-  int object = *p == '{';
-  p = ws(p + 1, end);
-  if (p < end && *p == close) return p + 1;
-  for (;;) {
-    if (object) {
-      if (p >= end || *p != '"' || !(p = skip_string(p, end))) return NULL;
-      p = ws(p, end);
-      if (p >= end || *p != ':') return NULL;
-      p = ws(p + 1, end);
-    }
-    if (!(p = skip_value(p, end, depth + 1))) return NULL;
-    p = ws(p, end);
-    if (p < end && *p == ',') { p = ws(p + 1, end); continue; }
-    if (p < end && *p == close) return p + 1;
-    return NULL;
-  }
-}
-
-static const char *skip_value(const char *p, const char *end, int depth) {
-  if (p >= end || depth > MAX_DEPTH) return NULL;
-  if (*p == '"') return skip_string(p, end);
-  if (*p == '{' || *p == '[') return skip_container(p, end, depth);
-  static const char *const words[] = { "true", "false", "null" };
-  for (int i = 0; i < 3; i++) {
-    size_t n = strlen(words[i]);
-    if ((size_t)(end - p) >= n && memcmp(p, words[i], n) == 0) return p + n;
-  }
-  // number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? -- any length: it is copied, never converted
-  const char *q = p;
-  if (q < end && *q == '-') q++;
-  if (q >= end || *q < '0' || *q > '9') return NULL;
-  if (*q == '0') q++;
-  else while (q < end && *q >= '0' && *q <= '9') q++;
-  if (q < end && *q == '.') {
-    if (++q >= end || *q < '0' || *q > '9') return NULL;
-    while (q < end && *q >= '0' && *q <= '9') q++;
-  }
-  if (q < end && (*q == 'e' || *q == 'E')) {
-    q++;
-    if (q < end && (*q == '+' || *q == '-')) q++;
-    if (q >= end || *q < '0' || *q > '9') return NULL;
-    while (q < end && *q >= '0' && *q <= '9') q++;
-  }
-  return q;
-}
-
-/** In the object at `obj` ('{'), the value of member `key` (its first byte), or NULL. *ok = 0 on malformed JSON. */
-static const char *member(const char *obj, const char *end, const char *key, int *ok) {
-  size_t klen = strlen(key);
-  const char *p = ws(obj + 1, end);
-  *ok = 1;
-  if (p < end && *p == '}') return NULL;
-  for (;;) {
-    const char *k = p;
-    if (p >= end || *p != '"' || !(p = skip_string(p, end))) break;
-    int match = (size_t)(p - k) == klen + 2 && memcmp(k + 1, key, klen) == 0;
-    p = ws(p, end);
-    if (p >= end || *p != ':') break;
-    p = ws(p + 1, end);
-    if (match) return p;
-    if (!(p = skip_value(p, end, 1))) break;
-    p = ws(p, end);
-    if (p < end && *p == ',') { p = ws(p + 1, end); continue; }
-    if (p < end && *p == '}') return NULL;
-    break;
-  }
-  *ok = 0;
-  return NULL;
-}
-
-/** A JSON string literal of s (quotes included). */
-static char *quoted(const char *s) {
-  char *out = malloc(strlen(s) * 6 + 3), *o = out;
-  if (!out) return NULL;
-  *o++ = '"';
-  for (const char *c = s; *c; c++) {
-    if (*c == '"' || *c == '\\') { *o++ = '\\'; *o++ = *c; }
-    else if ((unsigned char)*c < 0x20) o += sprintf(o, "\\u%04x", (unsigned char)*c);
-    else *o++ = *c;
-  }
-  *o++ = '"';
-  *o = 0;
-  return out;
 }
 
 /**
