@@ -14,15 +14,10 @@ process.chdir(root);
 const started = Date.now();
 const skipped = [];
 
-function sh(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { stdio: opts.capture ? ['ignore', 'pipe', 'pipe'] : 'inherit', encoding: 'utf8', env: { ...process.env, ...opts.env } });
-  if (r.error) throw r.error;
-  return r;
-}
-
 function step(name, cmd, args) {
   console.log(`\n=== ${name}`);
-  const r = sh(cmd, args);
+  const r = spawnSync(cmd, args, { stdio: 'inherit' });
+  if (r.error) throw r.error;
   if (r.status !== 0) {
     console.log(`\n${name} failed (exit ${r.status})`);
     console.log('tests: 0 passed, 1 failed');
