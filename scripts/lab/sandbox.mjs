@@ -87,7 +87,7 @@ export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT
   await ensurePackages(log, 'sandbox');
   const engines = new Map();
   for (const name of new Set(engineOf)) engines.set(name, await ensureEngine(name, log));
-  log(`Docker Engine: ${[...engines.values()].map((e) => `${e.version}${e.suite ? ` (Debian ${e.suite}, cached)` : ' (Debian 12)'}`).join(', ')}`);
+  log(`Docker Engine: ${[...engines.values()].map((e) => `${e.version}${e.suite ? ` (Debian ${e.suite}, in build/.cache/engines)` : ' (Debian 12)'}`).join(', ')}`);
   if (!existsSync(join(REPO, 'node_modules/.package-lock.json'))) {
     log('installing npm dependencies (npm ci): a fresh clone');
     await run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: REPO, timeoutMs: 900_000 });
