@@ -9,12 +9,12 @@
  * Run (root): npm run bench -- hook   [iterations: SWARMNET_BENCH_N, default 200 for the quick calls, 50 for create]
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RUNC, sleepBundle } from '../../test/hook/bundle.js';
 
 const DIST = join(import.meta.dirname, '..', '..', 'hook');
-const RUNC = '/usr/sbin/runc';
 const N = Number(process.env.SWARMNET_BENCH_N ?? 200);
 
 function timed(cmd: string, args: string[]): number {
@@ -59,14 +59,8 @@ function main(): void {
 
     // A fresh bundle for each create (the wrapper edits its config.json), all on one busybox rootfs.
     const base = join(dir, 'base');
-    mkdirSync(join(base, 'rootfs', 'bin'), { recursive: true });
-    copyFileSync('/bin/busybox', join(base, 'rootfs', 'bin', 'busybox'));
-    chmodSync(join(base, 'rootfs', 'bin', 'busybox'), 0o755);
-    symlinkSync('busybox', join(base, 'rootfs', 'bin', 'sleep'));
-    if (spawnSync(RUNC, ['spec', '--bundle', base]).status !== 0) throw new Error('runc spec failed');
-    const spec = JSON.parse(readFileSync(join(base, 'config.json'), 'utf8')) as { process: { args: string[]; terminal: boolean }; root: { path: string } };
-    spec.process.args = ['/bin/sleep', '60'];
-    spec.process.terminal = false;
+    sleepBundle(base);
+    const spec = JSON.parse(readFileSync(join(base, 'config.json'), 'utf8')) as { root: { path: string } };
     spec.root.path = join(base, 'rootfs'); // one read-only rootfs for every bundle
     const config = JSON.stringify(spec);
     const create = (cmd: string, k: number): number => {

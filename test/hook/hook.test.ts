@@ -4,10 +4,11 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sleepBundle } from './bundle.js';
 
 const DIST = join(import.meta.dirname, '..', '..', 'dist', 'hook');
 const HOOK = join(DIST, 'swarmnet-hook');
@@ -133,15 +134,7 @@ realRuncTest('real runc: a container created through the wrapper runs the hook, 
     chmodSync(join(l.dir, f), 0o755);
   }
   const b = l.bundle;
-  mkdirSync(join(b, 'rootfs', 'bin'), { recursive: true });
-  copyFileSync('/bin/busybox', join(b, 'rootfs', 'bin', 'busybox'));
-  chmodSync(join(b, 'rootfs', 'bin', 'busybox'), 0o755);
-  symlinkSync('busybox', join(b, 'rootfs', 'bin', 'sleep'));
-  t.is(spawnSync('/usr/sbin/runc', ['spec', '--bundle', b]).status, 0);
-  const spec = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8')) as { process: { args: string[]; terminal: boolean } };
-  spec.process.args = ['/bin/sleep', '60'];
-  spec.process.terminal = false;
-  writeFileSync(join(b, 'config.json'), JSON.stringify(spec));
+  sleepBundle(b);
   const root = join(l.dir, 'state');
   const id = `snhook-${randomBytes(4).toString('hex')}`;
   // As containerd's shim calls it: the log is the bundle's log.json. stdio ignored: the container inherits it.

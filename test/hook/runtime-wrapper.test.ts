@@ -4,12 +4,12 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RUNC, sleepBundle } from './bundle.js';
 
 const WRAPPER = join(import.meta.dirname, '..', '..', 'dist', 'hook', 'swarmnet-runtime');
-const RUNC = '/usr/sbin/runc';
 const built = existsSync(WRAPPER);
 const wrapperTest = built ? test : test.skip;
 const realRuncTest = built && existsSync(RUNC) && process.getuid?.() === 0 && existsSync('/bin/busybox') ? test.serial : test.serial.skip;
@@ -186,15 +186,7 @@ realRuncTest('real runc: a container created through the wrapper runs the hook i
   // The hook runs in the container's namespaces before its root is pivoted: the host's /tmp is still there.
   writeFileSync(l.hook, `#!/bin/sh\nreadlink /proc/self/ns/net > ${seen}\nexit 0\n`);
   const b = bundle(l, undefined);
-  mkdirSync(join(b, 'rootfs', 'bin'), { recursive: true });
-  copyFileSync('/bin/busybox', join(b, 'rootfs', 'bin', 'busybox'));
-  chmodSync(join(b, 'rootfs', 'bin', 'busybox'), 0o755);
-  symlinkSync('busybox', join(b, 'rootfs', 'bin', 'sleep'));
-  t.is(spawnSync(RUNC, ['spec', '--bundle', b]).status, 0);
-  const spec = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8')) as { process: { args: string[]; terminal: boolean } };
-  spec.process.args = ['/bin/sleep', '60'];
-  spec.process.terminal = false;
-  writeFileSync(join(b, 'config.json'), JSON.stringify(spec));
+  sleepBundle(b);
   const root = join(l.dir, 'state');
   const id = `snrt-${randomBytes(4).toString('hex')}`;
   const env = { PATH: process.env.PATH };
