@@ -81,7 +81,7 @@ function newerFirst(a, b) {
 }
 
 /** Highest GLIBC_x.y a binary needs (from its version references), e.g. [2, 34]. */
-async function glibcNeeded(file) {
+function glibcNeeded(file) {
   const text = readFileSync(file).toString('latin1');
   let max = [0, 0];
   for (const m of text.matchAll(/GLIBC_(\d+)\.(\d+)/g)) {
@@ -140,7 +140,7 @@ async function fetchEngine(name, log) {
       }
       const tooNew = [];
       for (const b of BINARIES) {
-        const need = await glibcNeeded(join(root, b));
+        const need = glibcNeeded(join(root, b));
         if (!glibcOk(need)) tooNew.push(`${b} needs GLIBC ${need.join('.')}`);
       }
       if (tooNew.length) {

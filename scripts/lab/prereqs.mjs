@@ -59,15 +59,17 @@ export function providerOf(program) {
   return undefined;
 }
 
-async function installed(pkg) {
-  const r = await run('dpkg-query', ['-W', '-f=${Status}', pkg], { allowFailure: true });
-  return r.code === 0 && r.stdout.includes('install ok installed');
+/** The installed ones among pkgs: one dpkg-query for all (it names the unknown ones on stderr and exits 1). */
+async function installed(pkgs) {
+  const r = await run('dpkg-query', ['-W', '-f=${Package} ${Status}\n', ...pkgs], { allowFailure: true });
+  return new Set(r.stdout.split('\n').filter((l) => l.endsWith(' install ok installed')).map((l) => l.split(' ')[0].split(':')[0]));
 }
 
 /** Installs the missing packages `who` needs; throws with the list and the reason when it cannot. Returns what it installed. */
 export async function ensurePackages(log, who = 'sandbox') {
-  const missing = [];
-  for (const pkg of packagesFor(who)) if (!(await installed(pkg))) missing.push(pkg);
+  const wanted = packagesFor(who);
+  const have = await installed(wanted);
+  const missing = wanted.filter((p) => !have.has(p));
   if (!missing.length) return [];
   if (process.getuid?.() !== 0) throw new Error(`missing Debian packages: ${missing.join(' ')} — run as root so they can be installed`);
   log(`installing missing Debian packages: ${missing.map((p) => `${p} (${PACKAGES[p].why})`).join(', ')}`);

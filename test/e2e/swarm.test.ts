@@ -5,7 +5,7 @@
 import test from 'ava';
 import { Etcd3 } from 'etcd3';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { BRIDGE_PREFIX, ROUTE_PROTO, VETH_HOST_PREFIX, VETH_PEER_PREFIX, VXLAN_PREFIX } from '../../flannel/names.js';
 import { docker, execInNode } from '../../scripts/lab/dockerd.mjs';
 import { DEFAULT_ENGINE, ensureEngine, parseEngines } from '../../scripts/lab/engines.mjs';
@@ -188,18 +188,15 @@ function pluginLog(node: SandboxNode, lines = 15): string {
 }
 /** PID of the node's plugin process (its entrypoint, in the node's network namespace), from /proc. */
 function pluginPid(node: SandboxNode): number {
-  const netns = readlinkSafe(`/run/netns/${node.netns}`, true);
+  // A namespace is its nsfs inode, whether reached through a bind-mounted file or /proc/<pid>/ns/net.
+  const netns = statSync(`/run/netns/${node.netns}`).ino;
   for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
     try {
       if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('/opt/swarmnet/dist/plugin/main.js')) continue;
-      if (readlinkSafe(`/proc/${d}/ns/net`) === netns) return Number(d);
+      if (statSync(`/proc/${d}/ns/net`).ino === netns) return Number(d);
     } catch { /* exited */ }
   }
   throw new Error(`${node.name}: no plugin process in netns ${node.netns}`);
-}
-/** A namespace's identity: the target of /proc/<pid>/ns/net, or the inode of a bind-mounted netns file. */
-function readlinkSafe(path: string, mountedFile = false): string {
-  return mountedFile ? `net:[${statSync(path).ino}]` : readlinkSync(path);
 }
 function logPlugins(t: { log: (...a: unknown[]) => void }): void {
   for (const n of ctx?.sb.nodes ?? []) t.log(`${n.name} plugin warnings/errors:\n${pluginLog(n)}`);
@@ -315,8 +312,7 @@ if (!enabled) {
       const plugin = pluginPid(task.node);
       const seen = `/proc/${plugin}/root${info.NetworkSettings.SandboxKey}`;
       t.is(execFileSync('stat', ['-f', '-c', '%T', seen], { encoding: 'utf8' }).trim(), 'nsfs', `${task.node.name}: ${info.NetworkSettings.SandboxKey} in the plugin`);
-      const inode = (path: string): string => execFileSync('stat', ['-L', '-c', '%i', path], { encoding: 'utf8' }).trim();
-      t.is(inode(seen), inode(`/proc/${info.State.Pid}/ns/net`), `${task.node.name}: the plugin's view of ${task.name}'s SandboxKey is its netns`);
+      t.is(statSync(seen).ino, statSync(`/proc/${info.State.Pid}/ns/net`).ino, `${task.node.name}: the plugin's view of ${task.name}'s SandboxKey is its netns`);
     }
   });
 
