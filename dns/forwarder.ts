@@ -12,6 +12,11 @@ export interface ForwarderOptions {
   maxInFlight?: number;
   /** UDP sockets per address family that upstream queries are spread over (random socket + random id). */
   sockets?: number;
+  /**
+   * Dial from inside this network namespace (a container's): its sockets are opened there, so servers only the
+   * container reaches (Docker's resolver on 127.0.0.11:<port>) are reachable. Needs the addon.
+   */
+  netns?: string;
 }
 
 /** One of the long-lived sockets upstream queries go out on; failed() runs when a send cannot happen. */
@@ -61,10 +66,14 @@ export class Forwarder {
   /** UDP attempts in deadline order (one timeout for all, so insertion order is deadline order). */
   private readonly waiting = new Set<Pending>();
   private sweeper: NodeJS.Timeout | undefined;
+  private readonly netns: string | undefined;
+  private readonly tcpSockets = new Set<net.Socket>();
   constructor(opts: ForwarderOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 4000;
     this.maxInFlight = opts.maxInFlight ?? 1024;
     this.poolSize = opts.sockets ?? 4;
+    this.netns = opts.netns;
+    if (this.netns && !nativeUdp()) throw new Error('forwarder: dialing from another namespace needs the native addon (npm run build)');
   }
 
   get pending(): number { return this.inFlight; }
@@ -103,6 +112,7 @@ export class Forwarder {
     this.waiting.clear();
     for (const pool of this.pools.values()) for (const { close, pending } of pool) { pending.clear(); close(); }
     this.pools.clear();
+    for (const c of this.tcpSockets) c.destroy();
     for (const p of left) p.cb(undefined);
   }
 
@@ -176,7 +186,7 @@ export class Forwarder {
 
   /** Upstream answers read in batches too (dns/udp-batch.ts); the queries of one turn go out in one sendmmsg. */
   private batchSocket(family: 'udp4' | 'udp6'): PoolSocket {
-    const sock = BatchUdp.open(family === 'udp6' ? '::' : '0.0.0.0', 0);
+    const sock = BatchUdp.open(family === 'udp6' ? '::' : '0.0.0.0', 0, this.netns ? { netns: this.netns } : {});
     const pending = new Map<number, Pending>();
     sock.serve((msg, i) => { this.answer(pending, msg, sock.peerAddress(i), sock.peerPort(i)); return undefined; });
     sock.ref(false);
@@ -212,8 +222,23 @@ export class Forwarder {
     });
   }
 
+  /** A TCP connection to the server, from the forwarder's namespace; undefined when it cannot even be opened. */
+  private connect(s: Upstream): net.Socket | undefined {
+    const port = s.tcpPort ?? s.port;
+    if (!this.netns) return net.connect(port, s.host);
+    let fd: number;
+    try { fd = nativeUdp()!.connectTcp(s.host, port, this.netns); } catch { return undefined; }
+    // The fd is still connecting: libuv queues the write until the socket turns writable (or reports the error).
+    const c = new net.Socket({ fd, readable: true, writable: true });
+    this.tcpSockets.add(c);
+    c.on('close', () => this.tcpSockets.delete(c));
+    queueMicrotask(() => c.emit('connect'));
+    return c;
+  }
+
   private tcp(req: Buffer, s: Upstream, cb: (r: Buffer | undefined) => void): void {
-    const c = net.connect(s.port, s.host);
+    const c = this.connect(s);
+    if (!c) { cb(undefined); return; }
     const frames = new TcpFrameReader();
     let settled = false;
     const finish = (r: Buffer | undefined): void => {

@@ -21,7 +21,15 @@ export interface Listener {
   view?: string;
   /** Client address → container id whose view answers it; default: the container owning that address. */
   viewOf?: (remoteAddr: string) => string;
+  /**
+   * Where this listener's misses go instead of the view's servers: a forwarder dialing from the container's own
+   * namespace and the servers there (Docker's resolver). A promise while that is still being found out; undefined
+   * falls back to the view's servers.
+   */
+  route?: () => Route | undefined | Promise<Route | undefined>;
 }
+
+export interface Route { forwarder: Forwarder; servers: readonly Upstream[] }
 
 export interface ServerOptions {
   /** DNS_DOCKER_COMPATIBILITY_MODE: Docker's first-network-wins walk (true) or all attached networks (false). */
@@ -51,6 +59,8 @@ export class DnsServer {
   private readonly upstreamCache = new Map<string, Upstream[]>();
   private readonly tcpIdleMs: number;
   private readonly maxTcp: number;
+  /** Queries taken in (every listener, both transports). */
+  readonly stats = { queries: 0 };
 
   constructor(table: Table, private readonly opts: ServerOptions) {
     this.resolver = new Resolver(table, { compat: opts.compat });
@@ -94,14 +104,15 @@ export class DnsServer {
   }
 
   /** handle() with a callback, called exactly once (synchronously for local answers); the listeners use this. */
-  private dispatch(req: Buffer, view: string, proto: 'udp' | 'tcp', reply: (r: Reply) => void): void {
+  private dispatch(req: Buffer, view: string, proto: 'udp' | 'tcp', reply: (r: Reply) => void, l?: Listener): void {
     const out = this.local(req, view, proto);
     if (out === undefined || Buffer.isBuffer(out)) reply(out);
-    else this.forward(req, out, proto, reply);
+    else this.forward(req, out, proto, reply, l);
   }
 
   /** The synchronous part: an answer, undefined (drop), or what to forward. */
   private local(req: Buffer, view: string, proto: 'udp' | 'tcp'): Reply | Forward {
+    this.stats.queries++;
     let out;
     try { out = this.resolver.resolve(req, view, proto === 'tcp' ? 65535 : undefined); } catch (e) {
       log.warn({ err: e }, 'resolver error');
@@ -112,17 +123,25 @@ export class DnsServer {
     return out;
   }
 
-  private forward(req: Buffer, out: Forward, proto: 'udp' | 'tcp', reply: (r: Reply) => void): void {
+  private forward(req: Buffer, out: Forward, proto: 'udp' | 'tcp', reply: (r: Reply) => void, l?: Listener): void {
     const size = proto === 'tcp' ? 65535 : out.query.udpSize;
     // A copy: the forwarder keeps the query past this call (retries, TCP fallback) and a batched listener reuses
     // the memory it came in.
+    const copy = Buffer.from(req);
     let replied = false;
-    try {
-      this.forwarder.forwardCb(Buffer.from(req), this.upstreams(out.upstreams), proto, (r) => { replied = true; reply(truncate(r, size)); });
-    } catch (e) {
-      log.warn({ err: e }, 'forwarder error');
-      if (!replied) reply(errorResponse(req, RCODE.SERVFAIL));
-    }
+    const go = (route: Route | undefined): void => {
+      try {
+        const fwd = route?.forwarder ?? this.forwarder;
+        fwd.forwardCb(copy, route?.servers ?? this.upstreams(out.upstreams), proto, (r) => { replied = true; reply(truncate(r, size)); });
+      } catch (e) {
+        log.warn({ err: e }, 'forwarder error');
+        if (!replied) reply(errorResponse(copy, RCODE.SERVFAIL));
+      }
+    };
+    let route;
+    try { route = l?.route?.(); } catch { route = undefined; }
+    if (route instanceof Promise) route.then(go, () => go(undefined));
+    else go(route);
   }
 
   /** View for a client address: the listener's mapping, else the container that owns the address. */
@@ -144,7 +163,7 @@ export class DnsServer {
       const out = this.local(msg, l.view ?? this.viewFor(l, sock.peerAddress(i)), 'udp');
       if (out === undefined || Buffer.isBuffer(out)) return out;
       const peer = sock.peer(i);
-      this.forward(msg, out, 'udp', (r) => { if (r) sock.queueTo(r, peer); });
+      this.forward(msg, out, 'udp', (r) => { if (r) sock.queueTo(r, peer); }, l);
       return undefined;
     });
   }
@@ -152,7 +171,7 @@ export class DnsServer {
   private serveUdp(l: Listener, udp: dgram.Socket): void {
     const reply = replySender(udp);
     udp.on('message', (msg, rinfo) => {
-      this.dispatch(msg, this.viewFor(l, rinfo.address), 'udp', (r) => { if (r) reply(r, rinfo.port, rinfo.address); });
+      this.dispatch(msg, this.viewFor(l, rinfo.address), 'udp', (r) => { if (r) reply(r, rinfo.port, rinfo.address); }, l);
     });
     udp.on('error', (e) => log.warn({ err: e }, 'udp socket error'));
   }
@@ -185,7 +204,7 @@ export class DnsServer {
             done = true;
             send(r);
             if (queued && --outstanding <= TCP_MAX_OUTSTANDING / 2 && c.isPaused() && !c.destroyed) c.resume();
-          });
+          }, l);
           if (!done) { queued = true; if (++outstanding >= TCP_MAX_OUTSTANDING) c.pause(); }
         }
         if (frames.invalid) { c.destroy(); return; } // a zero-length frame: the stream is out of sync

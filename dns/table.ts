@@ -23,6 +23,8 @@ export const tableSchema = z.object({
     upstreams: z.array(z.string().min(1).refine(isUpstream, { message: 'not an IP literal, "ip:port" or "[ipv6]:port"' })).max(3).optional(),
     /** The container's resolv.conf had its own ndots option (Docker's sb.ndotsSet). */
     ndots: z.boolean().default(false),
+    /** False: a task whose HEALTHCHECK has not reported healthy yet. It has a view but no names (Docker's rule). */
+    live: z.boolean().default(true),
     endpoints: z.array(z.object({
       networkId: z.string().min(1),
       ip: z.ipv4(),
@@ -41,8 +43,18 @@ export const tableSchema = z.object({
       aliases: z.array(name).default([]),
     })),
   })).default([]),
+  /** Views that are not a container's record: the plugin serves a network namespace (by its path) from the moment
+   * Docker joins it, before the container's record exists. */
+  views: z.array(z.object({
+    id: z.string().min(1),
+    networks: z.array(z.string().min(1)),
+    ndots: z.boolean().default(false),
+    upstreams: z.array(z.string().min(1).refine(isUpstream, { message: 'not an IP literal, "ip:port" or "[ipv6]:port"' })).max(3).optional(),
+  })).default([]),
 });
 export type TableInput = z.input<typeof tableSchema>;
+/** The validated form: what the plugin's cluster view produces directly (its records are validated as they arrive). */
+export type TableParsed = z.output<typeof tableSchema>;
 
 export interface Addrs { v4: string[]; v6: string[] }
 /** Per network: lower-case name → addresses; address (dotted IPv4 / 32 hex digits IPv6) → PTR name. */
@@ -67,16 +79,24 @@ function add(m: Map<string, Addrs>, key: string, v4?: string, v6?: string): void
 
 /** Validates the JSON form (throws a ZodError with the path of the first problem) and indexes it. */
 export function buildTable(raw: unknown): Table {
-  const t = tableSchema.parse(raw);
+  return indexTable(tableSchema.parse(raw));
+}
+
+/** Indexes an already validated table. */
+export function indexTable(t: TableParsed): Table {
   const nets = new Map<string, NetIndex>();
   for (const n of t.networks) nets.set(n.id, { id: n.id, name: n.name.toLowerCase(), internal: n.internal, names: new Map(), ptr: new Map() });
   const svcById = new Map(t.services.map((s) => [s.id, s]));
   const views = new Map<string, View>();
   const viewByIp = new Map<string, string>();
+  const walk = (ids: string[]): NetIndex[] => {
+    const attached = [...new Set(ids)].map((id) => nets.get(id)).filter((n): n is NetIndex => !!n);
+    return attached.sort((a, b) => (a.internal === b.internal ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.internal ? 1 : -1));
+  };
+  for (const v of t.views) views.set(v.id, { nets: walk(v.networks), upstreams: v.upstreams, ndots: v.ndots });
   for (const c of t.containers) {
-    const attached = c.endpoints.map((e) => nets.get(e.networkId)).filter((n): n is NetIndex => !!n);
-    attached.sort((a, b) => (a.internal === b.internal ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.internal ? 1 : -1));
-    views.set(c.id, { nets: attached, upstreams: c.upstreams, ndots: c.ndots });
+    views.set(c.id, { nets: walk(c.endpoints.map((e) => e.networkId)), upstreams: c.upstreams, ndots: c.ndots });
+    if (!c.live) continue;
     const svc = c.serviceId ? svcById.get(c.serviceId) : undefined;
     for (const e of c.endpoints) {
       const net = nets.get(e.networkId);

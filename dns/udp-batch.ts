@@ -21,6 +21,8 @@ interface Native {
   sendMany(sock: object, replies: Buffer[], addrs: Buffer, count: number, status: Int32Array): number;
   /** A listening TCP socket (fd, owned by the caller) inside netns if given: dns/netns-listener.ts. */
   listenTcp(ip: string, port: number, backlog: number, netns?: string): number;
+  /** A TCP socket connecting (non-blocking) to ip:port from inside netns (fd, owned by the caller). */
+  connectTcp(ip: string, port: number, netns: string): number;
   local(sock: object): [string, number];
   ref(sock: object, on: boolean): void;
   close(sock: object): void;

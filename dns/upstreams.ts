@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
-export interface Upstream { host: string; port: number }
+/** A server; tcpPort when its TCP side listens elsewhere (Docker's embedded resolver uses two random ports). */
+export interface Upstream { host: string; port: number; tcpPort?: number }
 
 /** Docker forwards to at most 3 servers (maxExtDNS). */
 export const MAX_UPSTREAMS = 3;

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { runDaemon } from './daemon.js';
 import { registerDnsCommands } from '../dns/cli.js';
+import { registerHostCommands } from '../hook/cli.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -11,6 +12,7 @@ export async function buildCli(): Promise<Command> {
   const program = new Command('swarmnet').description('Docker Swarm network + IPAM plugin').version(version);
   program.command('daemon').description('run the plugin daemon (settings from the environment, see docs/configuration.md)').action(runDaemon);
   registerDnsCommands(program);
+  registerHostCommands(program);
   return program;
 }
 

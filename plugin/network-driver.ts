@@ -4,6 +4,7 @@ import { PluginError, type CreateEndpointResponse, type JoinResponse } from './d
 import type * as S from './protocol/schemas.js';
 import { genericOptions, parseNetworkOptions, type NetworkOptions } from './network-options.js';
 import { endpointMac, isMac } from './endpoint-mac.js';
+import type { JoinObserver } from './dns-plane.js';
 
 /** A swarmnet network as the network driver needs it. */
 export interface NetworkView {
@@ -58,6 +59,8 @@ export class NetworkDriverImpl {
     private readonly state: NetworkStatePort,
     private readonly overlay: OverlayPort,
     private readonly log: Logger,
+    /** The DNS plane: serves the container's 127.0.0.11 from Join on (never fails a Join). */
+    private readonly dns?: JoinObserver,
   ) {}
 
   /** Leader only. The reply's Options reach the workers' CreateNetwork: echo the user's options (e.g. mtu). */
@@ -136,6 +139,7 @@ export class NetworkDriverImpl {
     const { bridge, mtu } = await this.overlay.ensureNetwork(net.key);
     const { hostName, peerName } = await this.overlay.createEndpointLink({ bridge, endpointId: q.EndpointID, mac: ep.mac, mtu });
     await this.state.putEndpoint({ ...ep, sandboxKey: q.SandboxKey, hostInterface: hostName });
+    await this.dns?.joined(q.EndpointID, q.NetworkID, q.SandboxKey);
     // No Gateway: Docker adds docker_gwbridge for the default route (egress), as for overlay networks.
     // The whole network is reached through this node's bridge.
     return {
@@ -146,11 +150,13 @@ export class NetworkDriverImpl {
 
   async leave(q: S.EndpointRequest): Promise<void> {
     const ep = await this.state.getEndpoint(q.NetworkID, q.EndpointID);
+    await this.dns?.left(q.EndpointID);
     await this.overlay.deleteEndpointLink(q.EndpointID);
     if (ep) await this.state.putEndpoint({ ...ep, sandboxKey: undefined, hostInterface: undefined });
   }
 
   async deleteEndpoint(q: S.EndpointRequest): Promise<void> {
+    await this.dns?.left(q.EndpointID);
     await this.overlay.deleteEndpointLink(q.EndpointID);
     await this.state.deleteEndpoint(q.NetworkID, q.EndpointID);
   }

@@ -16,6 +16,7 @@ import { OverlaySync } from './overlay-sync.js';
 import type { Readiness } from './readiness.js';
 import type { DriverImpl } from './swarmnet-driver.js';
 import { RestartReconciler } from './restart-reconcile.js';
+import { startDnsPlane } from './dns-plane.js';
 import { createEtcdClient, NodeLease } from './state/etcd-client.js';
 
 /** Everything the daemon runs once initialised: etcd client, IPAM, overlay reconciler, Docker events. */
@@ -72,9 +73,11 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     });
     const restart = new RestartReconciler({ docker, ipam, log: logger('restart-reconcile') });
     // Forget cached records so the next call rewrites them, and re-record the running containers' addresses.
+    let onViewLost = (): void => {};
     onLeaseRenewed = () => {
       ipam.resetCache();
       restart.schedule(0);
+      onViewLost();
     };
 
     readiness.setWaitingFor('the overlay reconciler');
@@ -92,11 +95,19 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     });
     view.start();
     undo.push(() => view.stop());
+    onViewLost = () => view.invalidate();
+
+    readiness.setWaitingFor('the DNS plane');
+    const dns = await startDnsPlane({
+      client, prefix: config.etcd.prefix, node: identity.name, compat: config.dnsDockerCompatibilityMode,
+      pluginSocket: config.pluginSocket, hookAvailable: config.isHookAvailable, log: logger('dns'),
+    });
+    undo.push(() => dns.stop());
 
     restart.schedule(RESTART_GRACE_MS);
     undo.push(() => restart.stop());
 
-    const network = new NetworkDriverImpl(new EtcdNetworkState(ipam), overlay, logger('network'));
+    const network = new NetworkDriverImpl(new EtcdNetworkState(ipam), overlay, logger('network'), dns);
     log.info({ node: identity.name, manager: identity.isManager, underlay: underlay.name, publicIp, etcd: endpoints.length }, 'runtime started');
     return { nodeName: identity.name, driver: { network, ipam }, stop: stopAll };
   } catch (e) {

@@ -251,6 +251,9 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
     int e = errno; close(fd);
     return throw_errno(env, "udp_batch.open: SO_REUSEPORT", e);
   }
+  /* In a container's namespace the address may not exist yet (Docker 28 joins before it brings lo up): bind anyway,
+   * the socket receives once the address is up. */
+  if (use_netns) setsockopt(fd, family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP, family == AF_INET6 ? IPV6_FREEBIND : IP_FREEBIND, &one, sizeof one);
   /* IPv6 sockets keep the system's dual-stack default, as dgram and Node's TCP do: "::" serves IPv4 clients too. */
   if (bind(fd, (struct sockaddr *)&sa, salen) < 0) {
     int e = errno; close(fd);
@@ -510,12 +513,43 @@ static napi_value listen_tcp(napi_env env, napi_callback_info info) {
   if (fd < 0) return throw_errno(env, use_netns ? "udp_batch.listenTcp: namespace/socket" : "udp_batch.listenTcp: socket", -fd);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (use_netns) setsockopt(fd, family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP, family == AF_INET6 ? IPV6_FREEBIND : IP_FREEBIND, &one, sizeof one);
   const char *step = "udp_batch.listenTcp: bind";
   int ok = bind(fd, (struct sockaddr *)&sa, salen) == 0;
   if (ok) { step = "udp_batch.listenTcp: listen"; ok = listen(fd, backlog) == 0; }
   if (!ok) {
     int e = errno; close(fd);
     return throw_errno(env, step, e);
+  }
+  napi_value out;
+  napi_create_int32(env, fd, &out);
+  return out;
+}
+
+/* connectTcp(ip, port, netnsPath) → fd of a TCP socket connecting (non-blocking) to ip:port from inside that
+ * namespace: the forwarder's way to a resolver only the container reaches. Node adopts it (new net.Socket({ fd })). */
+static napi_value connect_tcp(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char ip[64], netns[4096];
+  size_t n;
+  int32_t port;
+  CHECK(env, napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &n));
+  if (n >= sizeof ip - 1) { napi_throw_type_error(env, NULL, "udp_batch.connectTcp: not a literal IP address"); return NULL; }
+  CHECK(env, napi_get_value_int32(env, argv[1], &port));
+  CHECK(env, napi_get_value_string_utf8(env, argv[2], netns, sizeof netns, &n));
+  if (n >= sizeof netns - 1) { napi_throw_range_error(env, NULL, "udp_batch.connectTcp: namespace path too long"); return NULL; }
+  if (port < 1 || port > 65535) { napi_throw_range_error(env, NULL, "udp_batch.connectTcp: bad port"); return NULL; }
+  struct sockaddr_storage sa;
+  socklen_t salen;
+  int family = sockaddr_of(ip, port, &sa, &salen);
+  if (!family) { napi_throw_type_error(env, NULL, "udp_batch.connectTcp: not a literal IP address"); return NULL; }
+  int fd = open_in_netns(netns, family, SOCK_STREAM);
+  if (fd < 0) return throw_errno(env, "udp_batch.connectTcp: namespace/socket", -fd);
+  if (connect(fd, (struct sockaddr *)&sa, salen) < 0 && errno != EINPROGRESS) {
+    int e = errno; close(fd);
+    return throw_errno(env, "udp_batch.connectTcp: connect", e);
   }
   napi_value out;
   napi_create_int32(env, fd, &out);
@@ -532,6 +566,7 @@ static napi_value module_init(napi_env env, napi_value exports) {
     {"ref", NULL, ref_socket, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, close_socket, NULL, NULL, NULL, napi_default, NULL},
     {"listenTcp", NULL, listen_tcp, NULL, NULL, NULL, napi_default, NULL},
+    {"connectTcp", NULL, connect_tcp, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof *props, props);
   napi_value v;

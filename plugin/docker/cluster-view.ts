@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import type { Etcd3 } from 'etcd3';
 import { logger } from '../../common/log.js';
 import type { NodeLease } from '../state/etcd-client.js';
-import { containerView, networkView, serviceView } from './model.js';
+import { containerView, networkView, serviceView } from '../../common/docker-view.js';
 import { NdjsonSplitter } from './ndjson.js';
 import { eventTargets, planReplace, type Refresh } from './resync.js';
 
@@ -40,6 +40,9 @@ export class ClusterView {
   /** Ids of this driver's networks: only containers attached to one of them are mirrored. */
   private ourNetworks = new Set<string>();
   private manager = false;
+  /** This node's container records as last written: a healthcheck's exec events re-inspect an unchanged container,
+   * and an unchanged record must not become an etcd event every node's resolver processes. */
+  private written = new Map<string, string>();
 
   constructor(private readonly o: ClusterViewOptions) {
     this.keys = new ViewKeys(o.prefix);
@@ -47,6 +50,12 @@ export class ClusterView {
 
   start(): void {
     void this.loop();
+  }
+
+  /** The node lease was replaced (etcd dropped this node's records): write everything again. */
+  invalidate(): void {
+    this.written.clear();
+    (this.stream as unknown as { destroy?: () => void } | undefined)?.destroy?.();
   }
 
   stop(): void {
@@ -90,6 +99,7 @@ export class ClusterView {
       if (Object.keys(v.networks).some((id) => netIds.has(id))) views.set(v.id, JSON.stringify(v));
     }
     await this.replace(this.keys.containers(this.o.node), views, true);
+    this.written = new Map([...views].map(([id, v]) => [this.keys.containers(this.o.node) + id, v]));
   }
 
   private async replace(prefix: string, want: Map<string, string>, leased: boolean): Promise<void> {
@@ -136,8 +146,14 @@ export class ClusterView {
       const key = this.keys.containers(this.o.node) + id;
       const inspect = await docker.getContainer(id).inspect().catch(gone);
       const view = inspect?.State.Running ? containerView(inspect) : undefined;
-      if (!view || !Object.keys(view.networks).some((n) => this.ourNetworks.has(n))) return void (await client.delete().key(key).exec());
-      await client.put(key).value(JSON.stringify(view)).lease(await this.o.lease.id()).exec();
+      if (!view || !Object.keys(view.networks).some((n) => this.ourNetworks.has(n))) {
+        if (!this.written.delete(key)) return;
+        return void (await client.delete().key(key).exec());
+      }
+      const value = JSON.stringify(view);
+      if (this.written.get(key) === value) return;
+      await client.put(key).value(value).lease(await this.o.lease.id()).exec();
+      this.written.set(key, value);
     } else if (kind === 'service') {
       if (!this.manager) return;
       const s = await docker.getService(id).inspect().catch(gone);

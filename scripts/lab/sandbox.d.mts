@@ -8,11 +8,11 @@ export interface Layout {
   bridge: string; underlay: string; hostAddress: string; dataDir: string; etcdPort: number; etcdPeerPort: number;
   pluginName: string; pluginAlias: string; networkDriver: string;
 }
-export interface Sandbox { nodes: SandboxNode[]; etcd: SandboxEtcd; manager: SandboxNode; layout: Layout; ready: boolean }
+export interface Sandbox { hook?: boolean; nodes: SandboxNode[]; etcd: SandboxEtcd; manager: SandboxNode; layout: Layout; ready: boolean }
 export const LAYOUT: Layout;
 export const MAX_NODES: number;
 export function etcdEndpoint(): string;
-export function up(opts?: { nodes?: number; managers?: number; docker?: string; log?: (msg: string) => void; logLevel?: string }): Promise<Sandbox>;
+export function up(opts?: { nodes?: number; managers?: number; docker?: string; hook?: boolean; log?: (msg: string) => void; logLevel?: string }): Promise<Sandbox>;
 export function down(opts?: { log?: (msg: string) => void }): Promise<void>;
 export function loadSandbox(): Sandbox | undefined;
 export function waitPluginAdvertised(manager: SandboxNode, count: number, timeoutMs?: number): Promise<void>;

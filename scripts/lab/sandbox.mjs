@@ -8,7 +8,7 @@
 //   loadSandbox() -> Sandbox | undefined   the running sandbox from the state file
 //   Sandbox: { nodes: [{ name, netns, address, socket, pid, startTime, mntns, role, engine, ... }], etcd: { endpoint, ... },
 //              manager (first node), layout }
-import { readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IMAGE, buildBusyboxTar, importBusybox } from './busybox-image.mjs';
 import { docker, startDockerd, stopDockerd } from './dockerd.mjs';
@@ -59,8 +59,9 @@ const defaultLog = (() => {
 })();
 
 /** Plugin settings of one node. */
-function pluginSettings(node, logLevel) {
+function pluginSettings(node, logLevel, hook) {
   return {
+    IS_HOOK_AVAILABLE: String(hook),
     ETCD_ENDPOINTS: etcdEndpoint(),
     UNDERLAY_INTERFACE: 'eth0',
     LOG_LEVEL: logLevel,
@@ -70,15 +71,19 @@ function pluginSettings(node, logLevel) {
 }
 
 /**
- * Per-node daemon.json. RUNTIME HOOK: once hook/ ships its runtime wrapper (a later issue), add it here as
- *   { runtimes: { swarmnet: { path: <wrapper> } }, 'default-runtime': 'swarmnet' }
- * and set the plugin's IS_HOOK_AVAILABLE=true in pluginSettings.
+ * The host-side parts of DNS injection on one node, installed the way users do: `swarmnet host install` from the
+ * build's own files, merging the node's daemon.json (written before its dockerd starts).
  */
-function daemonConfig() {
-  return {};
+async function installHostParts(n) {
+  const dir = join(LAYOUT.dataDir, n.name, 'host');
+  const daemonJson = join(n.dataRoot, 'daemon.json');
+  mkdirSync(n.dataRoot, { recursive: true });
+  writeFileSync(daemonJson, '{}\n');
+  await run(process.execPath, [join(REPO, 'dist/plugin/cli.js'), 'host', 'install', '--dir', dir, '--daemon-json', daemonJson]);
+  return JSON.parse(readFileSync(daemonJson, 'utf8'));
 }
 
-export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT_ENGINE, log = defaultLog, logLevel = 'info' } = {}) {
+export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT_ENGINE, hook = true, log = defaultLog, logLevel = 'info' } = {}) {
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) throw new Error(`--nodes must be an integer from 1 to ${MAX_NODES}, got ${nodes}`);
   if (!Number.isInteger(managers) || managers < 1 || managers > nodes) throw new Error(`--managers must be an integer from 1 to --nodes (${nodes}), got ${managers}`);
   const engineOf = parseEngines(engineSpec, nodes);
@@ -96,7 +101,7 @@ export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT
     log('cleaning up what a previous sandbox left');
     await down({ log: () => {} });
   }
-  const state = { version: 1, startedAt: new Date().toISOString(), repo: REPO, bridge: LAYOUT.bridge, guard: true, dataDir: LAYOUT.dataDir, nodes: [], etcd: undefined, ready: false };
+  const state = { version: 1, hook, startedAt: new Date().toISOString(), repo: REPO, bridge: LAYOUT.bridge, guard: true, dataDir: LAYOUT.dataDir, nodes: [], etcd: undefined, ready: false };
   saveState(state);
   try {
     // The plugin build is the slow step on a cold machine (compile, npm ci, Debian packages): run it alongside.
@@ -113,6 +118,11 @@ export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT
     state.etcd = { ...state.etcd, ...(await startEtcd({ address: LAYOUT.hostAddress, port: LAYOUT.etcdPort, peerPort: LAYOUT.etcdPeerPort, dataDir: state.etcd.dataDir })) };
     saveState(state);
 
+    if (hook) {
+      // The hook and runtime wrapper come from the build: wait for it before the first dockerd starts.
+      await plugin;
+      log('runtime wrapper + createContainer hook on every node (swarmnet host install)');
+    }
     log(`starting ${nodes} node(s): namespaces and one dockerd each`);
     const layouts = Array.from({ length: nodes }, (_, k) => ({ ...nodeLayout(k + 1), role: k < managers ? 'manager' : 'worker', engine: engines.get(engineOf[k]).version }));
     state.nodes = layouts;
@@ -120,7 +130,8 @@ export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT
     await Promise.all(layouts.map(async (n, k) => {
       await createNetns(n.netns);
       await addVethToBridge({ netns: n.netns, bridge: LAYOUT.bridge, hostIf: n.hostIf, address: `${n.address}/24`, gateway: LAYOUT.hostAddress });
-      const d = await startDockerd({ name: n.name, netns: n.netns, dataRoot: n.dataRoot, socket: n.socket, daemonConfig: daemonConfig(), nameserver: LAYOUT.hostAddress, binDir: engines.get(engineOf[k]).binDir });
+      const daemonConfig = hook ? await installHostParts(n) : {};
+      const d = await startDockerd({ name: n.name, netns: n.netns, dataRoot: n.dataRoot, socket: n.socket, daemonConfig, nameserver: LAYOUT.hostAddress, binDir: engines.get(engineOf[k]).binDir });
       state.nodes[k] = { ...n, pid: d.pid, startTime: d.startTime, mntns: d.mntns, logFile: d.logFile };
       saveState(state);
       log(`  ${n.name}: dockerd ${n.engine} pid ${d.pid}, ${n.address}, ${n.socket}`);
@@ -137,7 +148,7 @@ export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT
     const { createPlugin } = await import('../build-plugin.mjs');
     await Promise.all(state.nodes.map((n) => createPlugin({
       dir: built.dir, host: `unix://${n.socket}`, name: LAYOUT.pluginName, force: true,
-      settings: pluginSettings(n, logLevel), enable: true,
+      settings: pluginSettings(n, logLevel, hook), enable: true,
       log: (m) => { if (/(created|enabled) in/.test(m)) log(`  ${n.name}: plugin ${m.replace(/^.*: /, '')}`); },
     })));
     log('waiting until every node advertises the plugin to the swarm (about 20 s)');
@@ -193,7 +204,7 @@ export async function waitPluginAdvertised(manager, count, timeoutMs = 120_000) 
 }
 
 function sandboxOf(state) {
-  return { nodes: state.nodes, etcd: state.etcd, manager: state.nodes[0], layout: LAYOUT, ready: state.ready };
+  return { hook: state.hook !== false, nodes: state.nodes, etcd: state.etcd, manager: state.nodes[0], layout: LAYOUT, ready: state.ready };
 }
 
 export function loadSandbox() {

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { containerView, networkView, serviceView } from '../../plugin/docker/model.js';
+import { containerView, networkView, serviceView } from '../../common/docker-view.js';
 import { NdjsonSplitter } from '../../plugin/docker/ndjson.js';
 
 // Inspect JSON written after the Docker Engine API 1.41 documentation (no dockerd run here): the mapping logic only.
@@ -27,5 +27,13 @@ test('network, service and container views', (t) => {
   t.deepEqual(containerView({
     Id: 'c1', Name: '/web.1.abc', Config: { Hostname: 'c1host', Labels: { 'com.docker.swarm.service.name': 'web' } },
     NetworkSettings: { Networks: { tpnet: { NetworkID: 'n1', IPAddress: '10.128.0.2', Aliases: ['web'], DNSNames: ['web.1.abc', 'c1host'] } } },
-  }), { id: 'c1', name: 'web.1.abc', hostname: 'c1host', service: 'web', networks: { n1: { address: '10.128.0.2', aliases: ['web'], dnsNames: ['web.1.abc', 'c1host'] } } });
+  }), { id: 'c1', name: 'web.1.abc', hostname: 'c1host', service: 'web', live: true, ndots: false, networks: { n1: { address: '10.128.0.2', aliases: ['web'], dnsNames: ['web.1.abc', 'c1host'] } } });
+  const task = containerView({
+    Id: 'c2', Name: '/api.1.x', Config: { Hostname: 'h', Labels: { 'com.docker.swarm.service.name': 'api', 'com.docker.swarm.service.id': 's9' } },
+    State: { Health: { Status: 'starting' } }, HostConfig: { DnsOptions: ['ndots:2'] },
+    NetworkSettings: { SandboxKey: '/var/run/docker/netns/abc', Networks: {} },
+  });
+  t.like(task, { serviceId: 's9', sandboxKey: '/var/run/docker/netns/abc', live: false, ndots: true });
+  t.true(containerView({ Id: 'c3', State: { Health: { Status: 'healthy' } } }).live);
+  t.false(containerView({ Id: 'c4', State: { Health: { Status: 'unhealthy' } } }).live);
 });

@@ -14,7 +14,15 @@ export interface ContainerView {
   id: string;
   name: string;
   hostname: string;
+  /** Swarm task: its service's name and id (labels). */
   service?: string;
+  serviceId?: string;
+  /** Its network namespace (NetworkSettings.SandboxKey): how the node that runs it finds what it serves. */
+  sandboxKey?: string;
+  /** False while a HEALTHCHECK has not reported healthy: Docker publishes a task's names only once it is. */
+  live: boolean;
+  /** Its resolv.conf sets its own ndots (--dns-option ndots:N): Docker's ndotsSet rule. */
+  ndots: boolean;
   /** network id → address, aliases and DNS names */
   networks: Record<string, { address: string; aliases: string[]; dnsNames: string[] }>;
 }
@@ -59,5 +67,13 @@ export function containerView(inspect: unknown): ContainerView {
     networks[id] = { address: str(e.IPAddress), aliases: strs(e.Aliases), dnsNames: strs(e.DNSNames) };
   }
   const service = str(labels['com.docker.swarm.service.name']);
-  return { id: str(c.Id), name: str(c.Name).replace(/^\//, ''), hostname: str(cfg.Hostname), ...(service ? { service } : {}), networks };
+  const serviceId = str(labels['com.docker.swarm.service.id']);
+  const sandboxKey = str(obj(c.NetworkSettings).SandboxKey);
+  const health = str(obj(obj(c.State).Health).Status);
+  const ndots = strs(obj(c.HostConfig).DnsOptions).some((o) => o.startsWith('ndots:'));
+  return {
+    id: str(c.Id), name: str(c.Name).replace(/^\//, ''), hostname: str(cfg.Hostname),
+    ...(service ? { service } : {}), ...(serviceId ? { serviceId } : {}), ...(sandboxKey ? { sandboxKey } : {}),
+    live: !health || health === 'healthy', ndots, networks,
+  };
 }

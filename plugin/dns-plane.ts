@@ -1,0 +1,85 @@
+import { dirname, join } from 'node:path';
+import type { Etcd3 } from 'etcd3';
+import { Gauge, Counter } from 'prom-client';
+import type { Logger } from '../common/log.js';
+import { ClusterTable } from '../dns/cluster-table.js';
+import { DnsInjector } from '../dns/inject/injector.js';
+import { startHookServer } from '../dns/inject/hook-server.js';
+import { DnsServer } from '../dns/server.js';
+import { indexTable } from '../dns/table.js';
+import { registry } from './metrics.js';
+import { PrefixWatch } from './state/watch.js';
+
+/** What Join and Leave tell the DNS plane (plugin/network-driver.ts). */
+export interface JoinObserver {
+  joined(endpointId: string, dockerNetworkId: string, sandboxKey: string): Promise<void>;
+  left(endpointId: string): Promise<void>;
+}
+
+export interface DnsPlane extends JoinObserver {
+  injector: DnsInjector;
+  stop(): Promise<void>;
+}
+
+export interface DnsPlaneOptions {
+  client: Etcd3;
+  prefix: string;
+  node: string;
+  compat: boolean;
+  /** The plugin's socket: the hook socket goes beside it (the directory Docker shares with the host). */
+  pluginSocket: string;
+  hookAvailable: boolean;
+  log: Logger;
+}
+
+/** The hook socket's name; hook/native/hook.c looks for it in /run/docker/plugins/<plugin id>/. */
+export const HOOK_SOCKET = 'swarmnet-hook.sock';
+
+/**
+ * Starts the DNS plane: the Docker view from one etcd watch (incremental: a change costs its own size), the
+ * resolver, the injector and the hook socket. Stopping hands every container back to Docker's resolver.
+ */
+export async function startDnsPlane(o: DnsPlaneOptions): Promise<DnsPlane> {
+  const cluster = new ClusterTable(o.prefix, o.node);
+  const server = new DnsServer(indexTable({ networks: [], containers: [], services: [], views: [] }), { compat: o.compat });
+  const injector = new DnsInjector({ server, cluster, log: o.log });
+  const watch = await PrefixWatch.start(o.client, cluster.prefix, {
+    onSnapshot: (kvs) => { cluster.reset(kvs); injector.clusterChanged(); },
+    onEvent: (ev) => { if (cluster.apply(ev.type, ev.key, ev.value)) injector.clusterChanged(); },
+  });
+  injector.start();
+  const hookPath = join(dirname(o.pluginSocket), HOOK_SOCKET);
+  let hook: { close(): Promise<void> } | undefined;
+  try {
+    hook = await startHookServer({ path: hookPath, handle: (ns) => injector.hook(ns), log: o.log });
+  } catch (e) {
+    o.log.warn({ err: (e as Error).message, path: hookPath }, 'hook socket unavailable: containers are served from Join or when their namespace appears');
+  }
+  o.log.info({ hookSocket: hook ? hookPath : undefined, hookInstalled: o.hookAvailable }, 'DNS plane started');
+  const unregister = registerMetrics(injector, cluster, server);
+  return {
+    injector,
+    joined: (ep, net, key) => injector.join(ep, net, key),
+    left: (ep) => injector.leave(ep),
+    async stop() {
+      unregister();
+      await hook?.close();
+      await watch.close();
+      await injector.stop();
+    },
+  };
+}
+
+function registerMetrics(injector: DnsInjector, cluster: ClusterTable, server: DnsServer): () => void {
+  const gauges = [
+    new Counter({ name: 'swarmnet_dns_queries_total', help: 'DNS queries answered or forwarded for containers on this node', registers: [], collect() { this.reset(); this.inc(server.stats.queries); } }),
+    new Gauge({ name: 'swarmnet_dns_namespaces_served', help: 'Container network namespaces whose 127.0.0.11 this node answers', registers: [], collect() { this.set(injector.stats.served); } }),
+    new Gauge({ name: 'swarmnet_dns_namespaces_waiting', help: 'Namespaces joined to a swarmnet network and not served yet (not created yet, or failing)', registers: [], collect() { this.set(injector.stats.waiting); } }),
+    new Counter({ name: 'swarmnet_dns_serve_failures_total', help: 'Namespaces that could not be served (they keep Docker\'s resolver)', registers: [], collect() { this.reset(); this.inc(injector.stats.serveFailures); } }),
+    new Counter({ name: 'swarmnet_dns_hook_requests_total', help: 'createContainer hook requests, by whether the namespace was one this node serves', labelNames: ['matched'] as const, registers: [], collect() { this.reset(); this.inc({ matched: 'true' }, injector.stats.hookMatched); this.inc({ matched: 'false' }, injector.stats.hookOther); } }),
+    new Counter({ name: 'swarmnet_dns_table_builds_total', help: 'Resolver tables built from the Docker view', registers: [], collect() { this.reset(); this.inc(injector.stats.tableBuilds); } }),
+    new Counter({ name: 'swarmnet_dns_records_rejected_total', help: 'Docker-view records in etcd that failed validation', registers: [], collect() { this.reset(); this.inc(cluster.stats.rejected); } }),
+  ];
+  for (const g of gauges) registry.registerMetric(g);
+  return () => { for (const g of gauges) registry.removeSingleMetric((g as unknown as { name: string }).name); };
+}
