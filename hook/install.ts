@@ -1,4 +1,4 @@
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -112,6 +112,6 @@ export function hostUninstall(o: { dir: string }): { changed: boolean } {
   const changed = JSON.stringify(current) !== JSON.stringify(restored);
   if (changed) writeAtomic(record.daemonJson, `${JSON.stringify(restored, null, 2)}\n`);
   for (const f of [...FILES, RECORD]) rmSync(join(o.dir, f), { force: true });
-  try { rmSync(o.dir); } catch { /* not empty: someone else's files stay */ }
+  try { rmdirSync(o.dir); } catch { /* not empty: someone else's files stay */ }
   return { changed };
 }
