@@ -1,13 +1,14 @@
 import { isIPv4 } from 'node:net';
 import type { ContainerView, NetworkView, ServiceView } from '../common/docker-view.js';
-import type { TableParsed } from './table.js';
+import { endpointContribution, LiveNet, vipContribution, walkOrder, type NetIndex, type Table, type TableParsed } from './table.js';
 
 /**
  * Docker's view as every node's resolver needs it, kept from the etcd watch of `<prefix>/swarmnet/docker/`
  * (networks and services written by the managers, containers by the node that runs them: plugin/docker/cluster-view.ts).
- * Each watch event costs O(1) here; `input()` renders the table for the networks this node serves, indexed by
- * network so that its cost follows what this node needs, not the cluster. Records are validated once, as they
- * arrive: a bad record is dropped (and counted), it never breaks the table.
+ * `table` is the resolver's table, kept live: only the networks this node serves (`setViews`) are indexed, and an
+ * event changes only what its record contributed (a container: its names on those networks; a service: its VIP
+ * names and its tasks' names), so its cost is the size of the change, not of the cluster. Records are validated
+ * once, as they arrive: a bad record is dropped (and counted), it never breaks the table.
  */
 export interface SandboxView {
   /** The network namespace's path (Join's SandboxKey): the view's id. */
@@ -28,6 +29,12 @@ export class ClusterTable {
   private readonly byNetwork = new Map<string, Set<string>>();
   /** This node's containers by their namespace's path. */
   private readonly local = new Map<string, ContainerView>();
+  /** Service id → keys of its tasks' records. */
+  private readonly tasksOf = new Map<string, Set<string>>();
+  /** The indexed networks (those some view is attached to). */
+  private readonly nets = new Map<string, LiveNet>();
+  private viewList: SandboxView[] = [];
+  readonly table: Table = { nets: this.nets, views: new Map(), viewByIp: new Map() };
   readonly stats = { rejected: 0 };
 
   constructor(prefix: string, private readonly node: string) {
@@ -43,7 +50,10 @@ export class ClusterTable {
     this.containers.clear();
     this.byNetwork.clear();
     this.local.clear();
+    this.tasksOf.clear();
+    this.nets.clear();
     for (const [k, v] of kvs) this.put(k, v);
+    this.setViews(this.viewList);
   }
 
   /** One watch event; returns whether it was one of ours. */
@@ -68,10 +78,14 @@ export class ClusterTable {
     try { raw = JSON.parse(value); } catch { this.stats.rejected++; return true; }
     if (k.kind === 'networks') {
       const n = validNetwork(raw);
-      if (n) this.networks.set(k.id, n); else this.stats.rejected++;
+      if (!n) { this.stats.rejected++; return true; }
+      this.networks.set(k.id, n);
+      if (this.nets.has(k.id) && this.nets.get(k.id)!.name !== n.name.toLowerCase()) this.setViews(this.viewList, k.id);
     } else if (k.kind === 'services') {
       const s = validService(raw);
-      if (s) this.services.set(k.id, s); else this.stats.rejected++;
+      if (!s) { this.stats.rejected++; return true; }
+      this.services.set(k.id, s);
+      this.indexService(k.id);
     } else {
       const c = validContainer(raw);
       if (!c) { this.stats.rejected++; return true; }
@@ -82,6 +96,12 @@ export class ClusterTable {
         if (!set) this.byNetwork.set(net, (set = new Set()));
         set.add(key);
       }
+      if (c.serviceId) {
+        let set = this.tasksOf.get(c.serviceId);
+        if (!set) this.tasksOf.set(c.serviceId, (set = new Set()));
+        set.add(key);
+      }
+      this.indexContainer(key);
     }
     return true;
   }
@@ -90,8 +110,9 @@ export class ClusterTable {
     const k = this.parse(key);
     if (!k) return false;
     if (k.kind === 'networks') this.networks.delete(k.id);
-    else if (k.kind === 'services') this.services.delete(k.id);
-    else {
+    else if (k.kind === 'services') {
+      if (this.services.delete(k.id)) this.indexService(k.id);
+    } else {
       const c = this.containers.get(key);
       if (c) {
         this.containers.delete(key);
@@ -101,9 +122,58 @@ export class ClusterTable {
           set?.delete(key);
           if (set?.size === 0) this.byNetwork.delete(net);
         }
+        if (c.serviceId) {
+          const set = this.tasksOf.get(c.serviceId);
+          set?.delete(key);
+          if (set?.size === 0) this.tasksOf.delete(c.serviceId);
+        }
+        for (const net of this.nets.values()) net.drop(key);
       }
     }
     return true;
+  }
+
+  /** A container record's names on every indexed network (none when it is gone). */
+  private indexContainer(key: string): void {
+    const c = this.containers.get(key);
+    for (const net of this.nets.values()) net.set(key, c ? this.contribution(c, net) : undefined);
+  }
+
+  private contribution(c: ContainerView, net: LiveNet): ReturnType<typeof endpointContribution> {
+    const e = c.networks[net.id];
+    if (!e) return undefined;
+    const svc = c.serviceId ? this.services.get(c.serviceId) : undefined;
+    return endpointContribution(parsedContainer(c), { networkId: net.id, ip: e.address, aliases: e.aliases }, net.name, svc && parsedService(svc));
+  }
+
+  /** A service's VIP names and its tasks' names on every indexed network. */
+  private indexService(id: string): void {
+    const s = this.services.get(id);
+    for (const net of this.nets.values()) net.set(`s/${id}`, s ? vipContribution(parsedService(s), net.id) : undefined);
+    for (const key of this.tasksOf.get(id) ?? []) this.indexContainer(key);
+  }
+
+  /**
+   * The namespaces this node serves and the networks each is attached to: indexes networks that became wanted
+   * (O(their records)), forgets the others, and rebuilds the views (O(views)). `rebuild` forces one network's index
+   * to be rebuilt (its name changed).
+   */
+  setViews(views: SandboxView[], rebuild?: string): void {
+    this.viewList = views;
+    const wanted = new Set(views.flatMap((v) => v.networks));
+    for (const id of this.nets.keys()) if (!wanted.has(id) || id === rebuild) this.nets.delete(id);
+    for (const id of wanted) {
+      if (this.nets.has(id)) continue;
+      const net = new LiveNet(id, (this.networks.get(id)?.name ?? id).toLowerCase());
+      this.nets.set(id, net);
+      for (const key of this.byNetwork.get(id) ?? []) net.set(key, this.contribution(this.containers.get(key)!, net));
+      for (const [sid, s] of this.services) net.set(`s/${sid}`, vipContribution(parsedService(s), id));
+    }
+    this.table.views.clear();
+    for (const v of views) {
+      const nets = walkOrder(v.networks.map((id) => this.nets.get(id)).filter((n): n is LiveNet => !!n) as NetIndex[]);
+      this.table.views.set(v.id, { nets, upstreams: undefined, ndots: this.local.get(v.id)?.ndots ?? false });
+    }
   }
 
   /** This node's container record whose namespace is `sandboxKey`, if Docker's view has it yet. */
@@ -120,39 +190,18 @@ export class ClusterTable {
   isOurNetwork(id: string): boolean {
     return this.networks.has(id);
   }
+}
 
-  /** The resolver's table for these views: only the networks they are attached to, cluster-wide. */
-  input(views: SandboxView[]): TableParsed {
-    const wanted = new Set(views.flatMap((v) => v.networks));
-    const networks = [...wanted].map((id) => ({ id, name: this.networks.get(id)?.name ?? id, internal: false }));
-    const containers: TableParsed['containers'] = [];
-    const seen = new Set<string>();
-    for (const net of wanted) {
-      for (const key of this.byNetwork.get(net) ?? []) {
-        if (seen.has(key)) continue;
-        seen.add(key);
-        const c = this.containers.get(key)!;
-        const endpoints = Object.entries(c.networks)
-          .filter(([id]) => wanted.has(id))
-          .map(([networkId, e]) => ({ networkId, ip: e.address, aliases: e.aliases }));
-        containers.push({
-          id: c.id, name: c.name, ...(c.hostname ? { hostname: c.hostname } : {}), ...(c.serviceId ? { serviceId: c.serviceId } : {}),
-          ndots: c.ndots, live: c.live, endpoints,
-        });
-      }
-    }
-    const services: TableParsed['services'] = [];
-    for (const s of this.services.values()) {
-      const nets = Object.keys({ ...s.vips, ...s.aliases }).filter((id) => wanted.has(id));
-      if (!nets.length) continue;
-      services.push({
-        id: s.id, name: s.name, mode: s.endpointMode,
-        networks: nets.map((networkId) => ({ networkId, ...(s.vips[networkId] ? { vip: s.vips[networkId] } : {}), aliases: s.aliases[networkId] ?? [] })),
-      });
-    }
-    const sandboxViews = views.map((v) => ({ id: v.id, networks: v.networks, ndots: this.localContainer(v.id)?.ndots ?? false }));
-    return { networks, containers, services, views: sandboxViews };
-  }
+type ParsedContainer = TableParsed['containers'][number];
+type ParsedService = TableParsed['services'][number];
+
+function parsedContainer(c: ContainerView): ParsedContainer {
+  return { id: c.id, name: c.name, ...(c.hostname ? { hostname: c.hostname } : {}), ...(c.serviceId ? { serviceId: c.serviceId } : {}), ndots: c.ndots, live: c.live, endpoints: [] };
+}
+
+function parsedService(s: ServiceView): ParsedService {
+  const nets = [...new Set([...Object.keys(s.vips), ...Object.keys(s.aliases)])];
+  return { id: s.id, name: s.name, mode: s.endpointMode, networks: nets.map((networkId) => ({ networkId, ...(s.vips[networkId] ? { vip: s.vips[networkId] } : {}), aliases: s.aliases[networkId] ?? [] })) };
 }
 
 type Obj = Record<string, unknown>;

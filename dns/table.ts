@@ -69,12 +69,116 @@ export interface Table { nets: Map<string, NetIndex>; views: Map<string, View>; 
 
 export const EMPTY_VIEW: View = { nets: [], upstreams: undefined, ndots: false };
 
-function add(m: Map<string, Addrs>, key: string, v4?: string, v6?: string): void {
-  const k = key.toLowerCase();
-  let a = m.get(k);
-  if (!a) { a = { v4: [], v6: [] }; m.set(k, a); }
-  if (v4 && !a.v4.includes(v4)) a.v4.push(v4);
-  if (v6 && !a.v6.includes(v6)) a.v6.push(v6);
+/** What one owner (a container's endpoint, a service's VIP) puts into a network's index. */
+export interface Contribution {
+  /** (name, address) pairs, in Docker's order. */
+  names: [string, string][];
+  /** (address key, PTR name): the first owner of an address names it. */
+  ptr: [string, string][];
+}
+
+/**
+ * A network's index, kept up to date owner by owner: setting an owner replaces what it contributed, so a change
+ * costs the size of that owner's names, not of the network. Shared names (tasks.<svc>, DNSRR) are reference-counted.
+ */
+export class LiveNet implements NetIndex {
+  readonly names = new Map<string, Addrs>();
+  readonly ptr = new Map<string, string>();
+  private readonly owners = new Map<string, Contribution>();
+  private readonly counts = new Map<string, Map<string, number>>();
+  /** address key → owner → PTR name, in the order owners came (the first one names the address). */
+  private readonly ptrOwners = new Map<string, Map<string, string>>();
+
+  constructor(readonly id: string, public name: string, public internal = false) {}
+
+  get size(): number { return this.owners.size; }
+
+  set(owner: string, c: Contribution | undefined): void {
+    this.drop(owner);
+    if (!c || (!c.names.length && !c.ptr.length)) return;
+    this.owners.set(owner, c);
+    for (const [n, ip] of c.names) {
+      const k = n.toLowerCase();
+      let byIp = this.counts.get(k);
+      if (!byIp) this.counts.set(k, (byIp = new Map()));
+      const count = byIp.get(ip) ?? 0;
+      byIp.set(ip, count + 1);
+      if (count) continue;
+      let a = this.names.get(k);
+      if (!a) this.names.set(k, (a = { v4: [], v6: [] }));
+      (ip.includes(':') ? a.v6 : a.v4).push(ip);
+    }
+    for (const [key, name] of c.ptr) {
+      let m = this.ptrOwners.get(key);
+      if (!m) this.ptrOwners.set(key, (m = new Map()));
+      m.set(owner, name);
+      if (!this.ptr.has(key)) this.ptr.set(key, name);
+    }
+  }
+
+  drop(owner: string): void {
+    const c = this.owners.get(owner);
+    if (!c) return;
+    this.owners.delete(owner);
+    for (const [n, ip] of c.names) {
+      const k = n.toLowerCase();
+      const byIp = this.counts.get(k)!;
+      const count = byIp.get(ip)! - 1;
+      if (count) { byIp.set(ip, count); continue; }
+      byIp.delete(ip);
+      const a = this.names.get(k)!;
+      const list = ip.includes(':') ? a.v6 : a.v4;
+      list.splice(list.indexOf(ip), 1);
+      if (!byIp.size) { this.counts.delete(k); this.names.delete(k); }
+    }
+    for (const [key] of c.ptr) {
+      const m = this.ptrOwners.get(key)!;
+      m.delete(owner);
+      const next = m.values().next();
+      if (next.done) { this.ptrOwners.delete(key); this.ptr.delete(key); } else this.ptr.set(key, next.value);
+    }
+  }
+}
+
+type ParsedContainer = TableParsed['containers'][number];
+type ParsedService = TableParsed['services'][number];
+
+/**
+ * A container's names on one network (Docker's DNSNames order: container name, which is also the PTR name, network
+ * aliases, short ID, hostname) and, for a task, its service's `tasks.` names (and the service names under DNSRR).
+ * Nothing while a task is not healthy yet.
+ */
+export function endpointContribution(c: ParsedContainer, e: ParsedContainer['endpoints'][number], netName: string, svc: ParsedService | undefined): Contribution | undefined {
+  if (!c.live) return undefined;
+  const names: [string, string][] = [];
+  const ptr: [string, string][] = [];
+  const addrs = e.ipv6 ? [e.ip, e.ipv6] : [e.ip];
+  for (const n of [c.name, ...e.aliases, c.id.slice(0, 12), ...(c.hostname ? [c.hostname] : [])]) for (const ip of addrs) names.push([n, ip]);
+  const ptrName = `${c.name.toLowerCase()}.${netName.toLowerCase()}`;
+  ptr.push([e.ip, ptrName]);
+  if (e.ipv6) ptr.push([ipv6Bytes(e.ipv6).toString('hex'), ptrName]);
+  if (svc) {
+    const svcAliases = svc.networks.find((x) => x.networkId === e.networkId)?.aliases ?? [];
+    for (const n of [svc.name, ...svcAliases]) {
+      for (const ip of addrs) {
+        names.push([`tasks.${n}`, ip]);
+        if (svc.mode === 'dnsrr') names.push([n, ip]);
+      }
+    }
+  }
+  return { names, ptr };
+}
+
+/** VIP mode: the service name and its aliases resolve to the VIP on that network (no PTR, as Docker's ipMapUpdate=false). */
+export function vipContribution(s: ParsedService, networkId: string): Contribution | undefined {
+  const sn = s.networks.find((x) => x.networkId === networkId);
+  if (s.mode !== 'vip' || !sn?.vip) return undefined;
+  return { names: [s.name, ...sn.aliases].map((n) => [n, sn.vip!] as [string, string]), ptr: [] };
+}
+
+/** Docker's walk order of a container's networks: non-internal first, then by network name. */
+export function walkOrder(nets: NetIndex[]): NetIndex[] {
+  return nets.sort((a, b) => (a.internal === b.internal ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.internal ? 1 : -1));
 }
 
 /** Validates the JSON form (throws a ZodError with the path of the first problem) and indexes it. */
@@ -84,47 +188,24 @@ export function buildTable(raw: unknown): Table {
 
 /** Indexes an already validated table. */
 export function indexTable(t: TableParsed): Table {
-  const nets = new Map<string, NetIndex>();
-  for (const n of t.networks) nets.set(n.id, { id: n.id, name: n.name.toLowerCase(), internal: n.internal, names: new Map(), ptr: new Map() });
+  const nets = new Map<string, LiveNet>();
+  for (const n of t.networks) nets.set(n.id, new LiveNet(n.id, n.name.toLowerCase(), n.internal));
   const svcById = new Map(t.services.map((s) => [s.id, s]));
   const views = new Map<string, View>();
   const viewByIp = new Map<string, string>();
-  const walk = (ids: string[]): NetIndex[] => {
-    const attached = [...new Set(ids)].map((id) => nets.get(id)).filter((n): n is NetIndex => !!n);
-    return attached.sort((a, b) => (a.internal === b.internal ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.internal ? 1 : -1));
-  };
+  const walk = (ids: string[]): NetIndex[] => walkOrder([...new Set(ids)].map((id) => nets.get(id)).filter((n): n is LiveNet => !!n));
   for (const v of t.views) views.set(v.id, { nets: walk(v.networks), upstreams: v.upstreams, ndots: v.ndots });
   for (const c of t.containers) {
     views.set(c.id, { nets: walk(c.endpoints.map((e) => e.networkId)), upstreams: c.upstreams, ndots: c.ndots });
-    if (!c.live) continue;
     const svc = c.serviceId ? svcById.get(c.serviceId) : undefined;
     for (const e of c.endpoints) {
       const net = nets.get(e.networkId);
       if (!net) continue;
       viewByIp.set(e.ip, c.id);
       if (e.ipv6) viewByIp.set(e.ipv6, c.id);
-      // Docker's DNSNames order: container name (also the PTR name), network aliases, short ID, hostname.
-      for (const n of [c.name, ...e.aliases, c.id.slice(0, 12), ...(c.hostname ? [c.hostname] : [])]) add(net.names, n, e.ip, e.ipv6);
-      const ptrName = `${c.name.toLowerCase()}.${net.name}`;
-      if (!net.ptr.has(e.ip)) net.ptr.set(e.ip, ptrName);
-      const v6key = e.ipv6 ? ipv6Bytes(e.ipv6).toString('hex') : undefined;
-      if (v6key && !net.ptr.has(v6key)) net.ptr.set(v6key, ptrName);
-      if (!svc) continue;
-      const svcAliases = svc.networks.find((x) => x.networkId === e.networkId)?.aliases ?? [];
-      for (const n of [svc.name, ...svcAliases]) {
-        add(net.names, `tasks.${n}`, e.ip, e.ipv6);
-        if (svc.mode === 'dnsrr') add(net.names, n, e.ip, e.ipv6);
-      }
+      net.set(`c/${c.id}/${e.networkId}`, endpointContribution(c, e, net.name, svc));
     }
   }
-  // VIP mode: the service name and its aliases resolve to the VIP (which has no PTR, like Docker's ipMapUpdate=false).
-  for (const s of t.services) {
-    if (s.mode !== 'vip') continue;
-    for (const sn of s.networks) {
-      const net = nets.get(sn.networkId);
-      if (!net || !sn.vip) continue;
-      for (const n of [s.name, ...sn.aliases]) add(net.names, n, sn.vip);
-    }
-  }
+  for (const s of t.services) for (const sn of s.networks) nets.get(sn.networkId)?.set(`s/${s.id}`, vipContribution(s, sn.networkId));
   return { nets, views, viewByIp };
 }

@@ -1,7 +1,6 @@
 import type { Logger } from '../../common/log.js';
 import type { ClusterTable, SandboxView } from '../cluster-table.js';
 import type { DnsServer, Route } from '../server.js';
-import { indexTable } from '../table.js';
 import { kernel as realKernel, type InjectorKernel, type NetnsId, type Served } from './kernel.js';
 
 /**
@@ -250,13 +249,15 @@ export class DnsInjector {
     setImmediate(() => { if (this.rebuildQueued) this.rebuild(); });
   }
 
-  /** The resolver's table for the namespaces this node serves or is about to. */
+  /** The views of the namespaces this node serves or is about to, and a fresh answer cache. */
   private rebuild(): void {
     this.rebuildQueued = false;
     const t0 = performance.now();
     const views: SandboxView[] = [];
     for (const e of this.entries.values()) if (this.wanted(e)) views.push({ id: e.key, networks: this.networks(e) });
-    this.o.server.setTable(indexTable(this.o.cluster.input(views)));
+    this.o.cluster.setViews(views);
+    // The same live table: a new resolver over it only drops the cache of encoded answers.
+    this.o.server.setTable(this.o.cluster.table);
     this.counters.tableBuilds++;
     this.counters.lastTableBuildMs = performance.now() - t0;
   }

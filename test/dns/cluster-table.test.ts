@@ -1,7 +1,6 @@
 import test from 'ava';
 import { ClusterTable } from '../../dns/cluster-table.js';
 import { dockerResolverPorts } from '../../dns/docker-resolver.js';
-import { indexTable } from '../../dns/table.js';
 import { Resolver } from '../../dns/resolver.js';
 import { query } from './helpers.js';
 import dnsPacket from 'dns-packet';
@@ -17,7 +16,8 @@ const c = (id: string, nets: Record<string, string>, extra: object = {}) => JSON
 });
 
 function ask(table: ClusterTable, view: string, name: string, networks: string[]): string[] {
-  const r = new Resolver(indexTable(table.input([{ id: view, networks }])), { compat: true }).resolve(query(name), view);
+  table.setViews([{ id: view, networks }]);
+  const r = new Resolver(table.table, { compat: true }).resolve(query(name), view);
   if (r.kind !== 'answer') return [r.kind];
   return (dnsPacket.decode(r.response).answers ?? []).map((a) => String(a.data)).sort();
 }
@@ -31,10 +31,9 @@ test('events build the view incrementally; only the networks asked for are rende
     [key('containers/other/t1'), c('t1', { n1: '10.1.0.2', n2: '10.2.0.2' }, { serviceId: 's1' })],
     [key('containers/other/x1'), c('x1', { n2: '10.2.0.9' })],
   ]));
-  const input = ct.input([{ id: '/ns/a', networks: ['n1'] }]);
-  t.deepEqual(input.networks.map((n) => n.name), ['front']);
-  t.deepEqual(input.containers.map((x) => x.id), ['t1'], 'x1 is only on n2: not rendered');
-  t.deepEqual(input.containers[0]!.endpoints.map((e) => e.networkId), ['n1']);
+  ct.setViews([{ id: '/ns/a', networks: ['n1'] }]);
+  t.deepEqual([...ct.table.nets.values()].map((n) => n.name), ['front'], 'only the networks a view is attached to are indexed');
+  t.false(ct.table.nets.get('n1')!.names.has('x1'), 'x1 is only on n2');
   t.deepEqual(ask(ct, '/ns/a', 'api', ['n1']), ['10.1.0.250']);
   t.deepEqual(ask(ct, '/ns/a', 'a', ['n1']), ['10.1.0.250'], 'spec alias');
   t.deepEqual(ask(ct, '/ns/a', 'tasks.api', ['n1']), ['10.1.0.2']);
@@ -61,10 +60,9 @@ test('bad records are dropped and counted, never break the table', (t) => {
   // A container with one bad address keeps its good endpoints.
   ct.apply('put', key('containers/o/g'), JSON.stringify({ id: 'g', name: 'good', networks: { n1: { address: '10.0.0.300' }, n2: { address: '10.0.0.4' } } }));
   ct.apply('put', key('containers/o/h'), JSON.stringify({ id: 'h', name: 'h', networks: { n1: { address: '10.0.0.5', aliases: ['ok', 7, ''] } } }));
-  const input = ct.input([{ id: '/v', networks: ['n1', 'n2'] }]);
-  t.deepEqual(input.containers.map((x) => [x.id, x.endpoints.map((e) => e.ip)]), [['h', ['10.0.0.5']], ['g', ['10.0.0.4']]]);
-  t.deepEqual(input.containers[0]!.endpoints[0]!.aliases, ['ok']);
-  t.notThrows(() => indexTable(input));
+  t.deepEqual(ask(ct, '/v', 'good', ['n1', 'n2']), ['10.0.0.4']);
+  t.deepEqual(ask(ct, '/v', 'ok', ['n1', 'n2']), ['10.0.0.5']);
+  t.deepEqual(ask(ct, '/v', 'h', ['n1', 'n2']), ['10.0.0.5']);
 });
 
 test('this node\'s containers are found by their namespace path; other nodes\' are not', (t) => {
@@ -74,7 +72,8 @@ test('this node\'s containers are found by their namespace path; other nodes\' a
   t.is(ct.localContainer('/var/run/docker/netns/aaa')?.id, 'a');
   t.is(ct.localContainer('/var/run/docker/netns/bbb'), undefined);
   t.deepEqual([...ct.localContainers().keys()], ['/var/run/docker/netns/aaa']);
-  t.true(ct.input([{ id: '/var/run/docker/netns/aaa', networks: ['n1'] }]).views[0]!.ndots, 'ndots from the record');
+  ct.setViews([{ id: '/var/run/docker/netns/aaa', networks: ['n1'] }]);
+  t.true(ct.table.views.get('/var/run/docker/netns/aaa')!.ndots, 'ndots from the record');
   ct.apply('delete', key('containers/me/a'));
   t.is(ct.localContainers().size, 0);
 });
@@ -103,4 +102,35 @@ COMMIT`;
   t.is(dockerResolverPorts(''), undefined);
   t.is(dockerResolverPorts(nftIptables.split('\n').filter((l) => !l.includes('udp')).join('\n')), undefined, 'both are needed');
   t.is(dockerResolverPorts('ip daddr 10.0.0.1 udp dport 53 dnat to 10.0.0.1:5353'), undefined, 'another address');
+});
+
+test('a change touches only what it changes: the same live index, service renames and removals follow, a late network name re-indexes', (t) => {
+  const ct = new ClusterTable(P, 'me');
+  ct.apply('put', key('containers/o/t1'), c('t1', { n1: '10.1.0.2' }, { serviceId: 's1' }));
+  t.deepEqual(ask(ct, '/v', 'tasks.api', ['n1']), ['forward'], 'the service is not known yet');
+  const index = ct.table.nets.get('n1');
+  ct.apply('put', key('services/s1'), JSON.stringify({ id: 's1', name: 'api', endpointMode: 'dnsrr', vips: {}, aliases: { n1: ['a'] } }));
+  t.is(ct.table.nets.get('n1'), index, 'updated in place, not rebuilt');
+  t.deepEqual(ask(ct, '/v', 'tasks.api', ['n1']), ['10.1.0.2']);
+  t.deepEqual(ask(ct, '/v', 'api', ['n1']), ['10.1.0.2'], 'DNSRR');
+  ct.apply('put', key('services/s1'), JSON.stringify({ id: 's1', name: 'web', endpointMode: 'vip', vips: { n1: '10.1.0.250' }, aliases: {} }));
+  t.deepEqual(ask(ct, '/v', 'tasks.api', ['n1']), ['forward'], 'renamed');
+  t.deepEqual(ask(ct, '/v', 'a', ['n1']), ['forward'], 'alias gone');
+  t.deepEqual(ask(ct, '/v', 'web', ['n1']), ['10.1.0.250'], 'VIP mode now');
+  t.deepEqual(ask(ct, '/v', 'tasks.web', ['n1']), ['10.1.0.2']);
+  ct.apply('delete', key('services/s1'));
+  t.deepEqual(ask(ct, '/v', 'tasks.web', ['n1']), ['forward']);
+  t.deepEqual(ask(ct, '/v', 't1', ['n1']), ['10.1.0.2'], 'the container keeps its own name');
+  t.deepEqual(ask(ct, '/v', 't1.n1', ['n1']), ['10.1.0.2'], 'network known by id until its record comes');
+  ct.apply('put', key('networks/n1'), JSON.stringify({ id: 'n1', name: 'Front' }));
+  t.deepEqual(ask(ct, '/v', 't1.front', ['n1']), ['10.1.0.2']);
+  t.deepEqual(ask(ct, '/v', 't1.n1', ['n1']), ['forward']);
+  // Two owners of one name (an alias shared by two containers): removing one keeps the other's address.
+  ct.apply('put', key('containers/o/x'), JSON.stringify({ id: 'x', name: 'x', networks: { n1: { address: '10.1.0.7', aliases: ['shared'] } } }));
+  ct.apply('put', key('containers/o/y'), JSON.stringify({ id: 'y', name: 'y', networks: { n1: { address: '10.1.0.8', aliases: ['shared'] } } }));
+  t.deepEqual(ask(ct, '/v', 'shared', ['n1']), ['10.1.0.7', '10.1.0.8']);
+  ct.apply('delete', key('containers/o/x'));
+  t.deepEqual(ask(ct, '/v', 'shared', ['n1']), ['10.1.0.8']);
+  ct.setViews([]);
+  t.is(ct.table.nets.size, 0, 'no view, no index');
 });

@@ -198,6 +198,26 @@ function pluginPid(node: SandboxNode): number {
   }
   throw new Error(`${node.name}: no plugin process in netns ${node.netns}`);
 }
+/** The node plugin's count of DNS queries it took in (swarmnet_dns_queries_total on its metrics address). */
+async function dnsQueries(node: SandboxNode): Promise<number> {
+  const r = await execInNode(node, 'busybox', ['wget', '-qO-', 'http://127.0.0.1:9474/metrics']);
+  const m = /^swarmnet_dns_queries_total (\d+)/m.exec(r.stdout);
+  if (!m) throw new Error(`${node.name}: no swarmnet_dns_queries_total in the plugin's metrics`);
+  return Number(m[1]);
+}
+const sumQueries = async (nodes: SandboxNode[]): Promise<number> => (await Promise.all(nodes.map(dnsQueries))).reduce((a, b) => a + b, 0);
+/** nft tables in a container's network namespace (by its PID). */
+async function containerTables(node: SandboxNode, id: string): Promise<string> {
+  const pid = JSON.parse((await docker(node, ['inspect', id])).stdout)[0].State.Pid as number;
+  return execFileSync('nsenter', [`--net=/proc/${pid}/ns/net`, 'nft', 'list', 'tables'], { encoding: 'utf8', env: childEnv() });
+}
+/** `nslookup -type=a name` in a container: the sorted addresses, [] when it failed. */
+async function lookup(node: SandboxNode, id: string, name: string): Promise<string[]> {
+  const r = await execInContainer(node, id, ['nslookup', '-type=a', name]);
+  if (r.code !== 0) return [];
+  return r.stdout.split(/\n\s*\n/).slice(1).join('\n').match(/Address: (\d+\.\d+\.\d+\.\d+)/g)?.map((x) => x.slice(9)).sort() ?? [];
+}
+
 function logPlugins(t: { log: (...a: unknown[]) => void }): void {
   for (const n of ctx?.sb.nodes ?? []) t.log(`${n.name} plugin warnings/errors:\n${pluginLog(n)}`);
 }
@@ -300,6 +320,72 @@ if (!enabled) {
     t.log(`3 tasks running after ${((Date.now() - started) / 1000).toFixed(0)} s`);
     c.tasks = await serviceContainers(c.sb.nodes, SERVICE, NETWORK);
     t.deepEqual(c.tasks.map((x) => x.node.name).sort(), ['node1', 'node2', 'node3']);
+  });
+
+  // DNS injection (dns/inject/): the runtime wrapper + createContainer hook are installed on every node
+  // (swarmnet host install, the sandbox's default), and the plugin answers 127.0.0.11 in every container it serves.
+  test.serial("DNS: every task's 127.0.0.11 is swarmnet's (takeover table in its namespace); the service name gives the VIP, tasks.<svc> the 3 tasks; the plugins count the queries", async (t) => {
+    const c = need();
+    t.truthy(c.tasks?.length === 3, 'needs the tasks');
+    const vip = JSON.parse((await docker(c.sb.manager, ['service', 'inspect', SERVICE])).stdout)[0].Endpoint.VirtualIPs
+      .find((v: { NetworkID: string; Addr: string }) => v.NetworkID === c.network!.id)?.Addr.split('/')[0];
+    t.truthy(vip, 'the service has a VIP on the network');
+    for (const task of c.tasks!) {
+      t.regex(await containerTables(task.node, task.id), /table ip swarmnet-dns/, `${task.node.name}: ${task.name}`);
+      const before = await dnsQueries(task.node);
+      t.deepEqual(await lookup(task.node, task.id, SERVICE), [vip], `${task.node.name}: ${SERVICE}`);
+      t.deepEqual(await lookup(task.node, task.id, `tasks.${SERVICE}`), c.tasks!.map((x) => x.address!).sort(), `${task.node.name}: tasks.${SERVICE}`);
+      t.true((await dnsQueries(task.node)) >= before + 2, `${task.node.name}: the queries reached its plugin`);
+    }
+  });
+
+  // The first instruction of 100 tasks resolves a peer service; each task also checks, after that, that swarmnet's
+  // socket is on 127.0.0.11:53 in its namespace, and the plugins must have taken in at least one query per task
+  // (Docker's resolver would answer the name too: the count is what tells them apart).
+  test.serial('DNS from the first instruction: 100 of 100 job tasks resolve the service as their first action, answered by swarmnet', async (t) => {
+    const c = need();
+    t.timeout(8 * 60_000);
+    const jobs = Number(process.env.SWARMNET_E2E_FIRST_RUNS ?? 100);
+    const before = await sumQueries(c.sb.nodes);
+    const script = `nslookup -type=a ${SERVICE} >/dev/null && grep -q '0B00007F:0035 ' /proc/net/udp`;
+    await docker(c.sb.manager, ['service', 'create', '--detach', '--no-resolve-image', '--name', 'e2e-first', '--mode', 'replicated-job',
+      '--replicas', String(jobs), '--max-concurrent', '6', '--network', NETWORK, 'swarmnet/busybox', 'sh', '-c', script]);
+    let states: string[] = [];
+    const deadline = Date.now() + 7 * 60_000;
+    while (Date.now() < deadline) {
+      const out = (await docker(c.sb.manager, ['service', 'ps', '--format', '{{.CurrentState}}|{{.Node}}|{{.Error}}', 'e2e-first'])).stdout;
+      states = out.trim().split('\n').filter(Boolean);
+      if (states.filter((x) => /^(Complete|Failed|Rejected)/.test(x)).length >= jobs) break;
+      await sleep(2000);
+    }
+    const failed = states.filter((x) => !x.startsWith('Complete'));
+    const perNode = new Map<string, number>();
+    for (const x of states) perNode.set(x.split('|')[1]!, (perNode.get(x.split('|')[1]!) ?? 0) + 1);
+    t.log(`tasks per node: ${[...perNode].map(([n, k]) => `${n}=${k}`).join(' ')}`);
+    t.is(states.length - failed.length, jobs, `failed or unfinished: ${failed.slice(0, 10).join('; ')}`);
+    t.true((await sumQueries(c.sb.nodes)) - before >= jobs, 'every task\'s query was answered by swarmnet');
+    await docker(c.sb.manager, ['service', 'rm', 'e2e-first'], { allowFailure: true });
+  });
+
+  test.serial("DNS: a container on a swarmnet network and a bridge network resolves both networks' names (misses go to Docker's resolver in its namespace)", async (t) => {
+    const c = need();
+    t.timeout(3 * 60_000);
+    for (const node of c.sb.nodes) {
+      await docker(node, ['network', 'create', 'e2e-bridge']);
+      try {
+        await docker(node, ['run', '-d', '--name', 'e2e-peer', '--network', 'e2e-bridge', 'swarmnet/busybox', 'sleep', '600']);
+        await docker(node, ['create', '--name', 'e2e-both', '--network', NETWORK, 'swarmnet/busybox', 'sleep', '600']);
+        await docker(node, ['network', 'connect', 'e2e-bridge', 'e2e-both']);
+        await docker(node, ['start', 'e2e-both']);
+        const peer = JSON.parse((await docker(node, ['inspect', 'e2e-peer'])).stdout)[0].NetworkSettings.Networks['e2e-bridge'].IPAddress as string;
+        t.regex(await containerTables(node, 'e2e-both'), /table ip swarmnet-dns/, `${node.name}: served`);
+        t.deepEqual(await lookup(node, 'e2e-both', 'e2e-peer'), [peer], `${node.name}: the bridge network's name`);
+        t.deepEqual(await lookup(node, 'e2e-both', `tasks.${SERVICE}`), c.tasks!.map((x) => x.address!).sort(), `${node.name}: the swarmnet network's names`);
+      } finally {
+        await docker(node, ['rm', '-f', 'e2e-both', 'e2e-peer'], { allowFailure: true });
+        await docker(node, ['network', 'rm', 'e2e-bridge'], { allowFailure: true });
+      }
+    }
   });
 
   // On a real host dockerd's netns bind mounts reach the plugin's rbind,rslave mount of /run/docker (the sandbox's
@@ -511,6 +597,9 @@ if (!enabled) {
     // ICMP from another node's task through the restart: 48 probes 0.25 s apart (12 s).
     const probes = 48;
     const during = execInContainer(observers[0]!.node, observers[0]!.id, ['ping', '-c', String(probes), '-i', '0.25', '-W', '1', target.address!], 60_000);
+    // And DNS inside the restarted node's task: the plugin hands it to Docker's resolver while it is away.
+    const dnsLoop = `ok=0; bad=0; i=0; while [ $i -lt ${probes} ]; do if nslookup -type=a ${SERVICE} >/dev/null 2>&1; then ok=$((ok+1)); else bad=$((bad+1)); fi; i=$((i+1)); usleep 250000; done; echo "ok=$ok bad=$bad"`;
+    const dnsDuring = execInContainer(node, target.id, ['sh', '-c', dnsLoop], 120_000);
     await sleep(1000);
     const restartAt = Date.now();
     await docker(node, ['plugin', 'disable', '-f', LAYOUT.pluginName]);
@@ -521,6 +610,12 @@ if (!enabled) {
       '--constraint', `node.hostname==${node.name}`, '--stop-grace-period', '1s', '--network', NETWORK, 'swarmnet/busybox', 'sleep', '3600']);
 
     const ping = await during;
+    const dns = (await dnsDuring).stdout.trim();
+    t.is(dns, `ok=${probes} bad=0`, `${node.name}: lookups in ${target.name} through the plugin restart`);
+    // Served again after the restart: the new plugin re-injected the running task (no Join happens for it).
+    t.regex(await containerTables(node, target.id), /table ip swarmnet-dns/);
+    const q0 = await dnsQueries(node);
+    t.true((await lookup(node, target.id, SERVICE)).length === 1 && (await dnsQueries(node)) > q0, `${node.name}: ${target.name} is served by the restarted plugin`);
     const received = Number(/(\d+) packets received/.exec(ping.stdout)?.[1] ?? 0);
     // A restart that touched the data plane would lose a second or more (4+ probes); allow one stray loss.
     t.true(received >= probes - 1, `${observers[0]!.node.name} -> ${node.name} ${target.address} during the restart: ${received}/${probes} replies\n${ping.stdout.split('\n').slice(-3).join('\n')}`);

@@ -17,7 +17,7 @@ function tmp(t: ExecutionContext): string {
 }
 
 test('merge keeps every other setting and runtime; restore gives back the original', (t) => {
-  const user = { 'log-driver': 'json-file', runtimes: { nvidia: { path: '/usr/bin/nvidia-container-runtime' } }, 'default-runtime': 'nvidia', 'live-restore': true };
+  const user = { 'log-driver': 'json-file', runtimes: { nvidia: { path: '/opt/nvidia/container-runtime' } }, 'default-runtime': 'nvidia', 'live-restore': true };
   const { config, record } = mergeDaemonConfig(user, '/opt/sn/swarmnet-runtime');
   t.deepEqual(config, { ...user, runtimes: { ...user.runtimes, swarmnet: { path: '/opt/sn/swarmnet-runtime' } }, 'default-runtime': 'swarmnet' });
   t.deepEqual(record, { previousDefaultRuntime: 'nvidia', addedRuntimes: false });
@@ -33,7 +33,7 @@ test('merge keeps every other setting and runtime; restore gives back the origin
   const d = tmp(t);
   const daemonJson = join(d, 'docker', 'daemon.json');
   const dir = join(d, 'lib');
-  const user = { debug: true, runtimes: { other: { path: '/bin/other' } } };
+  const user = { debug: true, runtimes: { other: { path: '/opt/other/runtime' } } };
   mkdirSync(join(d, 'docker'));
   writeFileSync(daemonJson, JSON.stringify(user));
 
