@@ -41,6 +41,8 @@ export interface ServerOptions {
   tcpIdleMs?: number;
   /** TCP: connections per listener; more are closed at once (default 256). */
   maxTcpConnections?: number;
+  /** TCP: connections over all listeners of the process (one per served container): default 4096. */
+  maxTcpTotal?: number;
 }
 
 /** Per TCP connection: stop reading while this many forwarded queries are outstanding, resume at half. */
@@ -59,6 +61,8 @@ export class DnsServer {
   private readonly upstreamCache = new Map<string, Upstream[]>();
   private readonly tcpIdleMs: number;
   private readonly maxTcp: number;
+  private readonly maxTcpTotal: number;
+  private tcpOpen = 0;
   /** Queries taken in (every listener, both transports). */
   readonly stats = { queries: 0 };
 
@@ -68,6 +72,7 @@ export class DnsServer {
     this.defaults = opts.defaultUpstreams ?? hostUpstreams();
     this.tcpIdleMs = opts.tcpIdleMs ?? 10_000;
     this.maxTcp = opts.maxTcpConnections ?? 256;
+    this.maxTcpTotal = opts.maxTcpTotal ?? 4096;
   }
 
   /** Swaps in a new table; queries already being forwarded finish against the old one. */
@@ -180,9 +185,10 @@ export class DnsServer {
     let open = 0;
     tcp.on('error', (e) => log.warn({ err: e }, 'tcp listener error'));
     tcp.on('connection', (c) => {
-      if (open >= this.maxTcp) { c.destroy(); return; }
+      if (open >= this.maxTcp || this.tcpOpen >= this.maxTcpTotal) { c.destroy(); return; }
       open++;
-      c.on('close', () => { open--; });
+      this.tcpOpen++;
+      c.on('close', () => { open--; this.tcpOpen--; });
       const view = this.viewFor(l, c.remoteAddress ?? '');
       const frames = new TcpFrameReader();
       let outstanding = 0;

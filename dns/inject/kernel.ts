@@ -9,6 +9,8 @@ import type { Upstream } from '../upstreams.js';
 export interface NetnsId { dev: number; ino: number }
 
 const NSFS_MAGIC = 0x6e736673;
+/** Forwarded queries of one container at once (Docker's resolver allows 1024 per container too, with a 4 s wait). */
+const MAX_IN_FLIGHT_PER_CONTAINER = 1024;
 
 /** What one served namespace holds: our sockets on 127.0.0.11:53 there, and a forwarder dialing from there. */
 export interface Served {
@@ -44,8 +46,9 @@ export const kernel: InjectorKernel = {
     const listener = await openContainerListener(path);
     let forwarder: Forwarder | undefined;
     try {
-      // One socket: the only server it talks to is Docker's resolver over loopback.
-      forwarder = new Forwarder({ netns: path, sockets: 1 });
+      // One socket: the only server it talks to is Docker's resolver over loopback. Its own in-flight bound: a
+      // container flooding misses is refused past it, and the others' forwarding is untouched.
+      forwarder = new Forwarder({ netns: path, sockets: 1, maxInFlight: MAX_IN_FLIGHT_PER_CONTAINER });
       await applyTakeover(path);
       return { ns, listener, forwarder };
     } catch (e) {

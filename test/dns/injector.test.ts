@@ -194,3 +194,31 @@ rootTest('a namespace that cannot be served keeps Docker\'s resolver (port 53 ta
   t.notRegex(await tables(ns.name), /swarmnet-dns/);
   t.deepEqual(await dig(ns.name, 'web'), ['192.0.2.99']);
 });
+
+/** Sends UDP queries for `name` to 127.0.0.11:53 from inside the namespace as fast as it can, until killed. */
+const FLOOD = `
+const s = require('node:dgram').createSocket('udp4');
+const name = process.argv[1];
+const q = Buffer.concat([Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+  ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, 0, 1, 0, 1])]);
+s.on('message', () => {});
+const burst = () => { for (let i = 0; i < 256; i++) s.send(q, 53, '127.0.0.11'); setImmediate(burst); };
+s.bind(0, () => { console.log('flooding'); burst(); });`;
+
+rootTest('a container flooding its resolver does not starve another container\'s', async (t) => {
+  const a = await containerNetns(t);
+  const b = await containerNetns(t);
+  const { injector, server } = plane(t);
+  await injector.join('epA', 'n1', a.path);
+  await injector.join('epB', 'n1', b.path);
+  const floods = ['web', 'miss.example'].map((name) => spawn('ip', ['netns', 'exec', a.name, process.execPath, '-e', FLOOD, name], { stdio: ['ignore', 'pipe', 'ignore'] }));
+  t.teardown(() => { for (const f of floods) f.kill('SIGKILL'); });
+  await Promise.all(floods.map((f) => new Promise((r) => f.stdout.once('data', r))));
+  const before = server.stats.queries;
+  t.true(await until(() => server.stats.queries > before + 20_000, 60_000, 20), 'the flood reaches the resolver');
+  // Meanwhile B resolves: every lookup answered, right, the first time (dig +tries=1).
+  for (let i = 0; i < 30; i++) {
+    t.deepEqual(await dig(b.name, i % 2 ? 'web' : 'tasks.web'), [i % 2 ? '10.0.1.250' : '10.0.1.2'], `lookup ${i} from B`);
+  }
+  t.deepEqual(await dig(b.name, 'bridge-peer.example'), ['192.0.2.99'], 'B\'s misses still forwarded');
+});

@@ -7,8 +7,9 @@ import dnsPacket from 'dns-packet';
 import { run } from '../../common/exec.js';
 import { buildTable } from '../../dns/table.js';
 import { Forwarder } from '../../dns/forwarder.js';
+import { DnsServer } from '../../dns/server.js';
 import { retry, until } from '../helpers/wait.js';
-import { frame, query, startServer, tcpExchange, udpAsk, upstream, UDP_MODES } from './helpers.js';
+import { frame, query, startServer, tcpExchange, udpAsk, udpTcpPair, upstream, UDP_MODES } from './helpers.js';
 
 const many = Array.from({ length: 60 }, (_, i) => ({ id: `m${i}`, name: `m${i}`, endpoints: [{ networkId: 'n1', ip: `10.0.3.${i + 1}`, aliases: ['big'] }] }));
 const table = buildTable({
@@ -72,6 +73,25 @@ test('TCP: pipelined queries on one connection all answered; partial and idle cl
     });
     t.is(again.replies.length, 1);
   } finally { s.close(); short.close(); }
+});
+
+test('TCP: the process-wide cap counts connections over all listeners (one per served container)', async (t) => {
+  const server = new DnsServer(table, { compat: true, defaultUpstreams: [], tcpIdleMs: 600_000, maxTcpConnections: 10, maxTcpTotal: 3 });
+  const pairs = await Promise.all([udpTcpPair('127.0.0.1'), udpTcpPair('127.0.0.1')]);
+  t.teardown(() => { for (const p of pairs) { p.udp.close(); p.tcp.close(); } });
+  for (const p of pairs) server.addListener({ ...p, viewOf: () => 'me' });
+  const [a, b] = pairs.map((p) => (p.tcp.address() as net.AddressInfo).port) as [number, number];
+  const open = (port: number) => new Promise<net.Socket>((r) => { const c = net.connect(port, '127.0.0.1', () => r(c)); c.on('error', () => {}); });
+  const idle = [await open(a), await open(a), await open(b)];
+  // Each listener is far below its own cap of 10, yet the 4th connection of the process is closed at once.
+  t.true((await tcpExchange(b, frame(query('web')), 1)).closed);
+  idle.forEach((c) => c.destroy());
+  const again = await retry(async () => {
+    const r = await tcpExchange(b, frame(query('web')), 1);
+    if (r.replies.length !== 1) throw new Error('no answer yet');
+    return r;
+  });
+  t.is(again.replies.length, 1);
 });
 
 for (const udp of UDP_MODES) {
