@@ -1,6 +1,6 @@
 import { isIPv4 } from 'node:net';
-import type { ContainerView, NetworkView, ServiceView } from '../common/docker-view.js';
-import { endpointContribution, LiveNet, vipContribution, walkOrder, type NetIndex, type Table, type TableParsed } from './table.js';
+import type { NetworkView, ServiceView } from '../common/docker-view.js';
+import { endpointContribution, LiveNet, vipContribution, walkOrder, type Contribution, type NetIndex, type Table, type TableParsed } from './table.js';
 
 /**
  * Docker's view as every node's resolver needs it, kept from the etcd watch of `<prefix>/swarmnet/docker/`
@@ -19,16 +19,32 @@ export interface SandboxView {
 
 type Kind = 'networks' | 'services' | 'containers';
 
+/** What the resolver keeps of a container record (a node may hold 100,000: only what answers need). */
+export interface ContainerRecord {
+  id: string;
+  name: string;
+  hostname: string;
+  serviceId?: string;
+  sandboxKey?: string;
+  live: boolean;
+  ndots: boolean;
+  networks: Record<string, { address: string; aliases: string[] }>;
+}
+const NO_ALIASES: string[] = Object.freeze([]) as unknown as string[];
+
 export class ClusterTable {
   private readonly root: string;
   private readonly networks = new Map<string, NetworkView>();
   private readonly services = new Map<string, ServiceView>();
-  /** Full etcd key → container record. */
-  private readonly containers = new Map<string, ContainerView>();
+  /**
+   * etcd key → the container's record, kept as compact JSON (a node may hold 100,000; a string is a
+   * fraction of the object graph). Parsed again only to re-index it (its service changed, a network became wanted).
+   */
+  private readonly containers = new Map<string, string>();
   /** Docker network id → keys of the containers with an endpoint on it. */
   private readonly byNetwork = new Map<string, Set<string>>();
   /** This node's containers by their namespace's path. */
-  private readonly local = new Map<string, ContainerView>();
+  private readonly local = new Map<string, ContainerRecord>();
   /** Service id → keys of its tasks' records. */
   private readonly tasksOf = new Map<string, Set<string>>();
   /** The indexed networks (those some view is attached to). */
@@ -52,14 +68,22 @@ export class ClusterTable {
     this.local.clear();
     this.tasksOf.clear();
     this.nets.clear();
-    for (const [k, v] of kvs) this.put(k, v);
+    for (const [k, v] of kvs) this.apply('put', k, v);
     this.setViews(this.viewList);
   }
 
   /** One watch event; returns whether it was one of ours. */
   apply(type: 'put' | 'delete', key: string, value?: string): boolean {
-    if (type === 'put' && value !== undefined) return this.put(key, value);
-    return this.remove(key);
+    const k = this.parse(key);
+    if (!k) return false;
+    let raw: unknown;
+    if (type === 'put') {
+      try { raw = JSON.parse(value ?? ''); } catch { raw = undefined; }
+    }
+    if (k.kind === 'networks') this.putNetwork(k.id, raw, type);
+    else if (k.kind === 'services') this.putService(k.id, raw, type);
+    else this.putContainer(key, k.node!, raw, type);
+    return true;
   }
 
   private parse(key: string): { kind: Kind; id: string; node?: string } | undefined {
@@ -70,104 +94,80 @@ export class ClusterTable {
     return undefined;
   }
 
-  private put(key: string, value: string): boolean {
-    const k = this.parse(key);
-    if (!k) return false;
-    this.remove(key);
-    let raw: unknown;
-    try { raw = JSON.parse(value); } catch { this.stats.rejected++; return true; }
-    if (k.kind === 'networks') {
-      const n = validNetwork(raw);
-      if (!n) { this.stats.rejected++; return true; }
-      this.networks.set(k.id, n);
-      if (this.nets.has(k.id) && this.nets.get(k.id)!.name !== n.name.toLowerCase()) this.setViews(this.viewList, k.id);
-    } else if (k.kind === 'services') {
-      const s = validService(raw);
-      if (!s) { this.stats.rejected++; return true; }
-      this.services.set(k.id, s);
-      this.indexService(k.id);
-    } else {
-      const c = validContainer(raw);
-      if (!c) { this.stats.rejected++; return true; }
-      this.containers.set(key, c);
-      if (k.node === this.node && c.sandboxKey) this.local.set(c.sandboxKey, c);
-      for (const net of Object.keys(c.networks)) {
-        let set = this.byNetwork.get(net);
-        if (!set) this.byNetwork.set(net, (set = new Set()));
-        set.add(key);
-      }
-      if (c.serviceId) {
-        let set = this.tasksOf.get(c.serviceId);
-        if (!set) this.tasksOf.set(c.serviceId, (set = new Set()));
-        set.add(key);
-      }
-      this.indexContainer(key);
+  private putNetwork(id: string, raw: unknown, type: 'put' | 'delete'): void {
+    const n = type === 'put' ? validNetwork(raw) : undefined;
+    if (type === 'put' && !n) this.stats.rejected++;
+    if (!n) { this.networks.delete(id); return; }
+    this.networks.set(id, n);
+    const net = this.nets.get(id);
+    // Indexed under its id until its record came: `<name>.<network>` and PTR answers take the name from here.
+    if (net && net.name !== n.name.toLowerCase()) { net.name = n.name.toLowerCase(); this.setViews(this.viewList); }
+  }
+
+  /** A service's VIP names and its tasks' `tasks.`/DNSRR names: out with the old record, in with the new one. */
+  private putService(id: string, raw: unknown, type: 'put' | 'delete'): void {
+    const next = type === 'put' ? validService(raw) : undefined;
+    if (type === 'put' && !next) this.stats.rejected++;
+    const tasks = [...(this.tasksOf.get(id) ?? [])].map((key) => this.record(key));
+    this.index(-1, this.services.get(id), tasks);
+    if (next) this.services.set(id, next); else this.services.delete(id);
+    this.index(1, next, tasks);
+  }
+
+  private index(sign: 1 | -1, s: ServiceView | undefined, tasks: ContainerRecord[]): void {
+    for (const net of this.nets.values()) {
+      const op = sign > 0 ? net.add.bind(net) : net.remove.bind(net);
+      if (s) op(vipContribution(parsedService(s), net.id));
+      for (const c of tasks) op(this.contribution(c, net, s ?? null));
     }
-    return true;
   }
 
-  private remove(key: string): boolean {
-    const k = this.parse(key);
-    if (!k) return false;
-    if (k.kind === 'networks') this.networks.delete(k.id);
-    else if (k.kind === 'services') {
-      if (this.services.delete(k.id)) this.indexService(k.id);
-    } else {
-      const c = this.containers.get(key);
-      if (c) {
-        this.containers.delete(key);
-        if (c.sandboxKey && this.local.get(c.sandboxKey) === c) this.local.delete(c.sandboxKey);
-        for (const net of Object.keys(c.networks)) {
-          const set = this.byNetwork.get(net);
-          set?.delete(key);
-          if (set?.size === 0) this.byNetwork.delete(net);
-        }
-        if (c.serviceId) {
-          const set = this.tasksOf.get(c.serviceId);
-          set?.delete(key);
-          if (set?.size === 0) this.tasksOf.delete(c.serviceId);
-        }
-        for (const net of this.nets.values()) net.drop(key);
-      }
+  private putContainer(key: string, node: string, raw: unknown, type: 'put' | 'delete'): void {
+    const next = type === 'put' ? validContainer(raw) : undefined;
+    if (type === 'put' && !next) this.stats.rejected++;
+    const json = this.containers.get(key);
+    if (json !== undefined) {
+      const old = decode(json);
+      for (const net of this.nets.values()) net.remove(this.contribution(old, net));
+      this.containers.delete(key);
+      if (node === this.node && old.sandboxKey && this.local.get(old.sandboxKey)?.id === old.id) this.local.delete(old.sandboxKey);
+      for (const id of Object.keys(old.networks)) removeFrom(this.byNetwork, id, key);
+      if (old.serviceId) removeFrom(this.tasksOf, old.serviceId, key);
     }
-    return true;
+    if (!next) return;
+    this.containers.set(key, encode(next));
+    if (node === this.node && next.sandboxKey) this.local.set(next.sandboxKey, next);
+    for (const id of Object.keys(next.networks)) addTo(this.byNetwork, id, key);
+    if (next.serviceId) addTo(this.tasksOf, next.serviceId, key);
+    for (const net of this.nets.values()) net.add(this.contribution(next, net));
   }
 
-  /** A container record's names on every indexed network (none when it is gone). */
-  private indexContainer(key: string): void {
-    const c = this.containers.get(key);
-    for (const net of this.nets.values()) net.set(key, c ? this.contribution(c, net) : undefined);
+  private record(key: string): ContainerRecord {
+    return decode(this.containers.get(key)!);
   }
 
-  private contribution(c: ContainerView, net: LiveNet): ReturnType<typeof endpointContribution> {
+  /** What a container puts into one network's index, with its service as it is now unless given (null: none). */
+  private contribution(c: ContainerRecord, net: LiveNet, given?: ServiceView | null): Contribution | undefined {
     const e = c.networks[net.id];
     if (!e) return undefined;
-    const svc = c.serviceId ? this.services.get(c.serviceId) : undefined;
-    return endpointContribution(parsedContainer(c), { networkId: net.id, ip: e.address, aliases: e.aliases }, net.name, svc && parsedService(svc));
-  }
-
-  /** A service's VIP names and its tasks' names on every indexed network. */
-  private indexService(id: string): void {
-    const s = this.services.get(id);
-    for (const net of this.nets.values()) net.set(`s/${id}`, s ? vipContribution(parsedService(s), net.id) : undefined);
-    for (const key of this.tasksOf.get(id) ?? []) this.indexContainer(key);
+    const svc = given === undefined ? (c.serviceId ? this.services.get(c.serviceId) : undefined) : given ?? undefined;
+    return endpointContribution(parsedContainer(c), { networkId: net.id, ip: e.address, aliases: e.aliases }, svc && parsedService(svc));
   }
 
   /**
    * The namespaces this node serves and the networks each is attached to: indexes networks that became wanted
-   * (O(their records)), forgets the others, and rebuilds the views (O(views)). `rebuild` forces one network's index
-   * to be rebuilt (its name changed).
+   * (O(their records)), forgets the others, and rebuilds the views (O(views), in walk order).
    */
-  setViews(views: SandboxView[], rebuild?: string): void {
+  setViews(views: SandboxView[]): void {
     this.viewList = views;
     const wanted = new Set(views.flatMap((v) => v.networks));
-    for (const id of this.nets.keys()) if (!wanted.has(id) || id === rebuild) this.nets.delete(id);
+    for (const id of this.nets.keys()) if (!wanted.has(id)) this.nets.delete(id);
     for (const id of wanted) {
       if (this.nets.has(id)) continue;
       const net = new LiveNet(id, (this.networks.get(id)?.name ?? id).toLowerCase());
       this.nets.set(id, net);
-      for (const key of this.byNetwork.get(id) ?? []) net.set(key, this.contribution(this.containers.get(key)!, net));
-      for (const [sid, s] of this.services) net.set(`s/${sid}`, vipContribution(parsedService(s), id));
+      for (const key of this.byNetwork.get(id) ?? []) net.add(this.contribution(this.record(key), net));
+      for (const s of this.services.values()) net.add(vipContribution(parsedService(s), id));
     }
     this.table.views.clear();
     for (const v of views) {
@@ -177,12 +177,12 @@ export class ClusterTable {
   }
 
   /** This node's container record whose namespace is `sandboxKey`, if Docker's view has it yet. */
-  localContainer(sandboxKey: string): ContainerView | undefined {
+  localContainer(sandboxKey: string): ContainerRecord | undefined {
     return this.local.get(sandboxKey);
   }
 
   /** This node's container records by namespace path (what it serves after a restart, before Docker says anything). */
-  localContainers(): ReadonlyMap<string, ContainerView> {
+  localContainers(): ReadonlyMap<string, ContainerRecord> {
     return this.local;
   }
 
@@ -192,10 +192,35 @@ export class ClusterTable {
   }
 }
 
+function addTo(m: Map<string, Set<string>>, k: string, v: string): void {
+  let set = m.get(k);
+  if (!set) m.set(k, (set = new Set()));
+  set.add(v);
+}
+
+function removeFrom(m: Map<string, Set<string>>, k: string, v: string): void {
+  const set = m.get(k);
+  set?.delete(v);
+  if (set?.size === 0) m.delete(k);
+}
+
+/** Compact JSON: [id, name, hostname, serviceId, sandboxKey, flags, [network, address, ...aliases], ...]. */
+function encode(c: ContainerRecord): string {
+  const flags = (c.live ? 1 : 0) | (c.ndots ? 2 : 0);
+  return JSON.stringify([c.id, c.name, c.hostname, c.serviceId ?? '', c.sandboxKey ?? '', flags, ...Object.entries(c.networks).map(([n, e]) => [n, e.address, ...e.aliases])]);
+}
+
+function decode(json: string): ContainerRecord {
+  const [id, name, hostname, serviceId, sandboxKey, flags, ...nets] = JSON.parse(json) as [string, string, string, string, string, number, ...string[][]];
+  const networks: ContainerRecord['networks'] = {};
+  for (const [n, address, ...aliases] of nets) networks[n!] = { address: address!, aliases: aliases.length ? aliases : NO_ALIASES };
+  return { id, name, hostname, ...(serviceId ? { serviceId } : {}), ...(sandboxKey ? { sandboxKey } : {}), live: (flags & 1) === 1, ndots: (flags & 2) === 2, networks };
+}
+
 type ParsedContainer = TableParsed['containers'][number];
 type ParsedService = TableParsed['services'][number];
 
-function parsedContainer(c: ContainerView): ParsedContainer {
+function parsedContainer(c: ContainerRecord): ParsedContainer {
   return { id: c.id, name: c.name, ...(c.hostname ? { hostname: c.hostname } : {}), ...(c.serviceId ? { serviceId: c.serviceId } : {}), ndots: c.ndots, live: c.live, endpoints: [] };
 }
 
@@ -223,15 +248,17 @@ function validService(v: unknown): ServiceView | undefined {
   return { id: v.id, name: v.name, endpointMode: v.endpointMode === 'dnsrr' ? 'dnsrr' : 'vip', vips, aliases };
 }
 
-function validContainer(v: unknown): ContainerView | undefined {
+function validContainer(v: unknown): ContainerRecord | undefined {
   if (!isObj(v) || !isName(v.id) || !isName(v.name) || !isObj(v.networks)) return undefined;
-  const networks: ContainerView['networks'] = {};
+  const networks: ContainerRecord['networks'] = {};
   for (const [net, e] of Object.entries(v.networks)) {
-    if (isObj(e) && typeof e.address === 'string' && isIPv4(e.address)) networks[net] = { address: e.address, aliases: names(e.aliases), dnsNames: names(e.dnsNames) };
+    if (!isObj(e) || typeof e.address !== 'string' || !isIPv4(e.address)) continue;
+    const aliases = names(e.aliases);
+    networks[net] = { address: e.address, aliases: aliases.length ? aliases : NO_ALIASES };
   }
   return {
     id: v.id, name: v.name, hostname: isName(v.hostname) ? v.hostname : '',
-    ...(isName(v.service) ? { service: v.service } : {}), ...(isName(v.serviceId) ? { serviceId: v.serviceId } : {}),
+    ...(isName(v.serviceId) ? { serviceId: v.serviceId } : {}),
     ...(typeof v.sandboxKey === 'string' && v.sandboxKey.startsWith('/') ? { sandboxKey: v.sandboxKey } : {}),
     live: v.live !== false, ndots: v.ndots === true, networks,
   };

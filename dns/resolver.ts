@@ -2,7 +2,7 @@ import {
   buildResponse, encodeName, errorResponse, FormatError, ipv4Bytes, ipv6Bytes, isResponse, parseQuery, RCODE, TYPE,
   type Answer, type Query,
 } from './codec.js';
-import { EMPTY_VIEW, type Addrs, type Table, type View } from './table.js';
+import { addresses, EMPTY_VIEW, type Table, type View } from './table.js';
 
 /** TTL of every locally generated record (Docker's respTTL). */
 export const TTL = 600;
@@ -38,12 +38,13 @@ export function lookup(view: View, name: string, family: 4 | 6, compat: boolean)
     let union: string[] | undefined;
     for (const net of view.nets) {
       if (netName && net.name !== netName) continue;
-      const a: Addrs | undefined = net.names.get(req);
-      if (!a) continue;
+      const a = net.names.get(req);
+      if (a === undefined) continue;
       known = true;
-      const ips = family === 4 ? a.v4 : a.v6;
+      const ips = addresses(a, family);
       if (!ips.length) continue;
-      if (compat) return ips.slice();
+      // An address two owners give one name is listed twice in the index (dns/table.ts LiveNet).
+      if (compat) return ips.length > 1 ? [...new Set(ips)] : ips.slice();
       union ??= [];
       for (const ip of ips) if (!union.includes(ip)) union.push(ip);
     }
@@ -69,7 +70,7 @@ export function reverseKey(qname: string): string | undefined {
 }
 
 export function ptrLookup(view: View, key: string): string | undefined {
-  for (const net of view.nets) { const hit = net.ptr.get(key); if (hit) return hit; }
+  for (const net of view.nets) { const hit = net.ptr.get(key); if (hit) return `${hit.toLowerCase()}.${net.name}`; }
   return undefined;
 }
 

@@ -57,8 +57,18 @@ export type TableInput = z.input<typeof tableSchema>;
 export type TableParsed = z.output<typeof tableSchema>;
 
 export interface Addrs { v4: string[]; v6: string[] }
-/** Per network: lower-case name → addresses; address (dotted IPv4 / 32 hex digits IPv6) → PTR name. */
-export interface NetIndex { id: string; name: string; internal: boolean; names: Map<string, Addrs>; ptr: Map<string, string> }
+/**
+ * Per network: lower-case name → addresses (one IPv4 address as a plain string: most names have exactly one, and a
+ * node may index 100,000 containers); address (dotted IPv4 / 32 hex digits IPv6) → the owner's name, which answers
+ * PTR as `<name>.<network>`.
+ */
+export interface NetIndex { id: string; name: string; internal: boolean; names: Map<string, string | Addrs>; ptr: Map<string, string> }
+
+/** A name's addresses of one family. */
+export function addresses(a: string | Addrs, family: 4 | 6): string[] {
+  if (typeof a === 'string') return family === 4 ? [a] : [];
+  return family === 4 ? a.v4 : a.v6;
+}
 export interface View {
   /** Attached networks in Docker's walk order: non-internal first, then by network name. */
   nets: NetIndex[];
@@ -71,71 +81,66 @@ export const EMPTY_VIEW: View = { nets: [], upstreams: undefined, ndots: false }
 
 /** What one owner (a container's endpoint, a service's VIP) puts into a network's index. */
 export interface Contribution {
-  /** (name, address) pairs, in Docker's order. */
+  /** (lower-case name, address) pairs, in Docker's order, each pair once. */
   names: [string, string][];
   /** (address key, PTR name): the first owner of an address names it. */
   ptr: [string, string][];
 }
 
 /**
- * A network's index, kept up to date owner by owner: setting an owner replaces what it contributed, so a change
- * costs the size of that owner's names, not of the network. Shared names (tasks.<svc>, DNSRR) are reference-counted.
+ * A network's index, kept up to date contribution by contribution: the caller removes exactly what it added (it
+ * recomputes the old contribution from the old record before changing it), so a change costs the size of that
+ * record's names, not of the network. Memory matters here (a node may index 100,000 tasks): nothing per owner is
+ * kept, a single address is a plain string, an address two owners give one name is listed twice (answers are
+ * de-duplicated when read, dns/resolver.ts), and PTR contention is tracked only where it happens.
  */
 export class LiveNet implements NetIndex {
-  readonly names = new Map<string, Addrs>();
+  readonly names = new Map<string, string | Addrs>();
   readonly ptr = new Map<string, string>();
-  private readonly owners = new Map<string, Contribution>();
-  private readonly counts = new Map<string, Map<string, number>>();
-  /** address key → owner → PTR name, in the order owners came (the first one names the address). */
-  private readonly ptrOwners = new Map<string, Map<string, string>>();
+  /** Further PTR names of an address that already has one, in arrival order. */
+  private readonly ptrWaiting = new Map<string, string[]>();
 
   constructor(readonly id: string, public name: string, public internal = false) {}
 
-  get size(): number { return this.owners.size; }
-
-  set(owner: string, c: Contribution | undefined): void {
-    this.drop(owner);
-    if (!c || (!c.names.length && !c.ptr.length)) return;
-    this.owners.set(owner, c);
-    for (const [n, ip] of c.names) {
-      const k = n.toLowerCase();
-      let byIp = this.counts.get(k);
-      if (!byIp) this.counts.set(k, (byIp = new Map()));
-      const count = byIp.get(ip) ?? 0;
-      byIp.set(ip, count + 1);
-      if (count) continue;
-      let a = this.names.get(k);
-      if (!a) this.names.set(k, (a = { v4: [], v6: [] }));
-      (ip.includes(':') ? a.v6 : a.v4).push(ip);
+  add(c: Contribution | undefined): void {
+    if (!c) return;
+    for (const [k, ip] of c.names) {
+      const a = this.names.get(k);
+      if (a === undefined && !ip.includes(':')) this.names.set(k, ip);
+      else {
+        const addrs = typeof a === 'object' ? a : { v4: a === undefined ? [] : [a], v6: [] as string[] };
+        (ip.includes(':') ? addrs.v6 : addrs.v4).push(ip);
+        if (addrs !== a) this.names.set(k, addrs);
+      }
     }
     for (const [key, name] of c.ptr) {
-      let m = this.ptrOwners.get(key);
-      if (!m) this.ptrOwners.set(key, (m = new Map()));
-      m.set(owner, name);
-      if (!this.ptr.has(key)) this.ptr.set(key, name);
+      if (!this.ptr.has(key)) { this.ptr.set(key, name); continue; }
+      const w = this.ptrWaiting.get(key);
+      if (w) w.push(name); else this.ptrWaiting.set(key, [name]);
     }
   }
 
-  drop(owner: string): void {
-    const c = this.owners.get(owner);
+  remove(c: Contribution | undefined): void {
     if (!c) return;
-    this.owners.delete(owner);
-    for (const [n, ip] of c.names) {
-      const k = n.toLowerCase();
-      const byIp = this.counts.get(k)!;
-      const count = byIp.get(ip)! - 1;
-      if (count) { byIp.set(ip, count); continue; }
-      byIp.delete(ip);
-      const a = this.names.get(k)!;
+    for (const [k, ip] of c.names) {
+      const a = this.names.get(k);
+      if (a === undefined) continue;
+      if (typeof a === 'string') { if (a === ip) this.names.delete(k); continue; }
       const list = ip.includes(':') ? a.v6 : a.v4;
-      list.splice(list.indexOf(ip), 1);
-      if (!byIp.size) { this.counts.delete(k); this.names.delete(k); }
+      const at = list.lastIndexOf(ip);
+      if (at >= 0) list.splice(at, 1);
+      if (!a.v6.length && a.v4.length === 1) this.names.set(k, a.v4[0]!);
+      else if (!a.v4.length && !a.v6.length) this.names.delete(k);
     }
-    for (const [key] of c.ptr) {
-      const m = this.ptrOwners.get(key)!;
-      m.delete(owner);
-      const next = m.values().next();
-      if (next.done) { this.ptrOwners.delete(key); this.ptr.delete(key); } else this.ptr.set(key, next.value);
+    for (const [key, name] of c.ptr) {
+      const w = this.ptrWaiting.get(key);
+      const at = w ? w.indexOf(name) : -1;
+      if (at >= 0) w!.splice(at, 1);
+      else if (this.ptr.get(key) === name) {
+        const next = w?.shift();
+        if (next === undefined) this.ptr.delete(key); else this.ptr.set(key, next);
+      }
+      if (w && !w.length) this.ptrWaiting.delete(key);
     }
   }
 }
@@ -148,18 +153,19 @@ type ParsedService = TableParsed['services'][number];
  * aliases, short ID, hostname) and, for a task, its service's `tasks.` names (and the service names under DNSRR).
  * Nothing while a task is not healthy yet.
  */
-export function endpointContribution(c: ParsedContainer, e: ParsedContainer['endpoints'][number], netName: string, svc: ParsedService | undefined): Contribution | undefined {
+export function endpointContribution(c: ParsedContainer, e: ParsedContainer['endpoints'][number], svc: ParsedService | undefined): Contribution | undefined {
   if (!c.live) return undefined;
   const names: [string, string][] = [];
   const ptr: [string, string][] = [];
   const addrs = e.ipv6 ? [e.ip, e.ipv6] : [e.ip];
-  for (const n of [c.name, ...e.aliases, c.id.slice(0, 12), ...(c.hostname ? [c.hostname] : [])]) for (const ip of addrs) names.push([n, ip]);
-  const ptrName = `${c.name.toLowerCase()}.${netName.toLowerCase()}`;
-  ptr.push([e.ip, ptrName]);
-  if (e.ipv6) ptr.push([ipv6Bytes(e.ipv6).toString('hex'), ptrName]);
+  // The same name twice (the hostname is the short id by default) is one name.
+  const own = [...new Set([c.name, ...e.aliases, c.id.slice(0, 12), ...(c.hostname ? [c.hostname] : [])].map((n) => n.toLowerCase()))];
+  for (const n of own) for (const ip of addrs) names.push([n, ip]);
+  ptr.push([e.ip, c.name]);
+  if (e.ipv6) ptr.push([ipv6Bytes(e.ipv6).toString('hex'), c.name]);
   if (svc) {
     const svcAliases = svc.networks.find((x) => x.networkId === e.networkId)?.aliases ?? [];
-    for (const n of [svc.name, ...svcAliases]) {
+    for (const n of new Set([svc.name, ...svcAliases].map((x) => x.toLowerCase()))) {
       for (const ip of addrs) {
         names.push([`tasks.${n}`, ip]);
         if (svc.mode === 'dnsrr') names.push([n, ip]);
@@ -173,7 +179,7 @@ export function endpointContribution(c: ParsedContainer, e: ParsedContainer['end
 export function vipContribution(s: ParsedService, networkId: string): Contribution | undefined {
   const sn = s.networks.find((x) => x.networkId === networkId);
   if (s.mode !== 'vip' || !sn?.vip) return undefined;
-  return { names: [s.name, ...sn.aliases].map((n) => [n, sn.vip!] as [string, string]), ptr: [] };
+  return { names: [...new Set([s.name, ...sn.aliases].map((n) => n.toLowerCase()))].map((n) => [n, sn.vip!] as [string, string]), ptr: [] };
 }
 
 /** Docker's walk order of a container's networks: non-internal first, then by network name. */
@@ -203,9 +209,9 @@ export function indexTable(t: TableParsed): Table {
       if (!net) continue;
       viewByIp.set(e.ip, c.id);
       if (e.ipv6) viewByIp.set(e.ipv6, c.id);
-      net.set(`c/${c.id}/${e.networkId}`, endpointContribution(c, e, net.name, svc));
+      net.add(endpointContribution(c, e, svc));
     }
   }
-  for (const s of t.services) for (const sn of s.networks) nets.get(sn.networkId)?.set(`s/${s.id}`, vipContribution(s, sn.networkId));
+  for (const s of t.services) for (const sn of s.networks) nets.get(sn.networkId)?.add(vipContribution(s, sn.networkId));
   return { nets, views, viewByIp };
 }
