@@ -9,6 +9,11 @@ export interface ServiceView {
   vips: Record<string, string>;
   /** network id → aliases */
   aliases: Record<string, string[]>;
+  /**
+   * Containers of tasks Swarm is shutting down (desired state shutdown/remove) that still run. Docker takes them out
+   * of DNS and the load balancer first, waits two seconds for gossip to converge, then stops them: so do we.
+   */
+  draining?: string[];
 }
 export interface ContainerView {
   id: string;
@@ -39,7 +44,22 @@ export function networkView(inspect: unknown): NetworkView {
   return { id: str(n.Id), name: str(n.Name), ...(subnet ? { subnet } : {}) };
 }
 
-export function serviceView(inspect: unknown): ServiceView {
+/** Terminal task states: nothing runs any more, nothing to drain. */
+const TERMINAL = new Set(['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned']);
+
+/** The containers of a service's tasks that Swarm is shutting down while they still run (from `GET /tasks`). */
+export function drainingContainers(tasks: unknown[]): string[] {
+  const out: string[] = [];
+  for (const t of tasks) {
+    const task = obj(t);
+    const status = obj(task.Status);
+    const id = str(obj(status.ContainerStatus).ContainerID);
+    if (id && ['shutdown', 'remove'].includes(str(task.DesiredState)) && !TERMINAL.has(str(status.State))) out.push(id);
+  }
+  return out.sort();
+}
+
+export function serviceView(inspect: unknown, tasks?: unknown[]): ServiceView {
   const s = obj(inspect);
   const spec = obj(s.Spec);
   // Spec.EndpointSpec is what the user asked; Endpoint.Spec what Swarm applied (present on older engines only).
@@ -52,7 +72,8 @@ export function serviceView(inspect: unknown): ServiceView {
   const aliases: Record<string, string[]> = {};
   const nets = obj(spec.TaskTemplate).Networks ?? spec.Networks;
   for (const n of Array.isArray(nets) ? nets : []) aliases[str(obj(n).Target)] = strs(obj(n).Aliases);
-  return { id: str(s.ID), name: str(spec.Name), endpointMode: mode === 'dnsrr' ? 'dnsrr' : 'vip', vips, aliases };
+  const draining = tasks ? drainingContainers(tasks) : [];
+  return { id: str(s.ID), name: str(spec.Name), endpointMode: mode === 'dnsrr' ? 'dnsrr' : 'vip', vips, aliases, ...(draining.length ? { draining } : {}) };
 }
 
 export function containerView(inspect: unknown): ContainerView {

@@ -151,6 +151,8 @@ export class ClusterTable {
     const e = c.networks[net.id];
     if (!e) return undefined;
     const svc = given === undefined ? (c.serviceId ? this.services.get(c.serviceId) : undefined) : given ?? undefined;
+    // A task Swarm is stopping leaves every name at once, as in Docker (its container stops two seconds later).
+    if (svc?.draining?.includes(c.id)) return undefined;
     return endpointContribution(parsedContainer(c), { networkId: net.id, ip: e.address, aliases: e.aliases }, svc && parsedService(svc));
   }
 
@@ -245,7 +247,8 @@ function validService(v: unknown): ServiceView | undefined {
   for (const [net, ip] of Object.entries(v.vips)) if (typeof ip === 'string' && isIPv4(ip)) vips[net] = ip;
   const aliases: Record<string, string[]> = {};
   for (const [net, a] of Object.entries(v.aliases)) aliases[net] = names(a);
-  return { id: v.id, name: v.name, endpointMode: v.endpointMode === 'dnsrr' ? 'dnsrr' : 'vip', vips, aliases };
+  const draining = names(v.draining);
+  return { id: v.id, name: v.name, endpointMode: v.endpointMode === 'dnsrr' ? 'dnsrr' : 'vip', vips, aliases, ...(draining.length ? { draining } : {}) };
 }
 
 function validContainer(v: unknown): ContainerRecord | undefined {

@@ -7,6 +7,9 @@ import { NdjsonSplitter } from './ndjson.js';
 import { eventTargets, planReplace, type Refresh } from './resync.js';
 
 const log = logger('docker-view');
+/** After a service event, when to look at its tasks again (Swarm's orchestrator acts on the update a moment later;
+ * Docker waits 2 s between taking a task out of DNS and stopping it). */
+const DRAIN_RECHECK_MS = [300, 1000];
 
 /** Keys of Docker's view (docs/etcd-layout.md): managers write networks/services, each node its own containers. */
 export class ViewKeys {
@@ -40,9 +43,13 @@ export class ClusterView {
   /** Ids of this driver's networks: only containers attached to one of them are mirrored. */
   private ourNetworks = new Set<string>();
   private manager = false;
-  /** This node's container records as last written: a healthcheck's exec events re-inspect an unchanged container,
-   * and an unchanged record must not become an etcd event every node's resolver processes. */
+  /** Records as this node last wrote them (its containers; services on a manager): a healthcheck's exec events
+   * re-inspect an unchanged container, and an unchanged record must not become an etcd event every node processes. */
   private written = new Map<string, string>();
+  /** Event handling, one at a time. */
+  private queue: Promise<void> = Promise.resolve();
+  /** Refreshes queued and not started yet ("kind/id"). */
+  private readonly waiting = new Set<string>();
 
   constructor(private readonly o: ClusterViewOptions) {
     this.keys = new ViewKeys(o.prefix);
@@ -87,10 +94,14 @@ export class ClusterView {
     const nets = (await docker.listNetworks()).filter((n) => this.o.isOurDriver(n.Driver));
     const netIds = new Set(nets.map((n) => n.Id));
     this.ourNetworks = netIds;
+    const written = new Map<string, string>();
     if (this.manager) {
       await this.replace(this.keys.networks(), new Map(nets.map((n) => [n.Id, JSON.stringify(networkView(n))])), false);
       const services = await docker.listServices();
-      await this.replace(this.keys.services(), new Map(services.map((s) => [s.ID ?? '', JSON.stringify(serviceView(s))])), false);
+      const tasks = (await docker.listTasks()) as { ServiceID?: string }[];
+      const want = new Map(services.map((s) => [s.ID ?? '', JSON.stringify(serviceView(s, tasks.filter((t) => t.ServiceID === s.ID)))]));
+      await this.replace(this.keys.services(), want, false);
+      for (const [id, v] of want) written.set(this.keys.services() + id, v);
     }
     const containers = await docker.listContainers();
     const views = new Map<string, string>();
@@ -99,7 +110,8 @@ export class ClusterView {
       if (Object.keys(v.networks).some((id) => netIds.has(id))) views.set(v.id, JSON.stringify(v));
     }
     await this.replace(this.keys.containers(this.o.node), views, true);
-    this.written = new Map([...views].map(([id, v]) => [this.keys.containers(this.o.node) + id, v]));
+    for (const [id, v] of views) written.set(this.keys.containers(this.o.node) + id, v);
+    this.written = written;
   }
 
   private async replace(prefix: string, want: Map<string, string>, leased: boolean): Promise<void> {
@@ -116,11 +128,10 @@ export class ClusterView {
   private async follow(since: number): Promise<void> {
     const stream = await this.o.docker.getEvents({ since, filters: { type: ['network', 'service', 'container'] } } as Docker.GetEventsOptions);
     this.stream = stream;
-    let queue = Promise.resolve();
     const splitter = new NdjsonSplitter(
       (ev) => {
         // A failed apply must not lose the change: break the stream so the loop resyncs everything.
-        queue = queue.then(() => this.apply(ev)).catch((e: Error) => {
+        this.enqueue(ev, (e: Error) => {
           log.warn({ err: e.message }, 'event not applied; resyncing');
           (stream as unknown as { destroy: () => void }).destroy();
         });
@@ -135,8 +146,33 @@ export class ClusterView {
     });
   }
 
-  private async apply(ev: unknown): Promise<void> {
-    for (const target of eventTargets(ev)) await this.refresh(target);
+  /**
+   * Queues a refresh of each object the event names. A container's start brings several events (create, network
+   * connect, start): while a refresh of it is still waiting, later events need no second inspect.
+   */
+  private enqueue(ev: unknown, onError: (e: Error) => void): void {
+    for (const target of eventTargets(ev)) {
+      const k = `${target.kind}/${target.id}`;
+      if (this.waiting.has(k)) continue;
+      this.waiting.add(k);
+      this.queue = this.queue.then(async () => {
+        this.waiting.delete(k);
+        await this.refresh(target);
+        // A service update (scale, rolling update) sets tasks' desired state to shutdown a moment after the event:
+        // look at its tasks again shortly, so the ones being stopped leave DNS before their containers stop.
+        if (target.kind === 'service' && this.manager) this.recheckService(target.id);
+      }).catch(onError);
+    }
+  }
+
+  private recheckService(id: string): void {
+    for (const ms of DRAIN_RECHECK_MS) {
+      const timer = setTimeout(() => {
+        if (this.stopped) return;
+        this.queue = this.queue.then(() => this.refresh({ kind: 'service', id })).catch((e: Error) => log.warn({ err: e.message, service: id }, 'service recheck failed'));
+      }, ms);
+      timer.unref();
+    }
   }
 
   /** Re-inspects one object and writes (or deletes) its record. */
@@ -157,8 +193,15 @@ export class ClusterView {
     } else if (kind === 'service') {
       if (!this.manager) return;
       const s = await docker.getService(id).inspect().catch(gone);
-      if (!s) return void (await client.delete().key(this.keys.services() + id).exec());
-      await client.put(this.keys.services() + id).value(JSON.stringify(serviceView(s))).exec();
+      if (!s) {
+        this.written.delete(this.keys.services() + id);
+        return void (await client.delete().key(this.keys.services() + id).exec());
+      }
+      const tasks = await docker.listTasks({ filters: JSON.stringify({ service: [id] }) });
+      const value = JSON.stringify(serviceView(s, tasks));
+      if (this.written.get(this.keys.services() + id) === value) return;
+      await client.put(this.keys.services() + id).value(value).exec();
+      this.written.set(this.keys.services() + id, value);
     } else {
       const n = await docker.getNetwork(id).inspect().catch(gone);
       const ours = !!n && this.o.isOurDriver(n.Driver);

@@ -8,3 +8,4 @@ export function serviceContainers(nodes: SandboxNode[], service: string, network
 export function execInContainer(node: SandboxNode, id: string, argv: string[], timeoutMs?: number): Promise<RunResult>;
 export function httpGetFromContainer(node: SandboxNode, id: string, address: string, port: number, timeoutSeconds?: number): Promise<{ ok: boolean; body: string; code: number; stderr: string }>;
 export function removeServiceAndNetwork(manager: SandboxNode, nodes: SandboxNode[], service?: string, network?: string): Promise<void>;
+export function pluginPid(node: SandboxNode): number;

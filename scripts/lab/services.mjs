@@ -1,5 +1,6 @@
 // Swarm services on the sandbox, as the demo and the end-to-end tests use them: wait for tasks, find each task's
 // container on its node and its address on a network, run a command inside a task.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { docker } from './dockerd.mjs';
 import { waitFor } from '../lib/proc.mjs';
 
@@ -78,4 +79,17 @@ export async function removeServiceAndNetwork(manager, nodes, service, network) 
       return r.code === 0 || /not found/i.test(r.stderr);
     }, { timeoutMs: 30_000 });
   }
+}
+
+/** PID of a node's plugin process (its entrypoint, in the node's network namespace), from /proc. */
+export function pluginPid(node) {
+  // A namespace is its nsfs inode, whether reached through a bind-mounted file or /proc/<pid>/ns/net.
+  const netns = statSync(`/run/netns/${node.netns}`).ino;
+  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('/opt/swarmnet/dist/plugin/main.js')) continue;
+      if (statSync(`/proc/${d}/ns/net`).ino === netns) return Number(d);
+    } catch { /* exited */ }
+  }
+  throw new Error(`${node.name}: no plugin process in netns ${node.netns}`);
 }

@@ -134,3 +134,21 @@ test('a change touches only what it changes: the same live index, service rename
   ct.setViews([]);
   t.is(ct.table.nets.size, 0, 'no view, no index');
 });
+
+test('a task Swarm is stopping (the service lists it as draining) leaves every name; its service\'s other tasks stay', (t) => {
+  const ct = new ClusterTable(P, 'me');
+  const svc = (draining?: string[]) => JSON.stringify({ id: 's1', name: 'api', endpointMode: 'vip', vips: { n1: '10.1.0.250' }, aliases: {}, ...(draining ? { draining } : {}) });
+  ct.apply('put', key('services/s1'), svc());
+  ct.apply('put', key('containers/o/t1'), c('t1', { n1: '10.1.0.2' }, { serviceId: 's1' }));
+  ct.apply('put', key('containers/o/t2'), c('t2', { n1: '10.1.0.3' }, { serviceId: 's1' }));
+  t.deepEqual(ask(ct, '/v', 'tasks.api', ['n1']), ['10.1.0.2', '10.1.0.3']);
+  ct.apply('put', key('services/s1'), svc(['t2']));
+  t.deepEqual(ask(ct, '/v', 'tasks.api', ['n1']), ['10.1.0.2']);
+  t.deepEqual(ask(ct, '/v', 't2', ['n1']), ['forward'], 'its container name too, as Docker\'s DisableService');
+  t.deepEqual(ask(ct, '/v', 'api', ['n1']), ['10.1.0.250'], 'the VIP stays');
+  // The container stops: its record goes; the stale draining entry is harmless.
+  ct.apply('delete', key('containers/o/t2'));
+  t.deepEqual(ask(ct, '/v', 'tasks.api', ['n1']), ['10.1.0.2']);
+  ct.apply('put', key('services/s1'), svc());
+  t.deepEqual(ask(ct, '/v', 'tasks.api', ['n1']), ['10.1.0.2']);
+});

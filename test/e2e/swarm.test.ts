@@ -12,7 +12,7 @@ import { DEFAULT_ENGINE, ensureEngine, parseEngines } from '../../scripts/lab/en
 import { childEnv } from '../../scripts/lib/proc.mjs';
 import { down, etcdEndpoint, LAYOUT, up, type Sandbox, type SandboxNode } from '../../scripts/lab/sandbox.mjs';
 import {
-  execInContainer, httpGetFromContainer, removeServiceAndNetwork, serviceContainers, waitServiceRunning, type TaskContainer,
+  execInContainer, httpGetFromContainer, pluginPid, removeServiceAndNetwork, serviceContainers, waitServiceRunning, type TaskContainer,
 } from '../../scripts/lab/services.mjs';
 
 const enabled = process.env.SWARMNET_E2E === '1';
@@ -185,18 +185,6 @@ function pluginLog(node: SandboxNode, lines = 15): string {
   } catch (e) {
     return `(no log: ${(e as Error).message})`;
   }
-}
-/** PID of the node's plugin process (its entrypoint, in the node's network namespace), from /proc. */
-function pluginPid(node: SandboxNode): number {
-  // A namespace is its nsfs inode, whether reached through a bind-mounted file or /proc/<pid>/ns/net.
-  const netns = statSync(`/run/netns/${node.netns}`).ino;
-  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('/opt/swarmnet/dist/plugin/main.js')) continue;
-      if (statSync(`/proc/${d}/ns/net`).ino === netns) return Number(d);
-    } catch { /* exited */ }
-  }
-  throw new Error(`${node.name}: no plugin process in netns ${node.netns}`);
 }
 /** The node plugin's count of DNS queries it took in (swarmnet_dns_queries_total on its metrics address). */
 async function dnsQueries(node: SandboxNode): Promise<number> {

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { containerView, networkView, serviceView } from '../../common/docker-view.js';
+import { containerView, drainingContainers, networkView, serviceView } from '../../common/docker-view.js';
 import { NdjsonSplitter } from '../../plugin/docker/ndjson.js';
 
 // Inspect JSON written after the Docker Engine API 1.41 documentation (no dockerd run here): the mapping logic only.
@@ -36,4 +36,17 @@ test('network, service and container views', (t) => {
   t.like(task, { serviceId: 's9', sandboxKey: '/var/run/docker/netns/abc', live: false, ndots: true });
   t.true(containerView({ Id: 'c3', State: { Health: { Status: 'healthy' } } }).live);
   t.false(containerView({ Id: 'c4', State: { Health: { Status: 'unhealthy' } } }).live);
+});
+
+test('draining: running tasks Swarm is shutting down, from GET /tasks', (t) => {
+  const task = (desired: string, state: string, cid?: string) => ({ DesiredState: desired, Status: { State: state, ...(cid ? { ContainerStatus: { ContainerID: cid } } : {}) } });
+  const tasks = [
+    task('running', 'running', 'keep'), task('shutdown', 'running', 'b-stopping'), task('remove', 'running', 'a-removing'),
+    task('shutdown', 'shutdown', 'gone'), task('shutdown', 'complete', 'done'), task('shutdown', 'running'), task('shutdown', 'starting', 'c-starting'),
+  ];
+  t.deepEqual(drainingContainers(tasks), ['a-removing', 'b-stopping', 'c-starting']);
+  t.deepEqual(drainingContainers([null, 1, 'x', {}]), []);
+  const s = { ID: 's1', Spec: { Name: 'web', EndpointSpec: { Mode: 'vip' } } };
+  t.deepEqual(serviceView(s, tasks).draining, ['a-removing', 'b-stopping', 'c-starting']);
+  t.false('draining' in serviceView(s, [task('running', 'running', 'keep')]), 'nothing draining: no field (the record does not change)');
 });
