@@ -52,6 +52,8 @@ export class ClusterTable {
   private viewList: SandboxView[] = [];
   readonly table: Table = { nets: this.nets, views: new Map(), viewByIp: new Map() };
   readonly stats = { rejected: 0 };
+  /** Bumped when this node's records or the set of networks change: what decides which namespaces are served. */
+  localVersion = 0;
 
   constructor(prefix: string, private readonly node: string) {
     this.root = `${prefix}/swarmnet/docker/`;
@@ -66,6 +68,7 @@ export class ClusterTable {
     this.containers.clear();
     this.byNetwork.clear();
     this.local.clear();
+    this.localVersion++;
     this.tasksOf.clear();
     this.nets.clear();
     for (const [k, v] of kvs) this.apply('put', k, v);
@@ -97,6 +100,7 @@ export class ClusterTable {
   private putNetwork(id: string, raw: unknown, type: 'put' | 'delete'): void {
     const n = type === 'put' ? validNetwork(raw) : undefined;
     if (type === 'put' && !n) this.stats.rejected++;
+    this.localVersion++;
     if (!n) { this.networks.delete(id); return; }
     this.networks.set(id, n);
     const net = this.nets.get(id);
@@ -130,13 +134,13 @@ export class ClusterTable {
       const old = decode(json);
       for (const net of this.nets.values()) net.remove(this.contribution(old, net));
       this.containers.delete(key);
-      if (node === this.node && old.sandboxKey && this.local.get(old.sandboxKey)?.id === old.id) this.local.delete(old.sandboxKey);
+      if (node === this.node && old.sandboxKey && this.local.get(old.sandboxKey)?.id === old.id) { this.local.delete(old.sandboxKey); this.localVersion++; }
       for (const id of Object.keys(old.networks)) removeFrom(this.byNetwork, id, key);
       if (old.serviceId) removeFrom(this.tasksOf, old.serviceId, key);
     }
     if (!next) return;
     this.containers.set(key, encode(next));
-    if (node === this.node && next.sandboxKey) this.local.set(next.sandboxKey, next);
+    if (node === this.node && next.sandboxKey) { this.local.set(next.sandboxKey, next); this.localVersion++; }
     for (const id of Object.keys(next.networks)) addTo(this.byNetwork, id, key);
     if (next.serviceId) addTo(this.tasksOf, next.serviceId, key);
     for (const net of this.nets.values()) net.add(this.contribution(next, net));

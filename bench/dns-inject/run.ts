@@ -8,9 +8,11 @@
  *      fixed rate;
  *   3. freshness: the same scale events on a service of each network; every node's observer container polls
  *      `tasks.<service>` every 10 ms; the delay from a task's container start (or stop) to each observer's answer;
- *   4. leaks: CYCLES container start/stop cycles on the swarmnet network: the plugin's open fds, RSS and served
- *      namespaces before and after.
- * Run (root): npm run bench -- dns-inject  [SWARMNET_BENCH_STARTS=50 SWARMNET_BENCH_EVENTS=10 SWARMNET_BENCH_CYCLES=1000]
+ *   4. leaks: CYCLES container start/stop cycles on the swarmnet network: the plugin's open fds and RSS before and
+ *      after;
+ *   5. crash: lookups every 20 ms from a container while its node's plugin is SIGKILLed: how long DNS is gone.
+ * Run (root): npm run bench -- dns-inject  [SWARMNET_BENCH_STARTS=50 SWARMNET_BENCH_EVENTS=10 SWARMNET_BENCH_CYCLES=1000
+ *   SWARMNET_BENCH_PARTS=12345]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -33,8 +35,8 @@ process.env.PATH = (process.env.PATH ?? '').split(':').filter((d) => d && !d.inc
 const STARTS = Number(process.env.SWARMNET_BENCH_STARTS ?? 50);
 const EVENTS = Number(process.env.SWARMNET_BENCH_EVENTS ?? 10);
 const CYCLES = Number(process.env.SWARMNET_BENCH_CYCLES ?? 1000);
-/** Which parts to run (digits 1–4). */
-const PARTS = process.env.SWARMNET_BENCH_PARTS ?? '1234';
+/** Which parts to run (digits 1–5). */
+const PARTS = process.env.SWARMNET_BENCH_PARTS ?? '12345';
 const DRIVER = LAYOUT.networkDriver;
 const IMAGE = 'swarmnet/busybox';
 const log = (m: string): void => console.log(m);
@@ -170,6 +172,34 @@ async function freshness(nodes: SandboxNode[], manager: SandboxNode): Promise<vo
   }
 }
 
+// ---- 5. crash
+/** Asks `name` every 20 ms for `ms`; prints one JSON line: each query's send time and whether it was answered. */
+const PROBE = `
+const dgram = require('node:dgram');
+const [name, ms] = [process.argv[1], Number(process.argv[2])];
+const q = (id) => Buffer.concat([Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+  ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, 0, 1, 0, 1])]);
+const sent = new Map(); const s = dgram.createSocket('udp4'); let id = 0;
+s.on('message', (m) => { const e = sent.get(m.readUInt16BE(0)); if (e && (m[3] & 15) === 0 && m.readUInt16BE(6) > 0) e.ok = true; });
+s.on('error', () => {});
+s.bind(0, () => {
+  const t = setInterval(() => { id = (id + 1) & 0xffff; sent.set(id, { at: Date.now(), ok: false }); s.send(q(id), 53, '127.0.0.11', () => {}); }, 20);
+  setTimeout(() => { clearInterval(t); setTimeout(() => { console.log(JSON.stringify([...sent.values()])); process.exit(0); }, 1000); }, ms);
+});`;
+
+async function crash(node: SandboxNode): Promise<void> {
+  const pid = await pidOf(node, 'obs-sw');
+  const probe = run('nsenter', [`--net=/proc/${pid}/ns/net`, process.execPath, '-e', PROBE, 'tasks.bsvc', '30000'], { timeoutMs: 60_000 });
+  await sleep(3000);
+  const killedAt = Date.now();
+  process.kill(pluginPid(node), 'SIGKILL');
+  const results = JSON.parse((await probe).stdout) as { at: number; ok: boolean }[];
+  const failed = results.filter((r) => !r.ok);
+  const after = failed.map((r) => r.at - killedAt);
+  log(`  ${node.name} (Docker ${node.engine}): ${results.length} lookups 20 ms apart, the plugin SIGKILLed 3 s in: ${failed.length} failed` +
+    (failed.length ? `, from ${Math.min(...after)} ms to ${Math.max(...after)} ms after the kill` : '') + `; plugin back as pid ${pluginPid(node)}`);
+}
+
 // ---- 4. leaks
 function processState(pid: number): { fds: number; rssMb: number } {
   const rss = Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
@@ -227,6 +257,9 @@ async function main(): Promise<void> {
 
     if (PARTS.includes('4')) log(`\n4. leaks: ${CYCLES} docker run --rm on the swarmnet network per node (4 at a time)`);
     if (PARTS.includes('4')) for (const n of sb.nodes) await leaks(n);
+
+    if (PARTS.includes('5')) log('\n5. plugin crash: lookups from a container on the swarmnet network while its node\'s plugin is killed (Docker restarts it)');
+    if (PARTS.includes('5')) for (const n of sb.nodes) await crash(n);
   } finally {
     await down({ log: () => {} });
   }

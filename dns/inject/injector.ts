@@ -62,6 +62,7 @@ export class DnsInjector {
   private pollTimer?: NodeJS.Timeout;
   private intervalTimer?: NodeJS.Timeout;
   private rebuildQueued = false;
+  private seenLocalVersion = -1;
   private stopped = false;
   private counters = { serveFailures: 0, hookMatched: 0, hookOther: 0, tableBuilds: 0, lastTableBuildMs: 0 };
 
@@ -104,8 +105,12 @@ export class DnsInjector {
   /** The Docker view changed (any watch event or snapshot): serve what this node runs, drop what is gone, rebuild. */
   clusterChanged(): void {
     if (this.stopped) return;
-    for (const key of this.o.cluster.localContainers().keys()) if (!this.entries.has(key)) { this.entry(key); void this.ensure(key); }
-    for (const e of [...this.entries.values()]) if (!this.wanted(e)) void this.drop(e);
+    // Only this node's records and the network list decide what is served: other changes skip the scan.
+    if (this.o.cluster.localVersion !== this.seenLocalVersion) {
+      this.seenLocalVersion = this.o.cluster.localVersion;
+      for (const key of this.o.cluster.localContainers().keys()) if (!this.entries.has(key)) { this.entry(key); void this.ensure(key); }
+      for (const e of [...this.entries.values()]) if (!this.wanted(e)) void this.drop(e);
+    }
     this.scheduleRebuild();
   }
 

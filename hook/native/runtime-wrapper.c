@@ -1,7 +1,8 @@
 // swarmnet-runtime: the OCI runtime Docker calls instead of runc (daemon.json "runtimes" + "default-runtime").
 //
 // `create` with a bundle: adds swarmnet's createContainer hook (the `swarmnet-hook` file beside this executable) to
-// the bundle's config.json, then execs runc with the arguments unchanged. Every other call (start, state, kill,
+// the bundle's config.json when the engine sets the network up from a prestart hook (Docker before 26; see
+// needs_hook), then execs runc with the arguments unchanged. Every other call (start, state, kill,
 // delete, exec, features, --version, ...) execs runc at once. C, not Node: Docker calls the runtime several times per
 // container start and healthcheck, and Node's own start (25-40 ms) would be paid on each.
 //
@@ -95,6 +96,25 @@ static char *plan(const char *buf, const char *end, const char *entry, size_t *a
   return text;
 }
 
+/**
+ * Whether this container needs the hook: Docker before 26 (and 26.0.1-27) configures a container's network from
+ * runc's prestart hook `libnetwork-setkey`, after Join, and only a createContainer hook can hold the process until
+ * swarmnet serves its DNS. Newer engines join the network after the namespace exists and before `runc start`, so the
+ * plugin serves it at Join and the hook would only be answered "not mine". SWARMNET_HOOK_ALWAYS=1 adds it regardless.
+ */
+static int needs_hook(const char *buf, const char *end) {
+  const char *always = getenv("SWARMNET_HOOK_ALWAYS");
+  if (always && strcmp(always, "1") == 0) return 1;
+  int ok;
+  const char *hooks = member(ws(buf, end), end, "hooks", &ok);
+  if (!ok || !hooks || *hooks != '{') return 0;
+  const char *prestart = member(hooks, end, "prestart", &ok);
+  if (!ok || !prestart || *prestart != '[') return 0;
+  const char *close = skip_value(prestart, end, 1);
+  static const char setkey[] = "libnetwork-setkey";
+  return close && memmem(prestart, (size_t)(close - prestart), setkey, sizeof setkey - 1) != NULL;
+}
+
 static int read_all(int fd, char **out, size_t *len) {
   struct stat st;
   if (fstat(fd, &st) < 0) return -1;
@@ -162,6 +182,7 @@ static void add_hook(const char *bundle) {
     free(entry); free(qhook); free(buf);
     return;
   }
+  if (!needs_hook(buf, buf + len)) { free(text); free(entry); free(qhook); free(buf); return; }
   int out = mkostemp(tmp, O_CLOEXEC);
   int failed = out < 0;
   if (!failed) {

@@ -4,7 +4,8 @@
 // Runs only with SWARMNET_E2E=1 (scripts/run-tests.mjs sets it when this machine is root with dockerd and unshare).
 import test from 'ava';
 import { Etcd3 } from 'etcd3';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { BRIDGE_PREFIX, ROUTE_PROTO, VETH_HOST_PREFIX, VETH_PEER_PREFIX, VXLAN_PREFIX } from '../../flannel/names.js';
 import { docker, execInNode } from '../../scripts/lab/dockerd.mjs';
@@ -194,6 +195,22 @@ async function dnsQueries(node: SandboxNode): Promise<number> {
   return Number(m[1]);
 }
 const sumQueries = async (nodes: SandboxNode[]): Promise<number> => (await Promise.all(nodes.map(dnsQueries))).reduce((a, b) => a + b, 0);
+/**
+ * A DNS server on UDP port 53 that answers every query with 192.0.2.77, only from the address given as its argument
+ * (others are dropped). Prints a line once listening.
+ */
+const ONLY_FROM_DNS = `
+const s = require('node:dgram').createSocket('udp4');
+const allowed = process.argv[1];
+s.on('message', (q, r) => {
+  if (r.address !== allowed || q.length < 12) return;
+  let o = 12; while (o < q.length && q[o] !== 0) o += q[o] + 1; o += 5;
+  if (o > q.length) return;
+  const head = Buffer.from([q[0], q[1], 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+  s.send(Buffer.concat([head, q.subarray(12, o), Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 192, 0, 2, 77])]), r.port, r.address);
+});
+s.bind(53, () => console.log('listening'));`;
+
 /** nft tables in a container's network namespace (by its PID). */
 async function containerTables(node: SandboxNode, id: string): Promise<string> {
   const pid = JSON.parse((await docker(node, ['inspect', id])).stdout)[0].State.Pid as number;
@@ -372,6 +389,34 @@ if (!enabled) {
       } finally {
         await docker(node, ['rm', '-f', 'e2e-both', 'e2e-peer'], { allowFailure: true });
         await docker(node, ['network', 'rm', 'e2e-bridge'], { allowFailure: true });
+      }
+    }
+  });
+
+  // A --dns server that answers only the container itself (by source address): misses must leave from the
+  // container's own namespace (through Docker's resolver there), as without swarmnet.
+  test.serial("DNS: a container's own --dns server, which answers only that container, resolves its external names", async (t) => {
+    const c = need();
+    t.timeout(3 * 60_000);
+    for (const node of c.sb.nodes) {
+      try {
+        await docker(node, ['run', '-d', '--name', 'e2e-upstream', '--network', NETWORK, 'swarmnet/busybox', 'sleep', '600']);
+        const up = JSON.parse((await docker(node, ['inspect', 'e2e-upstream'])).stdout)[0];
+        const upIp = up.NetworkSettings.Networks[NETWORK].IPAddress as string;
+        await docker(node, ['run', '-d', '--name', 'e2e-client', '--network', NETWORK, '--dns', upIp, 'swarmnet/busybox', 'sleep', '600']);
+        const clientIp = JSON.parse((await docker(node, ['inspect', 'e2e-client'])).stdout)[0].NetworkSettings.Networks[NETWORK].IPAddress as string;
+        const server = spawn('nsenter', [`--net=/proc/${up.State.Pid}/ns/net`, process.execPath, '-e', ONLY_FROM_DNS, clientIp], { stdio: ['ignore', 'pipe', 'inherit'], env: childEnv() });
+        try {
+          await new Promise((r) => createInterface({ input: server.stdout! }).once('line', r));
+          t.deepEqual(await lookup(node, 'e2e-client', 'external.example'), ['192.0.2.77'], `${node.name}: through the container's --dns ${upIp}`);
+          // Control: the same server, asked from the node's (and the plugin's) namespace, does not answer.
+          const fromNode = await execInNode(node, 'dig', [`@${upIp}`, 'external.example', '+short', '+tries=1', '+time=2'], { allowFailure: true });
+          t.notRegex(fromNode.stdout, /192\.0\.2\.77/, `${node.name}: the server answers the container only`);
+        } finally {
+          server.kill('SIGKILL');
+        }
+      } finally {
+        await docker(node, ['rm', '-f', 'e2e-client', 'e2e-upstream'], { allowFailure: true });
       }
     }
   });

@@ -7,7 +7,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RUNC, sleepBundle } from './bundle.js';
+import { RUNC, SETKEY_PRESTART, sleepBundle } from './bundle.js';
 
 const WRAPPER = join(import.meta.dirname, '..', '..', 'dist', 'hook', 'swarmnet-runtime');
 const built = existsSync(WRAPPER);
@@ -34,7 +34,8 @@ function lab(t: ExecutionContext, withHook = true): Lab {
   // Records argv NUL-separated; exits with FAKE_EXIT. Writes nothing to stdout, so any stdout is the wrapper's.
   writeFileSync(fake, `#!/bin/sh\nfor a in "$@"; do printf '%s\\0' "$a"; done > "${runcOut}"\nexit "\${FAKE_EXIT:-0}"\n`);
   chmodSync(fake, 0o755);
-  return { dir, wrapper, hook, runcOut, env: { PATH: process.env.PATH, SWARMNET_RUNC: fake } };
+  // SWARMNET_HOOK_ALWAYS: the shapes below are about the edit, not about which engine made the bundle.
+  return { dir, wrapper, hook, runcOut, env: { PATH: process.env.PATH, SWARMNET_RUNC: fake, SWARMNET_HOOK_ALWAYS: '1' } };
 }
 
 function wrap(l: Lab, args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string; argv: string[] } {
@@ -53,6 +54,30 @@ function bundle(l: Lab, config: string | Buffer | undefined, name = 'b'): string
 
 const entry = (l: Lab): string => `{"path":${JSON.stringify(l.hook)},${HOOK_ARGS}`;
 const createArgs = (l: Lab, b: string): string[] => ['--root', join(l.dir, 'state'), '--log', join(l.dir, 'log.json'), '--log-format', 'json', 'create', '--bundle', b, '--pid-file', join(b, 'pid'), 'c1'];
+
+wrapperTest('create: the hook goes only into bundles of engines that set the network up in a prestart hook (Docker < 26)', (t) => {
+  const l = lab(t);
+  const env = { SWARMNET_HOOK_ALWAYS: '' };
+  const setkey = JSON.stringify(SETKEY_PRESTART);
+  const cases: [string, string, boolean][] = [
+    ['Docker 28: no prestart hook, network namespace without a path', '{"linux":{"namespaces":[{"type":"network"}]}}', false],
+    ['another prestart hook only', '{"hooks":{"prestart":[{"path":"/usr/bin/nvidia-hook"}]}}', false],
+    ['"libnetwork-setkey" elsewhere only', '{"annotations":{"x":"libnetwork-setkey"},"hooks":{"poststart":[{"path":"/x","args":["libnetwork-setkey"]}]}}', false],
+    ['Docker 20.10: libnetwork-setkey prestart', `{"hooks":{"prestart":[${setkey}]}}`, true],
+    ['Docker 20.10 with another prestart hook first', `{"hooks":{"prestart":[{"path":"/gpu"},${setkey}]}}`, true],
+  ];
+  for (const [what, config, inserted] of cases) {
+    const b = bundle(l, config, what.replace(/\W/g, '_'));
+    const r = wrap(l, createArgs(l, b), env);
+    t.is(readFileSync(join(b, 'config.json'), 'utf8').includes(HOOK_ARGS), inserted, what);
+    t.deepEqual(r.argv, createArgs(l, b), `${what}: runc gets the arguments unchanged`);
+    t.false(existsSync(join(l.dir, 'log.json')), `${what}: nothing to warn about`);
+  }
+  // SWARMNET_HOOK_ALWAYS=1 adds it to any bundle.
+  const b = bundle(l, '{}', 'always');
+  wrap(l, createArgs(l, b), { SWARMNET_HOOK_ALWAYS: '1' });
+  t.true(readFileSync(join(b, 'config.json'), 'utf8').includes(HOOK_ARGS));
+});
 
 wrapperTest('create: the hook is inserted byte-exactly in every shape of hooks; everything else, big integers included, is kept', (t) => {
   const l = lab(t);
