@@ -61,7 +61,7 @@ wrapperTest('create: the hook goes only into bundles of engines that set the net
   const setkey = JSON.stringify(SETKEY_PRESTART);
   const cases: [string, string, boolean][] = [
     ['Docker 28: no prestart hook, network namespace without a path', '{"linux":{"namespaces":[{"type":"network"}]}}', false],
-    ['another prestart hook only', '{"hooks":{"prestart":[{"path":"/usr/bin/nvidia-hook"}]}}', false],
+    ['another prestart hook only', '{"hooks":{"prestart":[{"path":"/opt/nvidia/hook"}]}}', false],
     ['"libnetwork-setkey" elsewhere only', '{"annotations":{"x":"libnetwork-setkey"},"hooks":{"poststart":[{"path":"/x","args":["libnetwork-setkey"]}]}}', false],
     ['Docker 20.10: libnetwork-setkey prestart', `{"hooks":{"prestart":[${setkey}]}}`, true],
     ['Docker 20.10 with another prestart hook first', `{"hooks":{"prestart":[{"path":"/gpu"},${setkey}]}}`, true],
