@@ -4,7 +4,7 @@ import { createPluginServer, listenUnix } from './protocol/server.js';
 import { Readiness } from './readiness.js';
 import { startHealthServer } from './health-server.js';
 import { pluginCalls, ready as readyGauge } from './metrics.js';
-import { SwarmnetDriver } from './swarmnet-driver.js';
+import { ReadyGate } from './ready-gate.js';
 import { startRuntime, type Runtime } from './runtime.js';
 
 /**
@@ -27,7 +27,7 @@ export async function runDaemon(): Promise<void> {
   setLogLevel(config.logLevel);
 
   const readiness = new Readiness();
-  const driver = new SwarmnetDriver(readiness);
+  const driver = new ReadyGate(readiness);
   const server = createPluginServer({
     driver,
     log: logger('protocol'),

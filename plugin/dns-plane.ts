@@ -10,7 +10,7 @@ import { indexTable } from '../dns/table.js';
 import { registry } from './metrics.js';
 import { PrefixWatch } from './state/watch.js';
 
-/** What Join and Leave tell the DNS plane (plugin/network-driver.ts). */
+/** What Join and Leave tell the DNS plane (plugin/network-endpoints.ts). */
 export interface JoinObserver {
   joined(endpointId: string, dockerNetworkId: string, sandboxKey: string): Promise<void>;
   left(endpointId: string): Promise<void>;

@@ -1,4 +1,4 @@
-import { PluginError } from './driver.js';
+import { PluginError } from './protocol/contract.js';
 
 /** Driver options a user may pass with `docker network create -o key=value`. */
 export interface NetworkOptions {

@@ -1,8 +1,8 @@
 import { formatCidr, formatIp, parseCidr, keyToCidr, type Cidr } from '../common/cidr.js';
 import { endpointLinkNames } from '../flannel/endpoint.js';
-import { PluginError } from './driver.js';
+import { PluginError } from './protocol/contract.js';
 import type { Ipam, NetworkRecord } from './ipam/ipam.js';
-import type { EndpointRecord, LocalLease, NetworkStatePort, NetworkView } from './network-driver.js';
+import type { EndpointRecord, LocalLease, NetworkStatePort, NetworkView } from './network-endpoints.js';
 import type { NetworkOptions } from './network-options.js';
 
 /**

@@ -5,10 +5,10 @@ import { createEndpointLink, deleteEndpointLink, endpointLinkNames } from '../fl
 import type { LocalNode, OverlayState } from '../flannel/model.js';
 import { bridgeName, VXLAN_OVERHEAD } from '../flannel/names.js';
 import { OverlayReconciler, type ReconcileReport, type RepairKind } from '../flannel/reconciler.js';
-import { PluginError } from './driver.js';
+import { PluginError } from './protocol/contract.js';
 import type { Ipam, OverlayState as IpamOverlayState } from './ipam/ipam.js';
 import { reconcileRepairs } from './metrics.js';
-import type { OverlayPort } from './network-driver.js';
+import type { OverlayPort } from './network-endpoints.js';
 
 /** Control-plane records → the overlay's input (pure). */
 export function toOverlayState(s: IpamOverlayState, node: LocalNode): OverlayState {

@@ -1,4 +1,4 @@
-import { PluginError } from './driver.js';
+import { PluginError } from './protocol/contract.js';
 
 /**
  * Tracks background initialisation. Docker's calls that need etcd wait here for a bounded time and then

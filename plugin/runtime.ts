@@ -6,15 +6,15 @@ import { findUnderlay, type Underlay } from '../flannel/underlay.js';
 import { vtepMac } from '../flannel/vtep-mac.js';
 import type { Config } from './config.js';
 import { ClusterView } from './docker/cluster-view.js';
-import { isSwarmnetDriver } from './driver.js';
+import { isSwarmnetDriver } from './driver-name.js';
 import { checkEmbeddedAllowed, startEmbeddedEtcd, type EmbeddedEtcd } from './embedded-etcd.js';
 import { Ipam } from './ipam/ipam.js';
-import { NetworkDriverImpl } from './network-driver.js';
+import { NetworkEndpoints } from './network-endpoints.js';
 import { EtcdNetworkState } from './network-state.js';
 import { nodeIdentity } from './node-identity.js';
 import { OverlaySync } from './overlay-sync.js';
 import type { Readiness } from './readiness.js';
-import type { DriverImpl } from './swarmnet-driver.js';
+import type { DriverImpl } from './ready-gate.js';
 import { RestartReconciler } from './restart-reconcile.js';
 import { startDnsPlane } from './dns-plane.js';
 import { createEtcdClient, NodeLease } from './state/etcd-client.js';
@@ -107,7 +107,7 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     restart.schedule(RESTART_GRACE_MS);
     undo.push(() => restart.stop());
 
-    const network = new NetworkDriverImpl(new EtcdNetworkState(ipam), overlay, logger('network'), dns);
+    const network = new NetworkEndpoints(new EtcdNetworkState(ipam), overlay, logger('network'), dns);
     log.info({ node: identity.name, manager: identity.isManager, underlay: underlay.name, publicIp, etcd: endpoints.length }, 'runtime started');
     return { nodeName: identity.name, driver: { network, ipam }, stop: stopAll };
   } catch (e) {

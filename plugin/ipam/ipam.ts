@@ -1,7 +1,7 @@
 import type { Etcd3 } from 'etcd3';
 import { cidrToKey, contains, formatCidr, formatIp, keyToCidr, lastAddress, parseCidr, parseIp, type Cidr } from '../../common/cidr.js';
 import { logger } from '../../common/log.js';
-import { ADDRESS_SPACE_GLOBAL, ADDRESS_SPACE_LOCAL, PluginError, type IpamDriver } from '../driver.js';
+import { ADDRESS_SPACE_GLOBAL, ADDRESS_SPACE_LOCAL, PluginError, type IpamDriver } from '../protocol/contract.js';
 import type { PoolRequest, ReleaseAddressRequest, RequestAddressRequest, RequestPoolRequest } from '../protocol/schemas.js';
 import { Keys, hex } from '../state/keys.js';
 import type { NodeLease } from '../state/etcd-client.js';

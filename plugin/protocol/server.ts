@@ -3,7 +3,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { z } from 'zod';
 import type { Logger } from '../../common/log.js';
-import { ADDRESS_SPACE_GLOBAL, ADDRESS_SPACE_LOCAL, PluginError, type Driver } from '../driver.js';
+import { ADDRESS_SPACE_GLOBAL, ADDRESS_SPACE_LOCAL, PluginError, type Driver } from './contract.js';
 import * as S from './schemas.js';
 
 export const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.1+json';

@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { readFileSync } from 'node:fs';
 import { setLogLevel } from '../../common/log.js';
 import { contains, parseCidr, parseIp } from '../../common/cidr.js';
-import { PluginError } from '../../plugin/driver.js';
+import { PluginError } from '../../plugin/protocol/contract.js';
 import { TestEtcd, hasEtcd } from '../helpers/etcd.js';
 import { checkInvariants } from '../helpers/invariants.js';
 import { beforeGuard, retry, until } from '../helpers/wait.js';

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { parseCidr } from '../../common/cidr.js';
-import { isSwarmnetDriver } from '../../plugin/driver.js';
+import { isSwarmnetDriver } from '../../plugin/driver-name.js';
 import { nodeIdentity } from '../../plugin/node-identity.js';
 import { toOverlayState } from '../../plugin/overlay-sync.js';
 import { liveEndpoints } from '../../plugin/restart-reconcile.js';

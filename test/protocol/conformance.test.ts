@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { pino } from 'pino';
 import { createPluginServer, listenUnix, CONTENT_TYPE } from '../../plugin/protocol/server.js';
-import type { Driver } from '../../plugin/driver.js';
-import { PluginError } from '../../plugin/driver.js';
+import type { Driver } from '../../plugin/protocol/contract.js';
+import { PluginError } from '../../plugin/protocol/contract.js';
 import { callPlugin } from '../helpers/plugin-client.js';
 
 interface Call { endpoint: string; request: unknown }

@@ -7,7 +7,7 @@ import type { Etcd3 } from 'etcd3';
 import { parseCidr } from '../../common/cidr.js';
 import { setLogLevel } from '../../common/log.js';
 import type { Config } from '../../plugin/config.js';
-import { PluginError } from '../../plugin/driver.js';
+import { PluginError } from '../../plugin/protocol/contract.js';
 import { Ipam } from '../../plugin/ipam/ipam.js';
 import { createEtcdClient, NodeLease } from '../../plugin/state/etcd-client.js';
 import { TestEtcd, hasEtcd } from '../helpers/etcd.js';

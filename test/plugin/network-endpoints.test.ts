@@ -1,8 +1,8 @@
 import test from 'ava';
 import { pino } from 'pino';
-import { NetworkDriverImpl, type EndpointRecord, type NetworkStatePort, type OverlayPort, type NetworkView } from '../../plugin/network-driver.js';
+import { NetworkEndpoints, type EndpointRecord, type NetworkStatePort, type OverlayPort, type NetworkView } from '../../plugin/network-endpoints.js';
 import { parseNetworkOptions } from '../../plugin/network-options.js';
-import { PluginError } from '../../plugin/driver.js';
+import { PluginError } from '../../plugin/protocol/contract.js';
 
 /** In-memory stand-ins for etcd state and the kernel: these tests are about the driver's own rules. */
 function setup() {
@@ -31,7 +31,7 @@ function setup() {
     async createEndpointLink(a) { links.push(a.endpointId); return { hostName: 'swveaaaa', peerName: 'swcaaaa' }; },
     async deleteEndpointLink(id) { const i = links.indexOf(id); if (i >= 0) links.splice(i, 1); },
   };
-  return { driver: new NetworkDriverImpl(state, overlay, pino({ level: 'silent' })), endpoints, links, ensured };
+  return { driver: new NetworkEndpoints(state, overlay, pino({ level: 'silent' })), endpoints, links, ensured };
 }
 
 const createNet = { NetworkID: 'dn1', Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': { mtu: '1400' } }, IPv4Data: [{ AddressSpace: 'l', Pool: '10.128.0.0/20', Gateway: '10.128.1.1/25' }], IPv6Data: [] };

@@ -1,4 +1,4 @@
-import type { Driver, IpamDriver, NetworkDriver } from './driver.js';
+import type { Driver, IpamDriver, NetworkDriver } from './protocol/contract.js';
 import type { Readiness } from './readiness.js';
 import type * as S from './protocol/schemas.js';
 
@@ -16,7 +16,7 @@ const READY_WAIT_MS = 15_000;
  * for initialisation and are then forwarded to the real implementation; calls Docker makes while registering
  * the plugin (discovery, gateway checks, external connectivity) are answered at once.
  */
-export class SwarmnetDriver implements Driver {
+export class ReadyGate implements Driver {
   private impl: DriverImpl | undefined;
   /** The node's data-path address as Docker announces it (DiscoverNew with Self=true). */
   selfAddress: string | undefined;

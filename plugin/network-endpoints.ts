@@ -1,6 +1,6 @@
 import type { Logger } from '../common/log.js';
 import { parseIfaceAddress } from '../common/cidr.js';
-import { PluginError, type CreateEndpointResponse, type JoinResponse } from './driver.js';
+import { PluginError, type CreateEndpointResponse, type JoinResponse } from './protocol/contract.js';
 import type * as S from './protocol/schemas.js';
 import { genericOptions, parseNetworkOptions, type NetworkOptions } from './network-options.js';
 import { endpointMac, isMac } from './endpoint-mac.js';
@@ -54,7 +54,7 @@ export interface OverlayPort {
  * The NetworkDriver half of the plugin. Address management is IPAM's; this part binds Docker's network ids to
  * swarmnet networks, records endpoints and plumbs veths onto the network's bridge.
  */
-export class NetworkDriverImpl {
+export class NetworkEndpoints {
   constructor(
     private readonly state: NetworkStatePort,
     private readonly overlay: OverlayPort,

@@ -2,7 +2,7 @@ import type {
   AllocateNetworkRequest, CreateEndpointRequest, CreateNetworkRequest, DiscoveryRequest, EndpointRequest,
   ExternalConnectivityRequest, GwAllocCheckRequest, JoinRequest, NetworkRequest, PoolRequest, ReleaseAddressRequest,
   RequestAddressRequest, RequestPoolRequest,
-} from './protocol/schemas.js';
+} from './schemas.js';
 
 /**
  * The contract between the protocol server (plugin/protocol) and the implementation.
@@ -61,11 +61,3 @@ export class PluginError extends Error {
 
 export const ADDRESS_SPACE_LOCAL = 'SwarmnetLocal';
 export const ADDRESS_SPACE_GLOBAL = 'SwarmnetGlobal';
-
-/**
- * Whether a network's driver (as Docker records it: the name the user gave) is this plugin: `swarmnet`, with any tag
- * (`swarmnet:latest` — swarm needs the tag) and any registry path (`registry.example/ops/swarmnet:1.2`).
- */
-export function isSwarmnetDriver(driver: string): boolean {
-  return /^(?:[\w.-]+(?::\d+)?\/)*swarmnet(?::[\w][\w.-]{0,127})?$/.test(driver);
-}
