@@ -1,6 +1,6 @@
 import { isIPv4 } from 'node:net';
-import type { NetworkView, ServiceView } from '../common/docker-view.js';
-import { endpointContribution, LiveNet, vipContribution, walkOrder, type Contribution, type NetIndex, type Table, type TableParsed } from './table.js';
+import type { NetworkView } from '../common/docker-view.js';
+import { endpointContribution, LiveNet, vipContribution, walkOrder, type Contribution, type NamedService, type Table } from './table.js';
 
 /**
  * Docker's view as every node's resolver needs it, kept from the etcd watch of `<prefix>/swarmnet/docker/`
@@ -32,10 +32,16 @@ export interface ContainerRecord {
 }
 const NO_ALIASES: string[] = Object.freeze([]) as unknown as string[];
 
+/** A service record in the form its names are built from, validated once. */
+interface ServiceRecord extends NamedService {
+  /** Containers of its tasks Swarm is stopping: they have no names (docs/dns.md). */
+  draining: ReadonlySet<string>;
+}
+
 export class ClusterTable {
   private readonly root: string;
   private readonly networks = new Map<string, NetworkView>();
-  private readonly services = new Map<string, ServiceView>();
+  private readonly services = new Map<string, ServiceRecord>();
   /**
    * etcd key → the container's record, kept as compact JSON (a node may hold 100,000; a string is a
    * fraction of the object graph). Parsed again only to re-index it (its service changed, a network became wanted).
@@ -118,10 +124,10 @@ export class ClusterTable {
     this.index(1, next, tasks);
   }
 
-  private index(sign: 1 | -1, s: ServiceView | undefined, tasks: ContainerRecord[]): void {
+  private index(sign: 1 | -1, s: ServiceRecord | undefined, tasks: ContainerRecord[]): void {
     for (const net of this.nets.values()) {
       const op = sign > 0 ? net.add.bind(net) : net.remove.bind(net);
-      if (s) op(vipContribution(parsedService(s), net.id));
+      if (s) op(vipContribution(s, net.id));
       for (const c of tasks) op(this.contribution(c, net, s ?? null));
     }
   }
@@ -151,13 +157,13 @@ export class ClusterTable {
   }
 
   /** What a container puts into one network's index, with its service as it is now unless given (null: none). */
-  private contribution(c: ContainerRecord, net: LiveNet, given?: ServiceView | null): Contribution | undefined {
+  private contribution(c: ContainerRecord, net: LiveNet, given?: ServiceRecord | null): Contribution | undefined {
     const e = c.networks[net.id];
     if (!e) return undefined;
     const svc = given === undefined ? (c.serviceId ? this.services.get(c.serviceId) : undefined) : given ?? undefined;
     // A task Swarm is stopping leaves every name at once, as in Docker (its container stops two seconds later).
-    if (svc?.draining?.includes(c.id)) return undefined;
-    return endpointContribution(parsedContainer(c), { networkId: net.id, ip: e.address, aliases: e.aliases }, svc && parsedService(svc));
+    if (svc?.draining.has(c.id)) return undefined;
+    return endpointContribution(c, { networkId: net.id, ip: e.address, aliases: e.aliases }, svc);
   }
 
   /**
@@ -173,11 +179,11 @@ export class ClusterTable {
       const net = new LiveNet(id, (this.networks.get(id)?.name ?? id).toLowerCase());
       this.nets.set(id, net);
       for (const key of this.byNetwork.get(id) ?? []) net.add(this.contribution(this.record(key), net));
-      for (const s of this.services.values()) net.add(vipContribution(parsedService(s), id));
+      for (const s of this.services.values()) net.add(vipContribution(s, id));
     }
     this.table.views.clear();
     for (const v of views) {
-      const nets = walkOrder(v.networks.map((id) => this.nets.get(id)).filter((n): n is LiveNet => !!n) as NetIndex[]);
+      const nets = walkOrder(v.networks.map((id) => this.nets.get(id)).filter((n): n is LiveNet => !!n));
       this.table.views.set(v.id, { nets, upstreams: undefined, ndots: this.local.get(v.id)?.ndots ?? false });
     }
   }
@@ -223,18 +229,6 @@ function decode(json: string): ContainerRecord {
   return { id, name, hostname, ...(serviceId ? { serviceId } : {}), ...(sandboxKey ? { sandboxKey } : {}), live: (flags & 1) === 1, ndots: (flags & 2) === 2, networks };
 }
 
-type ParsedContainer = TableParsed['containers'][number];
-type ParsedService = TableParsed['services'][number];
-
-function parsedContainer(c: ContainerRecord): ParsedContainer {
-  return { id: c.id, name: c.name, ...(c.hostname ? { hostname: c.hostname } : {}), ...(c.serviceId ? { serviceId: c.serviceId } : {}), ndots: c.ndots, live: c.live, endpoints: [] };
-}
-
-function parsedService(s: ServiceView): ParsedService {
-  const nets = [...new Set([...Object.keys(s.vips), ...Object.keys(s.aliases)])];
-  return { id: s.id, name: s.name, mode: s.endpointMode, networks: nets.map((networkId) => ({ networkId, ...(s.vips[networkId] ? { vip: s.vips[networkId] } : {}), aliases: s.aliases[networkId] ?? [] })) };
-}
-
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => !!v && typeof v === 'object' && !Array.isArray(v);
 const isName = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 253;
@@ -245,14 +239,16 @@ function validNetwork(v: unknown): NetworkView | undefined {
   return { id: v.id, name: v.name };
 }
 
-function validService(v: unknown): ServiceView | undefined {
+/** A ServiceView record (common/docker-view.ts) → the form names are built from. */
+function validService(v: unknown): ServiceRecord | undefined {
   if (!isObj(v) || !isName(v.id) || !isName(v.name) || !isObj(v.vips) || !isObj(v.aliases)) return undefined;
-  const vips: Record<string, string> = {};
-  for (const [net, ip] of Object.entries(v.vips)) if (typeof ip === 'string' && isIPv4(ip)) vips[net] = ip;
-  const aliases: Record<string, string[]> = {};
-  for (const [net, a] of Object.entries(v.aliases)) aliases[net] = names(a);
-  const draining = names(v.draining);
-  return { id: v.id, name: v.name, endpointMode: v.endpointMode === 'dnsrr' ? 'dnsrr' : 'vip', vips, aliases, ...(draining.length ? { draining } : {}) };
+  const vips = v.vips;
+  const aliases = v.aliases;
+  const networks = [...new Set([...Object.keys(vips), ...Object.keys(aliases)])].map((networkId) => {
+    const vip = vips[networkId];
+    return { networkId, ...(typeof vip === 'string' && isIPv4(vip) ? { vip } : {}), aliases: names(aliases[networkId]) };
+  });
+  return { id: v.id, name: v.name, mode: v.endpointMode === 'dnsrr' ? 'dnsrr' : 'vip', networks, draining: new Set(names(v.draining)) };
 }
 
 function validContainer(v: unknown): ContainerRecord | undefined {

@@ -43,18 +43,9 @@ export const tableSchema = z.object({
       aliases: z.array(name).default([]),
     })),
   })).default([]),
-  /** Views that are not a container's record: the plugin serves a network namespace (by its path) from the moment
-   * Docker joins it, before the container's record exists. */
-  views: z.array(z.object({
-    id: z.string().min(1),
-    networks: z.array(z.string().min(1)),
-    ndots: z.boolean().default(false),
-    upstreams: z.array(z.string().min(1).refine(isUpstream, { message: 'not an IP literal, "ip:port" or "[ipv6]:port"' })).max(3).optional(),
-  })).default([]),
 });
 export type TableInput = z.input<typeof tableSchema>;
-/** The validated form: what the plugin's cluster view produces directly (its records are validated as they arrive). */
-export type TableParsed = z.output<typeof tableSchema>;
+type TableParsed = z.output<typeof tableSchema>;
 
 export interface Addrs { v4: string[]; v6: string[] }
 /**
@@ -145,15 +136,18 @@ export class LiveNet implements NetIndex {
   }
 }
 
-type ParsedContainer = TableParsed['containers'][number];
-type ParsedService = TableParsed['services'][number];
+/** What a container's names are made of (a validated table entry, or the plugin's compact record). */
+export type NamedContainer = Pick<TableParsed['containers'][number], 'id' | 'name' | 'hostname' | 'live'>;
+/** A service as its names need it (a validated table entry, or the plugin's record). */
+export type NamedService = TableParsed['services'][number];
+export type Endpoint = TableParsed['containers'][number]['endpoints'][number];
 
 /**
  * A container's names on one network (Docker's DNSNames order: container name, which is also the PTR name, network
  * aliases, short ID, hostname) and, for a task, its service's `tasks.` names (and the service names under DNSRR).
  * Nothing while a task is not healthy yet.
  */
-export function endpointContribution(c: ParsedContainer, e: ParsedContainer['endpoints'][number], svc: ParsedService | undefined): Contribution | undefined {
+export function endpointContribution(c: NamedContainer, e: Endpoint, svc: NamedService | undefined): Contribution | undefined {
   if (!c.live) return undefined;
   const names: [string, string][] = [];
   const ptr: [string, string][] = [];
@@ -176,7 +170,7 @@ export function endpointContribution(c: ParsedContainer, e: ParsedContainer['end
 }
 
 /** VIP mode: the service name and its aliases resolve to the VIP on that network (no PTR, as Docker's ipMapUpdate=false). */
-export function vipContribution(s: ParsedService, networkId: string): Contribution | undefined {
+export function vipContribution(s: NamedService, networkId: string): Contribution | undefined {
   const sn = s.networks.find((x) => x.networkId === networkId);
   if (s.mode !== 'vip' || !sn?.vip) return undefined;
   return { names: [...new Set([s.name, ...sn.aliases].map((n) => n.toLowerCase()))].map((n) => [n, sn.vip!] as [string, string]), ptr: [] };
@@ -189,18 +183,13 @@ export function walkOrder(nets: NetIndex[]): NetIndex[] {
 
 /** Validates the JSON form (throws a ZodError with the path of the first problem) and indexes it. */
 export function buildTable(raw: unknown): Table {
-  return indexTable(tableSchema.parse(raw));
-}
-
-/** Indexes an already validated table. */
-export function indexTable(t: TableParsed): Table {
+  const t = tableSchema.parse(raw);
   const nets = new Map<string, LiveNet>();
   for (const n of t.networks) nets.set(n.id, new LiveNet(n.id, n.name.toLowerCase(), n.internal));
   const svcById = new Map(t.services.map((s) => [s.id, s]));
   const views = new Map<string, View>();
   const viewByIp = new Map<string, string>();
   const walk = (ids: string[]): NetIndex[] => walkOrder([...new Set(ids)].map((id) => nets.get(id)).filter((n): n is LiveNet => !!n));
-  for (const v of t.views) views.set(v.id, { nets: walk(v.networks), upstreams: v.upstreams, ndots: v.ndots });
   for (const c of t.containers) {
     views.set(c.id, { nets: walk(c.endpoints.map((e) => e.networkId)), upstreams: c.upstreams, ndots: c.ndots });
     const svc = c.serviceId ? svcById.get(c.serviceId) : undefined;

@@ -6,7 +6,6 @@ import { ClusterTable } from '../dns/cluster-table.js';
 import { DnsInjector } from '../dns/inject/injector.js';
 import { startHookServer } from '../dns/inject/hook-server.js';
 import { DnsServer } from '../dns/server.js';
-import { indexTable } from '../dns/table.js';
 import { registry } from './metrics.js';
 import { PrefixWatch } from './state/watch.js';
 
@@ -41,7 +40,7 @@ export const HOOK_SOCKET = 'swarmnet-hook.sock';
  */
 export async function startDnsPlane(o: DnsPlaneOptions): Promise<DnsPlane> {
   const cluster = new ClusterTable(o.prefix, o.node);
-  const server = new DnsServer(indexTable({ networks: [], containers: [], services: [], views: [] }), { compat: o.compat });
+  const server = new DnsServer(cluster.table, { compat: o.compat });
   const injector = new DnsInjector({ server, cluster, log: o.log });
   const watch = await PrefixWatch.start(o.client, cluster.prefix, {
     onSnapshot: (kvs) => { cluster.reset(kvs); injector.clusterChanged(); },

@@ -78,12 +78,16 @@ async function dnsperf(pid: number, queries: string): Promise<{ qps: number; p99
 }
 
 // ---- 3. freshness
-/** Polls `name` (A) on 127.0.0.11 every 10 ms from the namespace it runs in; prints "<ms since epoch> <ips>" on change. */
-const POLLER = `
+/** For the scripts below: `name` (their first argument) and `q(id)`, an A query for it. */
+const QUERY = `
 const dgram = require('node:dgram');
 const name = process.argv[1];
 const q = (id) => Buffer.concat([Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
   ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, 0, 1, 0, 1])]);
+`;
+
+/** Polls `name` (A) on 127.0.0.11 every 10 ms from the namespace it runs in; prints "<ms since epoch> <ips>" on change. */
+const POLLER = `${QUERY}
 function skip(b, o) { for (;;) { const l = b[o]; if (l === 0) return o + 1; if ((l & 0xc0) === 0xc0) return o + 2; o += l + 1; } }
 function ips(b) {
   const an = b.readUInt16BE(6); let o = skip(b, 12) + 4; const out = [];
@@ -174,11 +178,8 @@ async function freshness(nodes: SandboxNode[], manager: SandboxNode): Promise<vo
 
 // ---- 5. crash
 /** Asks `name` every 20 ms for `ms`; prints one JSON line: each query's send time and whether it was answered. */
-const PROBE = `
-const dgram = require('node:dgram');
-const [name, ms] = [process.argv[1], Number(process.argv[2])];
-const q = (id) => Buffer.concat([Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
-  ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, 0, 1, 0, 1])]);
+const PROBE = `${QUERY}
+const ms = Number(process.argv[2]);
 const sent = new Map(); const s = dgram.createSocket('udp4'); let id = 0;
 s.on('message', (m) => { const e = sent.get(m.readUInt16BE(0)); if (e && (m[3] & 15) === 0 && m.readUInt16BE(6) > 0) e.ok = true; });
 s.on('error', () => {});

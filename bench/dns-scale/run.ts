@@ -14,7 +14,6 @@ import { logger, setLogLevel } from '../../common/log.js';
 import { ClusterTable } from '../../dns/cluster-table.js';
 import { DnsInjector } from '../../dns/inject/injector.js';
 import { DnsServer } from '../../dns/server.js';
-import { indexTable } from '../../dns/table.js';
 
 const SERVICES = Number(process.env.SWARMNET_BENCH_SERVICES ?? 10_000);
 const TASKS = Number(process.env.SWARMNET_BENCH_TASKS ?? 10);
@@ -61,7 +60,7 @@ async function main(): Promise<void> {
   console.log(`cluster: ${SERVICES} services × ${TASKS} tasks on one network; ${LOCAL} local namespaces served`);
   const rss0 = mb();
   const cluster = new ClusterTable(P, 'me');
-  const server = new DnsServer(indexTable({ networks: [], containers: [], services: [], views: [] }), { compat: true, defaultUpstreams: [] });
+  const server = new DnsServer(cluster.table, { compat: true, defaultUpstreams: [] });
   const injector = new DnsInjector({ server, cluster, log: logger('bench'), intervalMs: 3_600_000 });
 
   // The watch snapshot at start.

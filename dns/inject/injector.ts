@@ -48,7 +48,6 @@ export interface InjectorStats {
   hookMatched: number;
   hookOther: number;
   tableBuilds: number;
-  lastTableBuildMs: number;
 }
 
 export interface HookAnswer { served: boolean; error?: string }
@@ -64,7 +63,9 @@ export class DnsInjector {
   private rebuildQueued = false;
   private seenLocalVersion = -1;
   private stopped = false;
-  private counters = { serveFailures: 0, hookMatched: 0, hookOther: 0, tableBuilds: 0, lastTableBuildMs: 0 };
+  private counters = { serveFailures: 0, hookMatched: 0, hookOther: 0, tableBuilds: 0 };
+  /** The set of served namespaces or their networks changed since the views were last given to the table. */
+  private viewsDirty = true;
 
   constructor(private readonly o: InjectorOptions) {
     this.kernel = o.kernel ?? realKernel;
@@ -90,6 +91,7 @@ export class DnsInjector {
     if (this.stopped || !sandboxKey.startsWith('/')) return;
     for (const e of this.entries.values()) e.joined.delete(endpointId);
     this.entry(sandboxKey).joined.set(endpointId, networkId);
+    this.viewsDirty = true;
     this.rebuild();
     await this.bounded(this.ensure(sandboxKey), 5000);
   }
@@ -97,6 +99,7 @@ export class DnsInjector {
   async leave(endpointId: string): Promise<void> {
     for (const e of [...this.entries.values()]) {
       if (!e.joined.delete(endpointId)) continue;
+      this.viewsDirty = true;
       this.rebuild();
       if (!this.wanted(e)) await this.bounded(this.drop(e), 5000);
     }
@@ -108,6 +111,7 @@ export class DnsInjector {
     // Only this node's records and the network list decide what is served: other changes skip the scan.
     if (this.o.cluster.localVersion !== this.seenLocalVersion) {
       this.seenLocalVersion = this.o.cluster.localVersion;
+      this.viewsDirty = true;
       for (const key of this.o.cluster.localContainers().keys()) if (!this.entries.has(key)) { this.entry(key); void this.ensure(key); }
       for (const e of [...this.entries.values()]) if (!this.wanted(e)) void this.drop(e);
     }
@@ -143,6 +147,7 @@ export class DnsInjector {
     if (!e) {
       e = { key, joined: new Map(), since: Date.now(), work: Promise.resolve() };
       this.entries.set(key, e);
+      this.viewsDirty = true;
     }
     return e;
   }
@@ -210,7 +215,7 @@ export class DnsInjector {
     return this.run(e, async () => {
       if (this.wanted(e)) return;
       await this.unserve(e);
-      if (this.entries.get(e.key) === e) this.entries.delete(e.key);
+      if (this.entries.get(e.key) === e) { this.entries.delete(e.key); this.viewsDirty = true; }
       this.scheduleRebuild();
     });
   }
@@ -254,16 +259,20 @@ export class DnsInjector {
     setImmediate(() => { if (this.rebuildQueued) this.rebuild(); });
   }
 
-  /** The views of the namespaces this node serves or is about to, and a fresh answer cache. */
+  /**
+   * The views of the namespaces this node serves or is about to (only when those changed: a change elsewhere in the
+   * cluster is already in the live table), and a fresh answer cache.
+   */
   private rebuild(): void {
     this.rebuildQueued = false;
-    const t0 = performance.now();
-    const views: SandboxView[] = [];
-    for (const e of this.entries.values()) if (this.wanted(e)) views.push({ id: e.key, networks: this.networks(e) });
-    this.o.cluster.setViews(views);
+    if (this.viewsDirty) {
+      this.viewsDirty = false;
+      const views: SandboxView[] = [];
+      for (const e of this.entries.values()) if (this.wanted(e)) views.push({ id: e.key, networks: this.networks(e) });
+      this.o.cluster.setViews(views);
+    }
     // The same live table: a new resolver over it only drops the cache of encoded answers.
     this.o.server.setTable(this.o.cluster.table);
     this.counters.tableBuilds++;
-    this.counters.lastTableBuildMs = performance.now() - t0;
   }
 }

@@ -48,8 +48,8 @@ export class ClusterView {
   private written = new Map<string, string>();
   /** Event handling, one at a time. */
   private queue: Promise<void> = Promise.resolve();
-  /** Refreshes queued and not started yet ("kind/id"). */
-  private readonly waiting = new Set<string>();
+  /** Refreshes queued and not started yet ("kind/id" → whether a service's tasks are to be looked at again). */
+  private readonly waiting = new Map<string, boolean>();
 
   constructor(private readonly o: ClusterViewOptions) {
     this.keys = new ViewKeys(o.prefix);
@@ -151,28 +151,27 @@ export class ClusterView {
    * connect, start): while a refresh of it is still waiting, later events need no second inspect.
    */
   private enqueue(ev: unknown, onError: (e: Error) => void): void {
-    for (const target of eventTargets(ev)) {
-      const k = `${target.kind}/${target.id}`;
-      if (this.waiting.has(k)) continue;
-      this.waiting.add(k);
-      this.queue = this.queue.then(async () => {
-        this.waiting.delete(k);
-        await this.refresh(target);
-        // A service update (scale, rolling update) sets tasks' desired state to shutdown a moment after the event:
-        // look at its tasks again shortly, so the ones being stopped leave DNS before their containers stop.
-        if (target.kind === 'service' && this.manager) this.recheckService(target.id);
-      }).catch(onError);
-    }
+    for (const target of eventTargets(ev)) this.schedule(target, onError, true);
   }
 
-  private recheckService(id: string): void {
-    for (const ms of DRAIN_RECHECK_MS) {
-      const timer = setTimeout(() => {
-        if (this.stopped) return;
-        this.queue = this.queue.then(() => this.refresh({ kind: 'service', id })).catch((e: Error) => log.warn({ err: e.message, service: id }, 'service recheck failed'));
-      }, ms);
-      timer.unref();
-    }
+  /**
+   * Queues one refresh unless one of the same object is still waiting. `recheck`: a service update (scale, rolling
+   * update) sets tasks' desired state to shutdown a moment after the event, so look at its tasks again shortly: the
+   * ones being stopped leave DNS before their containers stop.
+   */
+  private schedule(target: Refresh, onError: (e: Error) => void, recheck: boolean): void {
+    const k = `${target.kind}/${target.id}`;
+    const waiting = this.waiting.get(k);
+    if (waiting !== undefined) { this.waiting.set(k, waiting || recheck); return; }
+    this.waiting.set(k, recheck);
+    this.queue = this.queue.then(async () => {
+      const again = this.waiting.get(k) === true;
+      this.waiting.delete(k);
+      await this.refresh(target);
+      if (!again || target.kind !== 'service' || !this.manager) return;
+      const warn = (e: Error): void => log.warn({ err: e.message, service: target.id }, 'service recheck failed');
+      for (const ms of DRAIN_RECHECK_MS) setTimeout(() => { if (!this.stopped) this.schedule(target, warn, false); }, ms).unref();
+    }).catch(onError);
   }
 
   /** Re-inspects one object and writes (or deletes) its record. */

@@ -6,27 +6,31 @@ import type { ExecutionContext } from 'ava';
 import { toolEnv } from '../../common/exec.js';
 
 /**
- * Stands in for dockerd's embedded resolver: UDP and TCP on 127.0.0.11:<random port>, every query answered with one
- * A record 192.0.2.99 (raw bytes: the question copied, a pointer to it as owner). Prints the port once listening.
+ * A DNS server for tests: UDP and TCP on <address>:<port> (0: a random port, the same for both), every query answered
+ * with one A record <answer> (raw bytes: the question copied, a pointer to it as owner); with <only-from>, queries
+ * from any other address are dropped. Prints the port once listening. Arguments: address port answer [only-from].
  */
-const FAKE_DOCKER_DNS = `
+export const STAND_IN_DNS = `
 const dgram = require('node:dgram'), net = require('node:net');
+const [address, port0, ip, onlyFrom] = process.argv.slice(1);
+const rr = Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, ...ip.split('.').map(Number)]);
 function answer(q) {
   let o = 12;
   while (o < q.length && q[o] !== 0) o += q[o] + 1;
   o += 5;
   if (q.length < 12 || o > q.length) return undefined;
   const head = Buffer.from([q[0], q[1], 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
-  const rr = Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 192, 0, 2, 99]);
   return Buffer.concat([head, q.subarray(12, o), rr]);
 }
+const allowed = (from) => !onlyFrom || from === onlyFrom;
 const udp = dgram.createSocket('udp4');
-udp.on('message', (m, r) => { const a = answer(m); if (a) udp.send(a, r.port, r.address); });
-udp.bind(0, '127.0.0.11', () => {
+udp.on('message', (m, r) => { const a = allowed(r.address) && answer(m); if (a) udp.send(a, r.port, r.address); });
+udp.bind(Number(port0), address, () => {
   const port = udp.address().port;
   net.createServer((c) => {
     let buf = Buffer.alloc(0);
     c.on('error', () => {});
+    if (!allowed(c.remoteAddress)) return void c.destroy();
     c.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
@@ -35,11 +39,12 @@ udp.bind(0, '127.0.0.11', () => {
         if (a) { const len = Buffer.alloc(2); len.writeUInt16BE(a.length); c.write(Buffer.concat([len, a])); }
       }
     });
-  }).listen(port, '127.0.0.11', () => console.log(port));
+  }).listen(port, address, () => console.log(port));
 });`;
 
+/** Stands in for dockerd's embedded resolver: 127.0.0.11:<random port>, every name 192.0.2.99. Resolves with the port. */
 export async function fakeDockerResolver(t: ExecutionContext, nsPath: string): Promise<number> {
-  const child = spawn('nsenter', [`--net=${nsPath}`, process.execPath, '-e', FAKE_DOCKER_DNS], { stdio: ['ignore', 'pipe', 'inherit'], env: toolEnv() });
+  const child = spawn('nsenter', [`--net=${nsPath}`, process.execPath, '-e', STAND_IN_DNS, '127.0.0.11', '0', '192.0.2.99'], { stdio: ['ignore', 'pipe', 'inherit'], env: toolEnv() });
   t.teardown(() => { child.kill('SIGKILL'); });
   const line = await Promise.race([
     new Promise<string>((resolve) => createInterface({ input: child.stdout }).once('line', resolve)),

@@ -14,7 +14,6 @@ import { ClusterTable } from '../../dns/cluster-table.js';
 import { startHookServer } from '../../dns/inject/hook-server.js';
 import { DnsInjector } from '../../dns/inject/injector.js';
 import { DnsServer } from '../../dns/server.js';
-import { indexTable } from '../../dns/table.js';
 import { nativeUdp } from '../../dns/udp-batch.js';
 import { until } from '../helpers/wait.js';
 import { dockerNat, fakeDockerResolver } from './docker-stand-in.js';
@@ -44,7 +43,7 @@ function cluster(): ClusterTable {
 
 interface Plane { injector: DnsInjector; server: DnsServer; cluster: ClusterTable }
 function plane(t: ExecutionContext, c = cluster(), pollMs = 20): Plane {
-  const server = new DnsServer(indexTable({ networks: [], containers: [], services: [], views: [] }), { compat: true, defaultUpstreams: [] });
+  const server = new DnsServer(c.table, { compat: true, defaultUpstreams: [] });
   const injector = new DnsInjector({ server, cluster: c, log: logger('test-dns'), pollMs, intervalMs: 3_600_000 });
   injector.start();
   t.teardown(() => injector.stop());

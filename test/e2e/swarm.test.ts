@@ -11,6 +11,7 @@ import { BRIDGE_PREFIX, ROUTE_PROTO, VETH_HOST_PREFIX, VETH_PEER_PREFIX, VXLAN_P
 import { docker, execInNode } from '../../scripts/lab/dockerd.mjs';
 import { DEFAULT_ENGINE, ensureEngine, parseEngines } from '../../scripts/lab/engines.mjs';
 import { childEnv } from '../../scripts/lib/proc.mjs';
+import { STAND_IN_DNS } from '../dns/docker-stand-in.js';
 import { down, etcdEndpoint, LAYOUT, up, type Sandbox, type SandboxNode } from '../../scripts/lab/sandbox.mjs';
 import {
   execInContainer, httpGetFromContainer, pluginPid, removeServiceAndNetwork, serviceContainers, waitServiceRunning, type TaskContainer,
@@ -195,23 +196,6 @@ async function dnsQueries(node: SandboxNode): Promise<number> {
   return Number(m[1]);
 }
 const sumQueries = async (nodes: SandboxNode[]): Promise<number> => (await Promise.all(nodes.map(dnsQueries))).reduce((a, b) => a + b, 0);
-/**
- * A DNS server on <address>:53 (its first argument; swarmnet holds 127.0.0.11:53 in the container, so not 0.0.0.0)
- * that answers every query with 192.0.2.77, only from the address given as its second argument (others are
- * dropped). Prints a line once listening.
- */
-const ONLY_FROM_DNS = `
-const s = require('node:dgram').createSocket('udp4');
-const [address, allowed] = process.argv.slice(1);
-s.on('message', (q, r) => {
-  if (r.address !== allowed || q.length < 12) return;
-  let o = 12; while (o < q.length && q[o] !== 0) o += q[o] + 1; o += 5;
-  if (o > q.length) return;
-  const head = Buffer.from([q[0], q[1], 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
-  s.send(Buffer.concat([head, q.subarray(12, o), Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 192, 0, 2, 77])]), r.port, r.address);
-});
-s.bind(53, address, () => console.log('listening'));`;
-
 /** nft tables in a container's network namespace (by its PID). */
 async function containerTables(node: SandboxNode, id: string): Promise<string> {
   const pid = JSON.parse((await docker(node, ['inspect', id])).stdout)[0].State.Pid as number;
@@ -395,7 +379,8 @@ if (!enabled) {
   });
 
   // A --dns server that answers only the container itself (by source address): misses must leave from the
-  // container's own namespace (through Docker's resolver there), as without swarmnet.
+  // container's own namespace (through Docker's resolver there), as without swarmnet. It listens on the upstream
+  // container's own address (swarmnet holds 127.0.0.11:53 there, so not 0.0.0.0).
   test.serial("DNS: a container's own --dns server, which answers only that container, resolves its external names", async (t) => {
     const c = need();
     t.timeout(3 * 60_000);
@@ -406,13 +391,13 @@ if (!enabled) {
         const upIp = up.NetworkSettings.Networks[NETWORK].IPAddress as string;
         await docker(node, ['run', '-d', '--name', 'e2e-client', '--network', NETWORK, '--dns', upIp, 'swarmnet/busybox', 'sleep', '600']);
         const clientIp = JSON.parse((await docker(node, ['inspect', 'e2e-client'])).stdout)[0].NetworkSettings.Networks[NETWORK].IPAddress as string;
-        const server = spawn('nsenter', [`--net=/proc/${up.State.Pid}/ns/net`, process.execPath, '-e', ONLY_FROM_DNS, upIp, clientIp], { stdio: ['ignore', 'pipe', 'inherit'], env: childEnv() });
+        const server = spawn('nsenter', [`--net=/proc/${up.State.Pid}/ns/net`, process.execPath, '-e', STAND_IN_DNS, upIp, '53', '192.0.2.77', clientIp], { stdio: ['ignore', 'pipe', 'inherit'], env: childEnv() });
         try {
           const started = await Promise.race([
             new Promise<string>((r) => createInterface({ input: server.stdout! }).once('line', r)),
             new Promise<string>((r) => server.once('exit', (code) => r(`exited with ${code}`))),
           ]);
-          t.is(started, 'listening', `${node.name}: the stand-in server`);
+          t.is(started, '53', `${node.name}: the stand-in server`);
           t.deepEqual(await lookup(node, 'e2e-client', 'external.example'), ['192.0.2.77'], `${node.name}: through the container's --dns ${upIp}`);
           // Control: the same server, asked from the node's (and the plugin's) namespace, does not answer.
           const fromNode = await execInNode(node, 'dig', [`@${upIp}`, 'external.example', '+short', '+tries=1', '+time=2'], { allowFailure: true });
