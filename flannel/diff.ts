@@ -26,7 +26,9 @@ function createCommands(l: DesiredLink): string[] {
       `link set ${l.name} address ${l.mac} mtu ${l.mtu} up`,
     ];
   }
-  return [`link add ${l.name} type bridge`, `link set ${l.name} address ${l.mac} mtu ${l.mtu} up`];
+  // Conntrack on bridged frames even where the host turned it off globally: a reply from a local VIP backend is
+  // bridged straight to its client, and must be un-NATed on the way (docs/lb.md).
+  return [`link add ${l.name} type bridge nf_call_iptables 1`, `link set ${l.name} address ${l.mac} mtu ${l.mtu} up`];
 }
 
 /** Attributes that cannot be changed on a live device: a mismatch means delete and recreate. */

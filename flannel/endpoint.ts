@@ -47,6 +47,8 @@ export async function createEndpointLink(spec: EndpointLinkSpec): Promise<Endpoi
       await run('ip', [...ip, 'link', 'set', names.peerName, 'mtu', String(spec.mtu), ...(spec.mac ? ['address', spec.mac.toLowerCase()] : [])]);
     }
     await run('ip', [...ip, 'link', 'set', names.hostName, 'mtu', String(spec.mtu), 'master', spec.bridge, 'up']);
+    // A task reaching its own service VIP may be sent back to itself: the bridge must forward out the port it came in.
+    await run('ip', [...ip, 'link', 'set', 'dev', names.hostName, 'type', 'bridge_slave', 'hairpin', 'on']);
   } catch (e) {
     if (!existed) await run('ip', [...ip, 'link', 'del', names.hostName], { allowFailure: true });
     throw e;

@@ -1,5 +1,4 @@
 import { dirname, join } from 'node:path';
-import type { Etcd3 } from 'etcd3';
 import { Gauge, Counter } from 'prom-client';
 import type { Logger } from '../common/log.js';
 import { ClusterTable } from '../dns/cluster-table.js';
@@ -7,7 +6,7 @@ import { DnsInjector } from '../dns/inject/injector.js';
 import { startHookServer } from '../dns/inject/hook-server.js';
 import { DnsServer } from '../dns/server.js';
 import { registry } from './metrics.js';
-import { PrefixWatch } from './state/watch.js';
+import type { ViewConsumer } from './docker-view-watch.js';
 
 /** What Join and Leave tell the DNS plane (plugin/network-endpoints.ts). */
 export interface JoinObserver {
@@ -17,11 +16,12 @@ export interface JoinObserver {
 
 export interface DnsPlane extends JoinObserver {
   injector: DnsInjector;
+  /** Fed by the Docker-view watch (plugin/docker-view-watch.ts). */
+  view: ViewConsumer;
   stop(): Promise<void>;
 }
 
 export interface DnsPlaneOptions {
-  client: Etcd3;
   prefix: string;
   node: string;
   compat: boolean;
@@ -35,17 +35,17 @@ export interface DnsPlaneOptions {
 export const HOOK_SOCKET = 'swarmnet-hook.sock';
 
 /**
- * Starts the DNS plane: the Docker view from one etcd watch (incremental: a change costs its own size), the
+ * Starts the DNS plane: the Docker view taken event by event (incremental: a change costs its own size), the
  * resolver, the injector and the hook socket. Stopping hands every container back to Docker's resolver.
  */
 export async function startDnsPlane(o: DnsPlaneOptions): Promise<DnsPlane> {
   const cluster = new ClusterTable(o.prefix, o.node);
   const server = new DnsServer(cluster.table, { compat: o.compat });
   const injector = new DnsInjector({ server, cluster, log: o.log });
-  const watch = await PrefixWatch.start(o.client, cluster.prefix, {
-    onSnapshot: (kvs) => { cluster.reset(kvs); injector.clusterChanged(); },
-    onEvent: (ev) => { if (cluster.apply(ev.type, ev.key, ev.value)) injector.clusterChanged(); },
-  });
+  const view: ViewConsumer = {
+    reset: (kvs) => { cluster.reset(kvs); injector.clusterChanged(); },
+    apply: (type, key, value) => { if (cluster.apply(type, key, value)) injector.clusterChanged(); },
+  };
   injector.start();
   const hookPath = join(dirname(o.pluginSocket), HOOK_SOCKET);
   let hook: { close(): Promise<void> } | undefined;
@@ -58,12 +58,12 @@ export async function startDnsPlane(o: DnsPlaneOptions): Promise<DnsPlane> {
   const unregister = registerMetrics(injector, cluster, server);
   return {
     injector,
+    view,
     joined: (ep, net, key) => injector.join(ep, net, key),
     left: (ep) => injector.leave(ep),
     async stop() {
       unregister();
       await hook?.close();
-      await watch.close();
       await injector.stop();
     },
   };

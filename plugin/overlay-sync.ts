@@ -1,4 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import { run } from '../common/exec.js';
 import { formatCidr, keyToCidr } from '../common/cidr.js';
 import type { Logger } from '../common/log.js';
 import { createEndpointLink, deleteEndpointLink, endpointLinkNames } from '../flannel/endpoint.js';
@@ -31,6 +32,9 @@ export class OverlaySync implements OverlayPort {
   private again = false;
   private timer?: NodeJS.Timeout;
   private readonly intervalMs: number;
+  /** This node's host-subnet leases as last seen in etcd, by network (see holdLocalLeases). */
+  private readonly held = new Map<string, OverlayState['leases'][number]>();
+  private readonly warned = new Set<string>();
 
   constructor(
     private readonly ipam: Ipam,
@@ -76,7 +80,7 @@ export class OverlaySync implements OverlayPort {
       do {
         this.again = false;
         try {
-          const state = toOverlayState(await this.ipam.overlayState(), this.node);
+          const state = await this.holdLocalLeases(toOverlayState(await this.ipam.overlayState(), this.node));
           const before = { ...this.reconciler.stats.repairs };
           report = await this.reconciler.update(state);
           for (const k of Object.keys(before) as RepairKind[]) {
@@ -94,6 +98,28 @@ export class OverlaySync implements OverlayPort {
       this.refreshing = undefined;
     });
     return this.refreshing;
+  }
+
+  /**
+   * A host-subnet lease of this node that vanished from etcd (the node lease expired: a frozen or partitioned node)
+   * while containers still use the bridge is kept programmed: dropping it would delete the bridge and detach every
+   * container from it for good. Other nodes drop their routes to it meanwhile; the restart reconciliation claims
+   * the subnet again under the new node lease (plugin/ipam/ipam.ts reconcileNode), and then it is etcd's again.
+   */
+  private async holdLocalLeases(state: OverlayState): Promise<OverlayState> {
+    const mine = new Map(state.leases.filter((l) => l.node === this.node.name).map((l) => [l.networkId, l]));
+    for (const [id, lease] of this.held) {
+      const net = state.networks.find((n) => n.id === id);
+      if (mine.has(id) || !net) { this.held.delete(id); continue; }
+      const ports = await run('ip', ['-j', 'link', 'show', 'master', bridgeName(net.vni)], { allowFailure: true });
+      const used = ports.code === 0 && (JSON.parse(ports.stdout || '[]') as unknown[]).length > 0;
+      if (!used) { this.held.delete(id); continue; }
+      if (!this.warned.has(id)) this.log.warn({ network: id, subnet: lease.subnet }, 'this node\'s host subnet lease vanished from etcd while containers use it; kept until it is claimed again');
+      this.warned.add(id);
+      state.leases.push(lease);
+    }
+    for (const [id, l] of mine) { this.held.set(id, l); this.warned.delete(id); }
+    return state;
   }
 
   async ensureNetwork(networkKey: string): Promise<{ bridge: string; mtu: number }> {

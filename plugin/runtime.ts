@@ -17,6 +17,8 @@ import type { Readiness } from './readiness.js';
 import type { DriverImpl } from './ready-gate.js';
 import { RestartReconciler } from './restart-reconcile.js';
 import { startDnsPlane } from './dns-plane.js';
+import { watchDockerView } from './docker-view-watch.js';
+import { startLbPlane } from './lb-plane.js';
 import { createEtcdClient, NodeLease } from './state/etcd-client.js';
 
 /** Everything the daemon runs once initialised: etcd client, IPAM, overlay reconciler, Docker events. */
@@ -99,10 +101,19 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
 
     readiness.setWaitingFor('the DNS plane');
     const dns = await startDnsPlane({
-      client, prefix: config.etcd.prefix, node: identity.name, compat: config.dnsDockerCompatibilityMode,
+      prefix: config.etcd.prefix, node: identity.name, compat: config.dnsDockerCompatibilityMode,
       pluginSocket: config.pluginSocket, hookAvailable: config.isHookAvailable, log: logger('dns'),
     });
     undo.push(() => dns.stop());
+    readiness.setWaitingFor('the load balancer');
+    const lb = await startLbPlane({
+      prefix: config.etcd.prefix, node: identity.name, setting: config.lbBackend,
+      intervalMs: config.reconcileIntervalSeconds * 1000, log: logger('lb'),
+    });
+    undo.push(() => lb.stop());
+    // One watch feeds both planes; its first snapshot is delivered before this resolves.
+    const viewWatch = await watchDockerView(client, config.etcd.prefix, [dns.view, lb.view]);
+    undo.push(() => viewWatch.close());
 
     restart.schedule(RESTART_GRACE_MS);
     undo.push(() => restart.stop());

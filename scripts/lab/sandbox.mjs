@@ -65,6 +65,8 @@ function pluginSettings(node, logLevel, hook) {
     ETCD_ENDPOINTS: etcdEndpoint(),
     UNDERLAY_INTERFACE: 'eth0',
     LOG_LEVEL: logLevel,
+    // A lab: a node that dies (or freezes) loses its records, and its tasks their place behind VIPs, within 15 s.
+    NODE_LEASE_TTL_SECONDS: '15',
     // The plugin talks to its own node's dockerd (the socket is in the host's /run, visible in the node's mounts).
     'docker-socket.source': node.socket,
   };

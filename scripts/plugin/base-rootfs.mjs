@@ -11,6 +11,8 @@ export const TOOL_PACKAGES = {
   nftables: ['usr/sbin/nft'],
   iptables: ['usr/sbin/xtables-nft-multi', 'usr/sbin/xtables-legacy-multi', 'usr/lib/x86_64-linux-gnu/xtables/'],
   ipvsadm: ['sbin/ipvsadm'],
+  conntrack: ['usr/sbin/conntrack'],
+  procps: ['sbin/sysctl'],
   'etcd-server': ['usr/bin/etcd'],
   'util-linux': ['usr/bin/nsenter'],
   netbase: ['etc/protocols', 'etc/services', 'etc/ethertypes'],

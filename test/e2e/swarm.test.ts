@@ -7,6 +7,7 @@ import { Etcd3 } from 'etcd3';
 import { execFileSync, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { BRIDGE_PREFIX, ROUTE_PROTO, VETH_HOST_PREFIX, VETH_PEER_PREFIX, VXLAN_PREFIX } from '../../flannel/names.js';
 import { docker, execInNode } from '../../scripts/lab/dockerd.mjs';
 import { DEFAULT_ENGINE, ensureEngine, parseEngines } from '../../scripts/lab/engines.mjs';
@@ -30,6 +31,12 @@ const OTHER_SERVICE = 'e2e-mtu-web';
 const OTHER_MTU = 1400;
 /** The service scheduled onto the restarted node after its plugin restart. */
 const AFTER_SERVICE = 'e2e-after';
+/** The service scaled, switched between endpoint modes and removed by the load-balancer check. */
+const LB_SERVICE = 'e2e-lb';
+/** NODE_LEASE_TTL_SECONDS of the sandbox's plugins (scripts/lab/sandbox.mjs). */
+const SANDBOX_LEASE_TTL_S = 15;
+/** A TCP+UDP server and client run inside task namespaces (nsenter --net) by the VIP checks. */
+const PROBE = fileURLToPath(new URL('../lb/probe.mjs', import.meta.url));
 const WEB = ['swarmnet/busybox', 'sh', '-c', 'hostname > /www/index.html && exec httpd -f -p 8080 -h /www'];
 const DRIVER = LAYOUT.networkDriver;
 /** Interface names the overlay owns: VXLAN devices, bridges, veth pairs. */
@@ -206,6 +213,45 @@ async function lookup(node: SandboxNode, id: string, name: string): Promise<stri
   const r = await execInContainer(node, id, ['nslookup', '-type=a', name]);
   if (r.code !== 0) return [];
   return r.stdout.split(/\n\s*\n/).slice(1).join('\n').match(/Address: (\d+\.\d+\.\d+\.\d+)/g)?.map((x) => x.slice(9)).sort() ?? [];
+}
+
+/** n HTTP GETs from inside a task, one `docker exec` (busybox wget in a loop): the bodies, FAIL for a failed one. */
+async function getMany(task: TaskContainer, url: string, n: number): Promise<string[]> {
+  const loop = 'i=0; while [ $i -lt "$1" ]; do timeout 3 wget -q -O - "$2" 2>/dev/null || echo FAIL; i=$((i+1)); done';
+  const r = await execInContainer(task.node, task.id, ['sh', '-c', loop, 'sh', String(n), url], 180_000);
+  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+}
+const tally = (xs: string[]): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const x of xs) out[x] = (out[x] ?? 0) + 1;
+  return out;
+};
+/** A service's VIP on the test network. */
+async function serviceVip(c: Ctx, service: string): Promise<string> {
+  const vips = JSON.parse((await docker(c.sb.manager, ['service', 'inspect', service])).stdout)[0].Endpoint.VirtualIPs as { NetworkID: string; Addr: string }[];
+  const vip = vips?.find((v) => v.NetworkID === c.network!.id)?.Addr.split('/')[0];
+  if (!vip) throw new Error(`${service}: no VIP on ${NETWORK}`);
+  return vip;
+}
+const taskPid = async (task: TaskContainer): Promise<number> => JSON.parse((await docker(task.node, ['inspect', task.id])).stdout)[0].State.Pid as number;
+/** The probe's server (TCP and UDP 9000, answering "<name> <client address>") in a task's network namespace. */
+async function probeServer(task: TaskContainer, name: string): Promise<ReturnType<typeof spawn>> {
+  const p = spawn('nsenter', [`--net=/proc/${await taskPid(task)}/ns/net`, process.execPath, PROBE, 'serve', name, '9000'], { stdio: ['ignore', 'pipe', 'inherit'], env: childEnv() });
+  await new Promise((r) => createInterface({ input: p.stdout! }).once('line', r));
+  return p;
+}
+/** The probe's client in a task's network namespace: its answers. */
+async function probeFrom(task: TaskContainer, args: string[]): Promise<string[]> {
+  const out = execFileSync('nsenter', [`--net=/proc/${await taskPid(task)}/ns/net`, process.execPath, PROBE, ...args], { encoding: 'utf8', env: childEnv(), timeout: 120_000 });
+  return JSON.parse(out) as string[];
+}
+/** The gateway of a task's node on the test network: the first address of the node's host subnet. */
+async function gatewayOf(c: Ctx, task: TaskContainer): Promise<string> {
+  const subnet = ((await leasesByNode(c, c.network!)).get(task.node.address) ?? []).find((s) => inCidr(task.address!, s));
+  if (!subnet) throw new Error(`${task.node.name}: no host subnet holds ${task.address}`);
+  const base = subnet.split('/')[0]!.split('.').map(Number);
+  base[3]! += 1;
+  return base.join('.');
 }
 
 function logPlugins(t: { log: (...a: unknown[]) => void }): void {
@@ -532,6 +578,123 @@ if (!enabled) {
       const peer = /\s(?:::ffff:)?(\d+\.\d+\.\d+\.\d+):\d+\s+\S+\s*$/.exec(line ?? '')?.[1];
       t.is(peer, client.address, `${server.node.name}'s server saw ${peer}, not ${client.node.name}'s task ${client.address}: ${line}`);
     }
+  });
+
+  // Service VIPs (lb/): every node DNATs a VIP to the service's running tasks (nftables here: no IPVS in this kernel).
+  test.serial('VIP: from a task on each node, 300 requests to http://<service>:8080/ reach all 3 tasks (each ≥ 15 %), its own included', async (t) => {
+    const c = need();
+    t.truthy(c.tasks?.length === 3, 'needs the 3 tasks');
+    for (const from of c.tasks!) {
+      const bodies = await getMany(from, `http://${SERVICE}:8080/`, 300);
+      const n = tally(bodies);
+      if (n.FAIL) logPlugins(t);
+      t.deepEqual(Object.keys(n).sort(), ['node1-web', 'node2-web', 'node3-web'], `${from.node.name}: ${JSON.stringify(n)}`);
+      for (const [k, v] of Object.entries(n)) t.true(v >= 45, `${from.node.name} → ${k}: ${v} of 300`);
+    }
+  });
+
+  test.serial('VIP, TCP and UDP on any port: backends see the client task\'s own address (its node\'s gateway when it lands on itself)', async (t) => {
+    const c = need();
+    const vip = await serviceVip(c, SERVICE);
+    const servers = await Promise.all(c.tasks!.map((task) => probeServer(task, task.node.name)));
+    try {
+      for (const from of c.tasks!) {
+        const gateway = gatewayOf(c, from);
+        const tcp = await probeFrom(from, ['tcp', vip, '9000', '60']);
+        const seen = new Map(tcp.map((a) => a.split(' ') as [string, string]));
+        t.deepEqual([...seen.keys()].sort(), ['node1', 'node2', 'node3'], `${from.node.name}: ${JSON.stringify(tcp.slice(0, 5))}`);
+        for (const [backend, source] of seen) t.is(source, backend === from.node.name ? await gateway : from.address!, `TCP ${from.node.name} → ${backend}`);
+        const [udp] = await probeFrom(from, ['udp', vip, '9000', '1']);
+        const [backend, source] = (udp ?? '').split(' ');
+        t.regex(backend ?? '', /^node\d$/, `UDP ${from.node.name}: ${udp}`);
+        t.is(source, backend === from.node.name ? await gateway : from.address!, `UDP ${from.node.name} → ${backend}`);
+      }
+    } finally {
+      for (const s of servers) s.kill('SIGKILL');
+    }
+  });
+
+  test.serial('VIP follows the service: scale 3 → 6 → 1 (no request fails while tasks drain), a frozen node\'s tasks leave within its lease TTL, endpoint mode vip ⇄ dnsrr, removal leaves no rule', async (t) => {
+    const c = need();
+    t.timeout(6 * 60_000);
+    const client = c.tasks![0]!;
+    const slots = (n: number): string[] => Array.from({ length: n }, (_, i) => `lb-${i + 1}`);
+    const served = async (want: string[], deadlineMs = 30_000): Promise<Record<string, number>> => {
+      let n: Record<string, number> = {};
+      for (const end = Date.now() + deadlineMs; Date.now() < end; await sleep(500)) {
+        n = tally(await getMany(client, `http://${LB_SERVICE}:8080/`, 30 * want.length));
+        if (Object.keys(n).sort().join() === [...want].sort().join()) return n;
+      }
+      logPlugins(t);
+      t.fail(`${LB_SERVICE} answered ${JSON.stringify(n)}, wanted ${want.join(' ')}`);
+      return n;
+    };
+    await docker(c.sb.manager, ['service', 'create', '--detach', '--no-resolve-image', '--name', LB_SERVICE, '--replicas', '3',
+      '--stop-grace-period', '3s', '--network', NETWORK, '--hostname', 'lb-{{.Task.Slot}}', ...WEB]);
+    await waitServiceRunning(c.sb.manager, LB_SERVICE, 3, 150_000);
+    await served(slots(3));
+    await docker(c.sb.manager, ['service', 'scale', '--detach', `${LB_SERVICE}=6`]);
+    await waitServiceRunning(c.sb.manager, LB_SERVICE, 6, 150_000);
+    const six = await served(slots(6));
+    for (const [k, v] of Object.entries(six)) t.true(v >= 15, `6 tasks, 180 requests: ${k} got ${v}`);
+    // Scale down while requests run: each leaving task is out of every node's rules before Swarm stops it.
+    const during = getMany(client, `http://${LB_SERVICE}:8080/`, 400);
+    await docker(c.sb.manager, ['service', 'scale', '--detach', `${LB_SERVICE}=1`]);
+    const failed = (await during).filter((b) => b === 'FAIL').length;
+    t.is(failed, 0, 'requests failed while 5 of 6 tasks stopped');
+    await served(['lb-1']);
+
+    // A node that stops renewing its lease (its plugin frozen, as a dead node looks to etcd) loses its tasks' records:
+    // every other node drops them from the VIP.
+    const victim = c.sb.nodes.find((n) => n.role === 'worker' && n.name !== client.node.name)!;
+    const lost = c.tasks!.find((x) => x.node.name === victim.name)!;
+    const vip = await serviceVip(c, SERVICE);
+    const backendsOn = async (n: SandboxNode): Promise<string> => (await execInNode(n, 'nft', ['list', 'chain', 'ip', 'swarmnet-lb', `vip-${vip}`], { allowFailure: true })).stdout;
+    t.regex(await backendsOn(client.node), new RegExp(`\\b${lost.address!.replace(/\./g, '\\.')}\\b`));
+    const pid = pluginPid(victim);
+    process.kill(pid, 'SIGSTOP');
+    const frozenAt = Date.now();
+    try {
+      let gone = false;
+      while (!gone && Date.now() - frozenAt < (SANDBOX_LEASE_TTL_S + 20) * 1000) {
+        await sleep(1000);
+        gone = !new RegExp(`\\b${lost.address!.replace(/\./g, '\\.')}\\b`).test(await backendsOn(client.node));
+      }
+      t.true(gone, `${victim.name}'s task ${lost.address} still a backend on ${client.node.name} ${((Date.now() - frozenAt) / 1000).toFixed(0)} s after its plugin froze`);
+      t.log(`${victim.name}'s task left ${client.node.name}'s VIP ${((Date.now() - frozenAt) / 1000).toFixed(1)} s after its plugin froze (lease TTL ${SANDBOX_LEASE_TTL_S} s)`);
+      t.false(Object.keys(tally(await getMany(client, `http://${SERVICE}:8080/`, 60))).includes('FAIL'), 'requests to the service while the node is lost');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    let back = false;
+    for (const end = Date.now() + 60_000; !back && Date.now() < end; await sleep(1000)) {
+      back = new RegExp(`\\b${lost.address!.replace(/\./g, '\\.')}\\b`).test(await backendsOn(client.node));
+    }
+    t.true(back, `${victim.name}'s task is a backend again once its plugin renews a lease`);
+    // Its overlay survived (its bridge was kept while the lease was gone) and its host subnet is claimed again.
+    let reached = { ping: false, tcp: false };
+    for (const end = Date.now() + 60_000; !(reached.ping && reached.tcp) && Date.now() < end; await sleep(1000)) reached = await reach(client, lost.address!);
+    if (!reached.tcp) logPlugins(t);
+    t.deepEqual(reached, { ping: true, tcp: true }, `${client.node.name} -> ${victim.name} ${lost.address} after its plugin came back`);
+
+    // Endpoint mode: dnsrr has no VIP and no rule; back to vip, a VIP that works again.
+    const lbVip = await serviceVip(c, LB_SERVICE);
+    await docker(c.sb.manager, ['service', 'update', '--detach', '--endpoint-mode', 'dnsrr', LB_SERVICE]);
+    const ruleFor = async (v: string): Promise<string[]> => {
+      const out: string[] = [];
+      for (const n of c.sb.nodes) if ((await execInNode(n, 'nft', ['list', 'table', 'ip', 'swarmnet-lb'], { allowFailure: true })).stdout.includes(v)) out.push(n.name);
+      return out;
+    };
+    let still = await ruleFor(lbVip);
+    for (const end = Date.now() + 30_000; still.length && Date.now() < end; await sleep(500)) still = await ruleFor(lbVip);
+    t.deepEqual(still, [], `dnsrr: VIP ${lbVip} still in the rules`);
+    await docker(c.sb.manager, ['service', 'update', '--detach', '--endpoint-mode', 'vip', LB_SERVICE]);
+    await served(['lb-1']);
+    const newVip = await serviceVip(c, LB_SERVICE);
+    await docker(c.sb.manager, ['service', 'rm', LB_SERVICE]);
+    still = await ruleFor(newVip);
+    for (const end = Date.now() + 30_000; still.length && Date.now() < end; await sleep(500)) still = await ruleFor(newVip);
+    t.deepEqual(still, [], `removed service: VIP ${newVip} still in the rules`);
   });
 
   // Join sets no default gateway, so Docker adds docker_gwbridge (as for overlay networks) and the default route goes

@@ -1,0 +1,36 @@
+import { run } from '../../common/exec.js';
+import type { LbBackend } from '../backend.js';
+import { DAMAGED, type LbDelta, type LbState } from '../desired.js';
+import { parseListing, renderDelta, renderFull, renderRemove, TABLE } from './render.js';
+
+/** The nftables backend: every write is one `nft -f -` transaction (all of it applies or none of it). */
+export class NftablesBackend implements LbBackend {
+  readonly kind = 'nftables' as const;
+  constructor(private readonly opts: { netns?: string } = {}) {}
+
+  private nft(args: string[], input?: string, allowFailure = false): ReturnType<typeof run> {
+    const [cmd, pre] = this.opts.netns ? ['ip', ['netns', 'exec', this.opts.netns, 'nft']] : ['nft', []];
+    return run(cmd, [...pre, ...args], { input, allowFailure });
+  }
+
+  async apply(delta: LbDelta): Promise<void> {
+    const script = renderDelta(delta);
+    if (script) await this.nft(['-f', '-'], script);
+  }
+
+  async replace(state: LbState): Promise<void> {
+    // No VIP left (the last service or network is gone): nothing of ours stays in the kernel.
+    if (state.vips.size === 0) return this.remove();
+    await this.nft(['-f', '-'], renderFull(state));
+  }
+
+  async read(): Promise<LbState | undefined> {
+    const r = await this.nft(['list', 'table', 'ip', TABLE], undefined, true);
+    if (r.code !== 0) return undefined;
+    return parseListing(r.stdout) ?? DAMAGED;
+  }
+
+  async remove(): Promise<void> {
+    await this.nft(['-f', '-'], renderRemove());
+  }
+}

@@ -1,0 +1,183 @@
+import type { Logger } from '../common/log.js';
+import type { LbBackend } from './backend.js';
+import { deleteFlows } from './conntrack.js';
+import { applyDelta, copyState, diffStates, EMPTY_STATE, holds, isEmptyDelta, type LbDelta, type LbState, type WrittenState } from './desired.js';
+import type { LbModel, ModelChange } from './model.js';
+
+/**
+ * Keeps the kernel's load balancer equal to the model, the overlay reconciler's way: a change is sent as its delta
+ * (coalesced: events that arrive while a write runs go into the next one), and every interval the kernel is read
+ * and repaired if it drifted. At start the kernel is compared first and left alone when it already holds the
+ * state, so traffic keeps flowing across a plugin restart.
+ */
+
+export interface LbStats {
+  syncs: number;
+  /** Deltas the kernel refused (then the whole state was written instead). */
+  failures: number;
+  /** Drift found by the periodic check (or at start) and repaired. */
+  repairs: number;
+  /** Conntrack entries deleted for backends that left. */
+  flowsDeleted: number;
+  vips: number;
+  backends: number;
+  lastSyncMs: number;
+}
+
+export interface LbReconcilerOptions {
+  backend: LbBackend;
+  model: LbModel;
+  log: Logger;
+  intervalMs?: number;
+  /** Namespace for conntrack (tests). */
+  netns?: string;
+  /** Seconds from a model change to the kernel holding it (a histogram in the plugin). */
+  onProgrammed?: (seconds: number) => void;
+  /** Drift was found and repaired. */
+  onRepair?: () => void;
+}
+
+export class LbReconciler {
+  readonly stats: LbStats = { syncs: 0, failures: 0, repairs: 0, flowsDeleted: 0, vips: 0, backends: 0, lastSyncMs: 0 };
+  private written: WrittenState = copyState(EMPTY_STATE);
+  private tail: Promise<void> = Promise.resolve();
+  private queued = false;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private failuresSeen = 0;
+
+  constructor(private readonly o: LbReconcilerOptions) {}
+
+  /**
+   * Call once the model holds its first snapshot: compares the kernel with it and repairs it (after a restart it
+   * usually holds the state already and is left alone), then checks it every interval.
+   */
+  start(): void {
+    this.o.model.takeChange();
+    const every = this.o.intervalMs ?? 10_000;
+    const tick = (): void => {
+      this.timer = setTimeout(() => void this.enqueue(() => this.check()).finally(() => { if (!this.stopped) tick(); }), every);
+      this.timer.unref?.();
+    };
+    void this.enqueue(() => this.check()).finally(() => { if (!this.stopped) tick(); });
+  }
+
+  /** The model changed: write the delta soon (one write for everything that arrived meanwhile). */
+  changed(): void {
+    if (this.queued || this.stopped) return;
+    this.queued = true;
+    void this.enqueue(async () => {
+      this.queued = false;
+      await this.flush(this.o.model.takeChange());
+    });
+  }
+
+  /** Resolves when every write queued so far is done (tests, benchmarks). */
+  settled(): Promise<void> {
+    return this.tail;
+  }
+
+  /** Stops writing; the kernel keeps its state (a restarted plugin finds it and leaves it alone). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.tail;
+  }
+
+  /** Stops and removes every kernel object of ours (plugin disabled for good, tests). */
+  async remove(): Promise<void> {
+    await this.stop();
+    await this.o.backend.remove();
+  }
+
+  private enqueue(fn: () => Promise<void>): Promise<void> {
+    const p = this.tail.then(fn).catch((e: Error) => this.o.log.error({ err: e.message }, 'load balancer write failed'));
+    this.tail = p;
+    return p;
+  }
+
+  private async flush(change: ModelChange): Promise<void> {
+    if (this.stopped) return;
+    const desired = this.o.model.state();
+    const delta = diffStates(this.written, desired, change.vips, change.local);
+    if (!isEmptyDelta(delta) && (this.written.vips.size === 0 || desired.vips.size === 0)) {
+      // The first VIP creates the table, the last one removes it: whole-state writes.
+      const t0 = performance.now();
+      await this.write(desired);
+      this.synced(t0);
+      await this.cleanFlows(delta, change.gone);
+    } else if (!isEmptyDelta(delta)) {
+      const t0 = performance.now();
+      try {
+        await this.o.backend.apply(delta, this.written);
+        applyDelta(this.written, delta);
+      } catch (e) {
+        // A delta that does not fit the kernel (someone edited it): write the whole state instead.
+        this.stats.failures++;
+        this.o.log.warn({ err: (e as Error).message, vips: delta.vips.size }, 'load balancer delta refused; rewriting the whole state');
+        await this.write(desired);
+      }
+      this.synced(t0, delta);
+      await this.cleanFlows(delta, change.gone);
+    }
+    if (change.since !== undefined) this.o.onProgrammed?.((performance.now() - change.since) / 1000);
+  }
+
+  private async check(): Promise<void> {
+    if (this.stopped) return;
+    const desired = this.o.model.state();
+    const actual = (await this.o.backend.read()) ?? EMPTY_STATE;
+    if (holds(actual, desired)) {
+      // After a restart the kernel already holds the state: adopt it as written, touch nothing.
+      if (!holds(this.written, desired)) this.written = copyState(desired);
+      return;
+    }
+    const t0 = performance.now();
+    if (this.stats.syncs > 0 || actual !== EMPTY_STATE) {
+      this.stats.repairs++;
+      this.o.onRepair?.();
+      this.o.log.warn({ vips: desired.vips.size, found: actual.vips.size }, 'load balancer drifted from its state; repaired');
+    }
+    await this.write(desired);
+    this.synced(t0);
+  }
+
+  private async write(desired: LbState): Promise<void> {
+    await this.o.backend.replace(desired);
+    this.written = copyState(desired);
+  }
+
+  /** Counts a write; the backend count follows the delta (O(the change)), or is recounted after a whole write. */
+  private synced(t0: number, delta?: LbDelta): void {
+    this.stats.syncs++;
+    this.stats.lastSyncMs = performance.now() - t0;
+    this.stats.vips = this.written.vips.size;
+    if (delta && this.stats.failures === this.failuresSeen) {
+      for (const { prev, next } of delta.vips.values()) this.stats.backends += (next?.backends.length ?? 0) - (prev?.backends.length ?? 0);
+      return;
+    }
+    this.failuresSeen = this.stats.failures;
+    let n = 0;
+    for (const e of this.written.vips.values()) n += e.backends.length;
+    this.stats.backends = n;
+  }
+
+  /** UDP flows to a backend that left are deleted; TCP flows only when its container is gone (graceful drain). */
+  private async cleanFlows(delta: LbDelta, gone: Map<string, Set<string>>): Promise<void> {
+    for (const [vip, { prev, next }] of delta.vips) {
+      if (!prev) continue;
+      const kept = new Set(next?.backends ?? []);
+      for (const b of prev.backends) {
+        if (kept.has(b)) continue;
+        const protos: ('udp' | 'tcp')[] = gone.get(vip)?.has(b) ? ['udp', 'tcp'] : ['udp'];
+        for (const p of protos) {
+          try {
+            this.stats.flowsDeleted += await deleteFlows(vip, b, p, this.o.netns);
+          } catch (e) {
+            this.o.log.warn({ err: (e as Error).message, vip, backend: b }, 'could not delete the flows of a backend that left');
+          }
+        }
+      }
+    }
+  }
+}
