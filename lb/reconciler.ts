@@ -44,7 +44,7 @@ export class LbReconciler {
   private queued = false;
   private timer?: NodeJS.Timeout;
   private stopped = false;
-  private failuresSeen = 0;
+  private checked = false;
 
   constructor(private readonly o: LbReconcilerOptions) {}
 
@@ -108,36 +108,44 @@ export class LbReconciler {
       await this.cleanFlows(delta, change.gone);
     } else if (!isEmptyDelta(delta)) {
       const t0 = performance.now();
+      let applied = true;
       try {
         await this.o.backend.apply(delta, this.written);
         applyDelta(this.written, delta);
       } catch (e) {
         // A delta that does not fit the kernel (someone edited it): write the whole state instead.
+        applied = false;
         this.stats.failures++;
         this.o.log.warn({ err: (e as Error).message, vips: delta.vips.size }, 'load balancer delta refused; rewriting the whole state');
         await this.write(desired);
       }
-      this.synced(t0, delta);
+      this.synced(t0, applied ? delta : undefined);
       await this.cleanFlows(delta, change.gone);
     }
     if (change.since !== undefined) this.o.onProgrammed?.((performance.now() - change.since) / 1000);
   }
 
+  /**
+   * The first check adopts a kernel that already holds the state (a restarted plugin) or writes it; later ones
+   * compare the kernel with what was written (changes not written yet are the next flush's) and repair drift.
+   */
   private async check(): Promise<void> {
     if (this.stopped) return;
     const desired = this.o.model.state();
     const actual = (await this.o.backend.read()) ?? EMPTY_STATE;
-    if (holds(actual, desired)) {
-      // After a restart the kernel already holds the state: adopt it as written, touch nothing.
-      if (!holds(this.written, desired)) this.written = copyState(desired);
-      return;
-    }
-    const t0 = performance.now();
-    if (this.stats.syncs > 0 || actual !== EMPTY_STATE) {
+    if (!this.checked) {
+      this.checked = true;
+      if (holds(actual, desired)) {
+        this.written = copyState(desired);
+        return;
+      }
+    } else {
+      if (holds(actual, this.written)) return;
       this.stats.repairs++;
       this.o.onRepair?.();
-      this.o.log.warn({ vips: desired.vips.size, found: actual.vips.size }, 'load balancer drifted from its state; repaired');
+      this.o.log.warn({ vips: this.written.vips.size, found: actual.vips.size }, 'load balancer drifted from what was written; repaired');
     }
+    const t0 = performance.now();
     await this.write(desired);
     this.synced(t0);
   }
@@ -147,16 +155,15 @@ export class LbReconciler {
     this.written = copyState(desired);
   }
 
-  /** Counts a write; the backend count follows the delta (O(the change)), or is recounted after a whole write. */
+  /** Counts a write; the backend count follows an applied delta (O(the change)), or is recounted after a whole write. */
   private synced(t0: number, delta?: LbDelta): void {
     this.stats.syncs++;
     this.stats.lastSyncMs = performance.now() - t0;
     this.stats.vips = this.written.vips.size;
-    if (delta && this.stats.failures === this.failuresSeen) {
+    if (delta) {
       for (const { prev, next } of delta.vips.values()) this.stats.backends += (next?.backends.length ?? 0) - (prev?.backends.length ?? 0);
       return;
     }
-    this.failuresSeen = this.stats.failures;
     let n = 0;
     for (const e of this.written.vips.values()) n += e.backends.length;
     this.stats.backends = n;

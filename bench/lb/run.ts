@@ -5,13 +5,14 @@
  *      flush-and-reload baseline (the whole table rewritten per change);
  *   2. first packet: TCP connect round trip from a client namespace through a VIP (DNAT in the host namespace) to a
  *      backend namespace, with 1, 1,000 and 10,000 services programmed, and straight to the backend's address;
- *   3. convergence (sandbox, 3 nodes, Docker 28): from the Docker event of a scale step (task container started /
+ *   3. convergence (sandbox, 3 nodes, Docker 28 or SWARMNET_BENCH_DOCKER): from the Docker event of a scale step (task container started /
  *      service updated to stop one) to the rule on every node holding it, seen by `nft monitor` on each node;
  *   4. the same-node path, which decides how a local backend's reply meets conntrack (docs/lb.md): two containers on
  *      one bridge talking directly (plain L2, no conntrack), bridged with conntrack (br_netfilter, swarmnet's choice),
  *      and routed through the host (isolated ports + proxy ARP, the Calico-style alternative): TCP connect round
  *      trip and iperf3 throughput.
- * Run (root): npm run bench -- lb   [SWARMNET_BENCH_PARTS=1234 SWARMNET_BENCH_SERVICES=10000 SWARMNET_BENCH_EVENTS=50]
+ * Run (root): npm run bench -- lb   [SWARMNET_BENCH_PARTS=1234 SWARMNET_BENCH_SERVICES=10000 SWARMNET_BENCH_EVENTS=50
+ *   SWARMNET_BENCH_DOCKER=28|20.10]
  */
 import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
@@ -32,6 +33,7 @@ process.env.PATH = (process.env.PATH ?? '').split(':').filter((d) => d && !d.inc
 const PARTS = process.env.SWARMNET_BENCH_PARTS ?? '1234';
 const SERVICES = Number(process.env.SWARMNET_BENCH_SERVICES ?? 10_000);
 const EVENTS = Number(process.env.SWARMNET_BENCH_EVENTS ?? 50);
+const ENGINE = process.env.SWARMNET_BENCH_DOCKER ?? '28';
 const log = (m: string): void => console.log(m);
 const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? NaN;
 const ms = (x: number): string => `${x.toFixed(x < 10 ? 2 : 0)} ms`;
@@ -65,11 +67,11 @@ async function scale(): Promise<void> {
     await rec.settled();
     const cold = performance.now() - t0;
     log(`  cold full sync, ${SERVICES} services × 10 backends: ${ms(cold)} (render ${ms(timeRender(m.state()))}, nft -f the rest)`);
-    // One endpoint change at a time: a task turns unhealthy, then healthy again (two deltas).
+    // One endpoint change at a time: a task turns unhealthy, then healthy again (two deltas), 50 tasks.
     const deltas: number[] = [];
     for (let e = 0; e < 100; e++) {
-      const i = (e * 7919) % SERVICES;
-      const k = e % 10;
+      const i = (Math.floor(e / 2) * 7919) % SERVICES;
+      const k = Math.floor(e / 2) % 10;
       const t1 = performance.now();
       m.apply('put', `${ROOT}/containers/n2/c${i}-${k}`, JSON.stringify({ id: `c${i}-${k}`, name: `c${i}-${k}`, serviceId: `s${i}`, live: e % 2 === 1, networks: { net: { address: taskIp(i, k) } } }));
       rec.changed();
@@ -159,20 +161,29 @@ async function convergence(): Promise<void> {
   const { docker } = await lab<typeof import('../../scripts/lab/dockerd.mjs')>('dockerd.mjs');
   const { down, LAYOUT, up } = await lab<typeof import('../../scripts/lab/sandbox.mjs')>('sandbox.mjs');
   const { waitServiceRunning } = await lab<typeof import('../../scripts/lab/services.mjs')>('services.mjs');
-  const sb = await up({ nodes: 3, managers: 1, docker: '28', log: () => undefined });
+  const sb = await up({ nodes: 3, managers: 1, docker: ENGINE, log: () => undefined });
   const monitors: ReturnType<typeof spawn>[] = [];
   const events: ReturnType<typeof spawn>[] = [];
   try {
     await docker(sb.manager, ['network', 'create', '--driver', LAYOUT.networkDriver, '--ipam-driver', LAYOUT.networkDriver, 'lbnet']);
     await docker(sb.manager, ['service', 'create', '--detach', '--no-resolve-image', '--name', 'lbsvc', '--replicas', '3', '--stop-grace-period', '1s', '--network', 'lbnet', 'swarmnet/busybox', 'sleep', '1d']);
     await waitServiceRunning(sb.manager, 'lbsvc', 3, 150_000);
-    // Rule changes as they happen on every node: `nft monitor` prints each `add rule` with the backend list.
-    const seen = new Map<string, { at: number; rule: string }[]>();
+    // Every node's VIP → backend slots as they change: `nft monitor` prints each element added or deleted (with its
+    // value) and a "new generation" line when a transaction is in; the time of that line is when the rule holds.
+    const slots = new Map<string, Map<string, string>>();
+    const commits = new Map<string, { at: number; addrs: Set<string> }[]>();
     for (const n of sb.nodes) {
-      const p = spawn('nsenter', [`--net=/run/netns/${n.netns}`, 'nft', 'monitor', 'rules'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const p = spawn('nsenter', [`--net=/run/netns/${n.netns}`, 'nft', 'monitor'], { stdio: ['ignore', 'pipe', 'inherit'] });
       monitors.push(p);
-      seen.set(n.name, []);
-      createInterface({ input: p.stdout! }).on('line', (l) => { if (l.includes('swarmnet-lb')) seen.get(n.name)!.push({ at: Date.now(), rule: l }); });
+      const mine = new Map<string, string>();
+      slots.set(n.name, mine);
+      commits.set(n.name, []);
+      createInterface({ input: p.stdout! }).on('line', (l) => {
+        const el = /^(add|delete) element ip swarmnet-lb backends \{ (\S+ \. \d+) : (\S+) \}/.exec(l);
+        if (el) { if (el[1] === 'add') mine.set(el[2]!, el[3]!); else mine.delete(el[2]!); }
+        else if (/^delete table ip swarmnet-lb/.test(l)) mine.clear();
+        else if (l.startsWith('# new generation')) commits.get(n.name)!.push({ at: Date.now(), addrs: new Set(mine.values()) });
+      });
     }
     // Docker's events with their own clock (same machine): container starts on every node, service updates on the manager.
     const started = new Map<string, number>();
@@ -199,17 +210,17 @@ async function convergence(): Promise<void> {
       if (out.size < replicas) throw new Error(`lbsvc: ${out.size} tasks with addresses, wanted ${replicas}`);
       return out;
     };
-    const holds = (rule: string, address: string): boolean => new RegExp(`[ ,]${address.replace(/\./g, '\\.')}(,| |$)`).test(rule);
     const until = async (cond: () => boolean, ms: number): Promise<boolean> => {
       for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (cond()) return true;
       return cond();
     };
     const lat: number[] = [];
+    const byKind: Record<'up' | 'down', number[]> = { up: [], down: [] };
     let missed = 0;
     for (let e = 0; e < EVENTS; e++) {
       const up = e % 2 === 0;
       const before = await addrOf(3 + (up ? 0 : 1));
-      const mark = new Map([...seen].map(([k, v]) => [k, v.length]));
+      const mark = new Map([...commits].map(([k, v]) => [k, v.length]));
       const updatesBefore = updates.length;
       await docker(sb.manager, ['service', 'scale', '--detach', `lbsvc=${up ? 4 : 3}`]);
       await waitServiceRunning(sb.manager, 'lbsvc', up ? 4 : 3, 120_000);
@@ -221,19 +232,24 @@ async function convergence(): Promise<void> {
         changed = id ? after.get(id) : undefined;
         from = id ? started.get(id) : undefined;
       } else {
-        await new Promise((r) => setTimeout(r, 1500)); // the stopped task has gone: find which
-        const after = await addrOf(3);
-        const id = [...before.keys()].find((k) => !after.has(k));
-        changed = id ? before.get(id) : undefined;
+        // The task Swarm stops is the one whose address leaves the rules (before its container is gone).
+        const gone = (): { node: SandboxNode; address: string } | undefined => [...before.values()].find((b) => sb.nodes.every((n) => {
+          const last = commits.get(n.name)!.at(-1);
+          return last !== undefined && !last.addrs.has(b.address);
+        }));
+        await until(() => gone() !== undefined, 10_000);
+        changed = gone();
         from = updates[updatesBefore];
       }
-      if (!changed || from === undefined) { missed++; continue; }
-      const ok = await until(() => sb.nodes.every((n) => seen.get(n.name)!.slice(mark.get(n.name)).some((r) => holds(r.rule, changed!.address) === up)), 10_000);
-      if (!ok) { missed++; continue; }
-      const at = Math.max(...sb.nodes.map((n) => seen.get(n.name)!.slice(mark.get(n.name)).find((r) => holds(r.rule, changed!.address) === up)!.at));
+      if (!changed || from === undefined) { missed++; log(`    event ${e}: no ${up ? 'new' : 'stopped'} task or no Docker event found`); continue; }
+      const first = (n: SandboxNode): { at: number } | undefined => commits.get(n.name)!.slice(mark.get(n.name)).find((c) => c.addrs.has(changed!.address) === up);
+      if (!await until(() => sb.nodes.every((n) => first(n) !== undefined), 10_000)) { missed++; log(`    event ${e}: ${changed.address} not ${up ? 'added' : 'removed'} on every node within 10 s`); continue; }
+      const at = Math.max(...sb.nodes.map((n) => first(n)!.at));
       lat.push(at - from);
+      byKind[up ? 'up' : 'down'].push(at - from);
     }
-    log(`  Docker event → rule on all 3 nodes (Docker 28): p50 ${ms(pct(lat, 0.5))}, p99 ${ms(pct(lat, 0.99))}, max ${ms(Math.max(...lat))} over ${lat.length} scale events (${missed} not observed)`);
+    log(`  Docker event → rule on all 3 nodes (Docker ${ENGINE}): p50 ${ms(pct(lat, 0.5))}, p99 ${ms(pct(lat, 0.99))}, max ${ms(Math.max(...lat))} over ${lat.length} scale events (${missed} not observed)`);
+    log(`    task started → added: p50 ${ms(pct(byKind.up, 0.5))}, max ${ms(Math.max(...byKind.up))} (n=${byKind.up.length}) | service scaled down → its task removed: p50 ${ms(pct(byKind.down, 0.5))}, max ${ms(Math.max(...byKind.down))} (n=${byKind.down.length})`);
   } finally {
     for (const p of [...monitors, ...events]) p.kill('SIGKILL');
     await down({ log: () => undefined });

@@ -1,24 +1,24 @@
 import type { LbDelta, LbState, VipEntry } from '../desired.js';
 
 /**
- * nftables rendering of the load balancer (pure). One table, `ip swarmnet-lb`:
- * - `vips`: a verdict map VIP → the VIP's chain; one rule there picks a backend (`numgen random mod N`) and DNATs to
- *   its address, port untouched (Swarm VIPs are port-agnostic). A change rewrites one chain and one map element.
- * - `empty`: VIPs with no backend, refused at once (TCP reset, else ICMP port unreachable), never a silent hang.
+ * nftables rendering of the load balancer (pure). One table, `ip swarmnet-lb`, whose size is data, not code:
+ * - `vips`: a verdict map VIP → `goto pick-N`, N = the VIP's backend count;
+ * - `backends`: one map `VIP . i → address` for every VIP's i-th backend;
+ * - `pick-N`: one chain per backend count in use, one rule: `dnat to ip daddr . numgen random mod N map @backends`
+ *   (the port is untouched: Swarm VIPs are port-agnostic);
+ * - `empty`: VIPs with no backend, refused at once (TCP reset, else ICMP port unreachable), never a silent hang;
  * - `hairpin`: `a . a` for this node's task addresses: a client that lands on itself is SNATed to the bridge's
  *   address (its kernel would drop a packet from its own address). Everything else keeps the client's source.
- * Established connections keep their backend through any change: NAT is decided once per connection (conntrack).
+ * A backend change is a few map elements, so a write costs the change, and nft's work per write stays small
+ * however many services exist (no chain or anonymous set per service). Established connections keep their backend
+ * through any change: NAT is decided once per connection (conntrack).
  */
 
 export const TABLE = 'swarmnet-lb';
 const T = `ip ${TABLE}`;
 
-export const chainOf = (vip: string): string => `vip-${vip}`;
-
-function dnat(backends: readonly string[]): string {
-  if (backends.length === 1) return `dnat to ${backends[0]}`;
-  return `dnat to numgen random mod ${backends.length} map { ${backends.map((b, i) => `${i} : ${b}`).join(', ')} }`;
-}
+export const pickChain = (n: number): string => `pick-${n}`;
+const pickRule = (n: number): string => `dnat to ip daddr . numgen random mod ${n} map @backends`;
 
 /** The base chains' rules, as `nft list` prints them (read() checks them). */
 export const BASE_RULES = {
@@ -28,20 +28,23 @@ export const BASE_RULES = {
 } as const;
 
 const elements = (xs: string[]): string => (xs.length ? ` elements = { ${xs.join(', ')} };` : '');
+const backendElements = (e: VipEntry): string[] => e.backends.map((b, i) => `${e.vip} . ${i} : ${b}`);
 
 /** The whole table, replacing whatever is there in the same transaction (the table is created first so delete never fails). */
 export function renderFull(s: LbState): string {
   const live = [...s.vips.values()].filter((e) => e.backends.length > 0);
   const empty = [...s.vips.values()].filter((e) => e.backends.length === 0).map((e) => e.vip);
+  const counts = [...new Set(live.map((e) => e.backends.length))].sort((a, b) => a - b);
   const out = [
     `add table ${T}`,
     `delete table ${T}`,
     `table ${T} {`,
     `  set empty { type ipv4_addr;${elements(empty)} }`,
     `  set hairpin { type ipv4_addr . ipv4_addr;${elements([...s.local].map((a) => `${a} . ${a}`))} }`,
-    `  map vips { type ipv4_addr : verdict;${elements(live.map((e) => `${e.vip} : goto ${chainOf(e.vip)}`))} }`,
+    `  map vips { type ipv4_addr : verdict;${elements(live.map((e) => `${e.vip} : goto ${pickChain(e.backends.length)}`))} }`,
+    `  map backends { typeof ip daddr . numgen random mod 2 : ip daddr;${elements(live.flatMap(backendElements))} }`,
   ];
-  for (const e of live) out.push(`  chain ${chainOf(e.vip)} { ${dnat(e.backends)}; }`);
+  for (const n of counts) out.push(`  chain ${pickChain(n)} { ${pickRule(n)}; }`);
   out.push(
     `  chain nat-prerouting { type nat hook prerouting priority dstnat - 5; policy accept; ${BASE_RULES['nat-prerouting'][0]}; }`,
     `  chain refuse { type filter hook prerouting priority dstnat - 10; policy accept; ip daddr @empty meta l4proto tcp reject with tcp reset; ${BASE_RULES.refuse[1]}; }`,
@@ -56,46 +59,64 @@ export function renderRemove(): string {
   return `add table ${T}\ndelete table ${T}\n`;
 }
 
-/** One transaction carrying only the delta: O(the changed VIPs' backends). */
-export function renderDelta(d: LbDelta): string {
+/**
+ * One transaction carrying only the delta: O(the changed VIPs' backends). `picks` are the pick chains that exist;
+ * the ones this delta needs are created (and added to it).
+ */
+export function renderDelta(d: LbDelta, picks: Set<number>): string {
   const out: string[] = [];
-  for (const [vip, { prev, next }] of d.vips) out.push(...vipDelta(vip, prev, next));
+  for (const [vip, { prev, next }] of d.vips) out.push(...vipDelta(vip, prev?.backends ?? (prev ? [] : undefined), next?.backends ?? (next ? [] : undefined), picks));
   for (const a of d.localAdded) out.push(`add element ${T} hairpin { ${a} . ${a} }`);
   for (const a of d.localRemoved) out.push(`delete element ${T} hairpin { ${a} . ${a} }`);
   return out.length ? out.join('\n') + '\n' : '';
 }
 
-function vipDelta(vip: string, prev: VipEntry | undefined, next: VipEntry | undefined): string[] {
-  const chain = `${T} ${chainOf(vip)}`;
-  const was = prev ? (prev.backends.length ? 'live' : 'empty') : 'absent';
-  const is = next ? (next.backends.length ? 'live' : 'empty') : 'absent';
+/** `prev`/`next`: the VIP's backends before and after (undefined: the VIP does not exist). */
+function vipDelta(vip: string, prev: readonly string[] | undefined, next: readonly string[] | undefined, picks: Set<number>): string[] {
+  const was = prev?.length ?? 0;
+  const is = next?.length ?? 0;
   const out: string[] = [];
-  if (was === 'live' && is !== 'live') out.push(`delete element ${T} vips { ${vip} }`, `flush chain ${chain}`, `delete chain ${chain}`);
-  if (was === 'empty' && is !== 'empty') out.push(`delete element ${T} empty { ${vip} }`);
-  if (is === 'live') {
-    if (was !== 'live') out.push(`add chain ${chain}`);
-    else out.push(`flush chain ${chain}`);
-    out.push(`add rule ${chain} ${dnat(next!.backends)}`);
-    if (was !== 'live') out.push(`add element ${T} vips { ${vip} : goto ${chainOf(vip)} }`);
+  const del: string[] = [];
+  const add: string[] = [];
+  for (let i = 0; i < Math.max(was, is); i++) {
+    if (i < was && (i >= is || prev![i] !== next![i])) del.push(`${vip} . ${i}`);
+    if (i < is && (i >= was || prev![i] !== next![i])) add.push(`${vip} . ${i} : ${next![i]}`);
   }
-  if (is === 'empty' && was !== 'empty') out.push(`add element ${T} empty { ${vip} }`);
+  if (was !== is && was > 0) out.push(`delete element ${T} vips { ${vip} }`);
+  if (prev && was === 0 && !(next && is === 0)) out.push(`delete element ${T} empty { ${vip} }`);
+  if (del.length) out.push(`delete element ${T} backends { ${del.join(', ')} }`);
+  if (add.length) out.push(`add element ${T} backends { ${add.join(', ')} }`);
+  if (was !== is && is > 0) {
+    if (!picks.has(is)) {
+      out.push(`add chain ${T} ${pickChain(is)}`, `add rule ${T} ${pickChain(is)} ${pickRule(is)}`);
+      picks.add(is);
+    }
+    out.push(`add element ${T} vips { ${vip} : goto ${pickChain(is)} }`);
+  }
+  if (next && is === 0 && !(prev && was === 0)) out.push(`add element ${T} empty { ${vip} }`);
   return out;
 }
 
 /**
- * Parses `nft list table ip swarmnet-lb` back into a state (service and network ids are not in the kernel: '').
- * Undefined when the table is missing or its base chains are not exactly ours: the caller then replaces it.
+ * Parses `nft list table ip swarmnet-lb` back into a state (service and network ids are not in the kernel: '') and
+ * the pick chains present. Undefined when the table is missing or anything in it is not exactly what we write: the
+ * caller then replaces it.
  */
-export function parseListing(text: string): LbState | undefined {
+export function parseListing(text: string): { state: LbState; picks: Set<number> } | undefined {
   if (!text.includes(`table ${T} {`)) return undefined;
   const blocks = new Map<string, string>();
-  const re = /^\t(set|map|chain) (\S+) \{\n([\s\S]*?)^\t\}/gm;
-  for (const m of text.matchAll(re)) blocks.set(`${m[1]} ${m[2]}`, m[3]!);
-  for (const [chain, rules] of Object.entries(BASE_RULES)) {
+  for (const m of text.matchAll(/^\t(set|map|chain) (\S+) \{\n([\s\S]*?)^\t\}/gm)) blocks.set(`${m[1]} ${m[2]}`, m[3]!);
+  const rules = (body: string): string[] => body.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('type '));
+  for (const [chain, want] of Object.entries(BASE_RULES)) {
     const body = blocks.get(`chain ${chain}`);
-    if (body === undefined) return undefined;
-    const lines = body.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('type '));
-    if (lines.join('\n') !== rules.join('\n')) return undefined;
+    if (body === undefined || rules(body).join('\n') !== want.join('\n')) return undefined;
+  }
+  const picks = new Set<number>();
+  for (const [key, body] of blocks) {
+    const m = /^chain pick-(\d+)$/.exec(key);
+    if (!m) continue;
+    if (rules(body).join('\n') !== pickRule(Number(m[1]))) return undefined;
+    picks.add(Number(m[1]));
   }
   const elems = (key: string): string[] | undefined => {
     const body = blocks.get(key);
@@ -106,32 +127,32 @@ export function parseListing(text: string): LbState | undefined {
   const empty = elems('set empty');
   const hairpin = elems('set hairpin');
   const vipMap = elems('map vips');
-  if (!empty || !hairpin || !vipMap) return undefined;
+  const backendMap = elems('map backends');
+  if (!empty || !hairpin || !vipMap || !backendMap) return undefined;
+  const byVip = new Map<string, string[]>();
+  for (const el of backendMap) {
+    const m = /^(\S+) \. (\d+) : (\S+)$/.exec(el);
+    if (!m) return undefined;
+    let list = byVip.get(m[1]!);
+    if (!list) byVip.set(m[1]!, (list = []));
+    list[Number(m[2])] = m[3]!;
+  }
   const vips = new Map<string, VipEntry>();
   for (const v of empty) vips.set(v, { vip: v, serviceId: '', networkId: '', backends: [] });
   for (const el of vipMap) {
-    const m = /^(\S+) : goto (\S+)$/.exec(el);
-    if (!m || m[2] !== chainOf(m[1]!)) return undefined;
-    const body = blocks.get(`chain ${m[2]}`);
-    const backends = body === undefined ? undefined : parseDnat(body.trim());
-    if (!backends) return undefined;
-    vips.set(m[1]!, { vip: m[1]!, serviceId: '', networkId: '', backends });
+    const m = /^(\S+) : goto pick-(\d+)$/.exec(el);
+    const list = m ? byVip.get(m[1]!) : undefined;
+    // The VIP's chain must pick among exactly its backends: indexes 0..N-1, all present.
+    if (!m || !list || list.length !== Number(m[2]) || list.includes(undefined as unknown as string) || !picks.has(list.length)) return undefined;
+    byVip.delete(m[1]!);
+    vips.set(m[1]!, { vip: m[1]!, serviceId: '', networkId: '', backends: list });
   }
+  if (byVip.size) return undefined; // backends of a VIP nothing points at
   const local = new Set<string>();
   for (const el of hairpin) {
     const [a, b] = el.split(' . ');
     if (!a || a !== b) return undefined;
     local.add(a);
   }
-  return { vips, local };
-}
-
-function parseDnat(rule: string): string[] | undefined {
-  const one = /^dnat to (\d+\.\d+\.\d+\.\d+)$/.exec(rule);
-  if (one) return [one[1]!];
-  const many = /^dnat to numgen random mod (\d+) map \{([^}]*)\}$/.exec(rule.replace(/\s+/g, ' '));
-  if (!many) return undefined;
-  const pairs = many[2]!.split(',').map((p) => p.trim().split(' : '));
-  if (pairs.length !== Number(many[1]) || pairs.some(([i, a], k) => Number(i) !== k || !a)) return undefined;
-  return pairs.map(([, a]) => a!).sort();
+  return { state: { vips, local }, picks };
 }

@@ -195,13 +195,15 @@ function pluginLog(node: SandboxNode, lines = 15): string {
     return `(no log: ${(e as Error).message})`;
   }
 }
-/** The node plugin's count of DNS queries it took in (swarmnet_dns_queries_total on its metrics address). */
-async function dnsQueries(node: SandboxNode): Promise<number> {
+/** One sample of the node plugin's metrics (its metrics address, from inside the node). */
+async function metric(node: SandboxNode, name: string): Promise<number> {
   const r = await execInNode(node, 'busybox', ['wget', '-qO-', 'http://127.0.0.1:9474/metrics']);
-  const m = /^swarmnet_dns_queries_total (\d+)/m.exec(r.stdout);
-  if (!m) throw new Error(`${node.name}: no swarmnet_dns_queries_total in the plugin's metrics`);
+  const m = new RegExp(`^${name} (\\S+)`, 'm').exec(r.stdout);
+  if (!m) throw new Error(`${node.name}: no ${name} in the plugin's metrics`);
   return Number(m[1]);
 }
+/** The node plugin's count of DNS queries it took in. */
+const dnsQueries = (node: SandboxNode): Promise<number> => metric(node, 'swarmnet_dns_queries_total');
 const sumQueries = async (nodes: SandboxNode[]): Promise<number> => (await Promise.all(nodes.map(dnsQueries))).reduce((a, b) => a + b, 0);
 /** nft tables in a container's network namespace (by its PID). */
 async function containerTables(node: SandboxNode, id: string): Promise<string> {
@@ -591,6 +593,11 @@ if (!enabled) {
       t.deepEqual(Object.keys(n).sort(), ['node1-web', 'node2-web', 'node3-web'], `${from.node.name}: ${JSON.stringify(n)}`);
       for (const [k, v] of Object.entries(n)) t.true(v >= 45, `${from.node.name} → ${k}: ${v} of 300`);
     }
+    for (const n of c.sb.nodes) {
+      t.true(await metric(n, 'swarmnet_lb_vips') >= 1, `${n.name}: swarmnet_lb_vips`);
+      t.true(await metric(n, 'swarmnet_lb_backends') >= 3, `${n.name}: swarmnet_lb_backends`);
+      t.true(await metric(n, 'swarmnet_lb_programming_duration_seconds_count') >= 1, `${n.name}: programming latency observed`);
+    }
   });
 
   test.serial('VIP, TCP and UDP on any port: backends see the client task\'s own address (its node\'s gateway when it lands on itself)', async (t) => {
@@ -649,8 +656,12 @@ if (!enabled) {
     const victim = c.sb.nodes.find((n) => n.role === 'worker' && n.name !== client.node.name)!;
     const lost = c.tasks!.find((x) => x.node.name === victim.name)!;
     const vip = await serviceVip(c, SERVICE);
-    const backendsOn = async (n: SandboxNode): Promise<string> => (await execInNode(n, 'nft', ['list', 'chain', 'ip', 'swarmnet-lb', `vip-${vip}`], { allowFailure: true })).stdout;
-    t.regex(await backendsOn(client.node), new RegExp(`\\b${lost.address!.replace(/\./g, '\\.')}\\b`));
+    // The node's VIP → backend slots (`VIP . i : address` elements of the load balancer's backends map).
+    const isBackend = async (n: SandboxNode, address: string): Promise<boolean> => {
+      const map = (await execInNode(n, 'nft', ['list', 'map', 'ip', 'swarmnet-lb', 'backends'], { allowFailure: true })).stdout.replace(/\s+/g, ' ');
+      return new RegExp(`${vip.replace(/\./g, '\\.')} \\. \\d+ : ${address.replace(/\./g, '\\.')}(,| |$)`).test(map);
+    };
+    t.true(await isBackend(client.node, lost.address!), `${lost.address} is a backend of ${vip} on ${client.node.name}`);
     const pid = pluginPid(victim);
     process.kill(pid, 'SIGSTOP');
     const frozenAt = Date.now();
@@ -658,7 +669,7 @@ if (!enabled) {
       let gone = false;
       while (!gone && Date.now() - frozenAt < (SANDBOX_LEASE_TTL_S + 20) * 1000) {
         await sleep(1000);
-        gone = !new RegExp(`\\b${lost.address!.replace(/\./g, '\\.')}\\b`).test(await backendsOn(client.node));
+        gone = !await isBackend(client.node, lost.address!);
       }
       t.true(gone, `${victim.name}'s task ${lost.address} still a backend on ${client.node.name} ${((Date.now() - frozenAt) / 1000).toFixed(0)} s after its plugin froze`);
       t.log(`${victim.name}'s task left ${client.node.name}'s VIP ${((Date.now() - frozenAt) / 1000).toFixed(1)} s after its plugin froze (lease TTL ${SANDBOX_LEASE_TTL_S} s)`);
@@ -668,7 +679,7 @@ if (!enabled) {
     }
     let back = false;
     for (const end = Date.now() + 60_000; !back && Date.now() < end; await sleep(1000)) {
-      back = new RegExp(`\\b${lost.address!.replace(/\./g, '\\.')}\\b`).test(await backendsOn(client.node));
+      back = await isBackend(client.node, lost.address!);
     }
     t.true(back, `${victim.name}'s task is a backend again once its plugin renews a lease`);
     // Its overlay survived (its bridge was kept while the lease was gone) and its host subnet is claimed again.
