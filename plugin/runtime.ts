@@ -73,6 +73,9 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
       availableSubnets: config.availableSubnets, networkSubnetSize: config.networkSubnetSize,
       hostSubnetSize: config.hostSubnetSize, vniStart: config.vniStart, vtepMac,
     });
+    // What a previous run of the plugin recorded stays alive under this run's lease until Docker says what runs.
+    const held = await ipam.holdNodeRecords();
+    if (held) log.info({ addresses: held }, 'this node\'s address records moved to the new node lease');
     const restart = new RestartReconciler({ docker, ipam, log: logger('restart-reconcile') });
     // Forget cached records so the next call rewrites them, and re-record the running containers' addresses.
     let onViewLost = (): void => {};

@@ -355,6 +355,32 @@ export class Ipam implements IpamDriver {
   }
 
   /**
+   * At start: moves this node's records (host subnets, addresses, endpoints) that a previous run of the plugin left
+   * under its own etcd lease onto this run's lease, releasing nothing. Without it they expire with the old lease
+   * (NODE_LEASE_TTL_SECONDS after the old process died), possibly before the restart reconciliation records them
+   * again, and an address still in use could be handed out twice meanwhile. What no longer runs is released later,
+   * by that reconciliation, once Docker has answered.
+   */
+  async holdNodeRecords(): Promise<number> {
+    return this.guard(async () => {
+      let held = 0;
+      for (const net of await this.networks()) {
+        if ((await this.o.client.get(this.keys.nodeSubnet(net.id, this.o.node)).string()) === null) continue;
+        await this.ensureHostLease(net);
+        const all = await this.o.client.getAll().prefix(this.keys.addresses(net.id)).exec();
+        for (const kv of all.kvs) {
+          const value = JSON.parse(kv.value.toString()) as AddressValue;
+          if (value.node !== this.o.node) continue;
+          const ip = parseInt(kv.key.toString().slice(this.keys.addresses(net.id).length), 16);
+          if (await this.adopt(net.id, ip, value.key)) held++;
+        }
+      }
+      await this.adoptEndpoints({ macs: new Set(), addresses: new Set(), endpoints: [] }, true);
+      return held;
+    });
+  }
+
+  /**
    * Records again the addresses of running containers whose records vanished with a lost node lease: the host subnet
    * first (only if nobody took it meanwhile), then each address (only if still free).
    */
@@ -393,13 +419,13 @@ export class Ipam implements IpamDriver {
   }
 
   /** Re-attach this node's endpoint records of running containers to the current node lease. */
-  private async adoptEndpoints(live: LiveEndpoints): Promise<void> {
+  private async adoptEndpoints(live: LiveEndpoints, all = false): Promise<void> {
     const c = this.o.client;
     const leaseId = await this.o.lease.id();
-    const all = await c.getAll().prefix(this.keys.endpoints(this.o.node)).exec();
-    for (const kv of all.kvs) {
+    const records = await c.getAll().prefix(this.keys.endpoints(this.o.node)).exec();
+    for (const kv of records.kvs) {
       const rec = JSON.parse(kv.value.toString()) as EndpointRecord;
-      if (!live.macs.has(rec.mac.toLowerCase()) && !live.addresses.has(rec.address.split('/')[0]!)) continue;
+      if (!all && !live.macs.has(rec.mac.toLowerCase()) && !live.addresses.has(rec.address.split('/')[0]!)) continue;
       const v = kv.value.toString();
       await c.if(kv.key.toString(), 'Value', '==', v).then(c.put(kv.key.toString()).value(v).lease(leaseId)).commit();
     }

@@ -33,6 +33,9 @@ const OTHER_MTU = 1400;
 const AFTER_SERVICE = 'e2e-after';
 /** The service scaled, switched between endpoint modes and removed by the load-balancer check. */
 const LB_SERVICE = 'e2e-lb';
+/** The network and service of the last check, which cuts a node off for good. */
+const LOSS_NETWORK = 'e2e-loss';
+const LOSS_SERVICE = 'e2e-loss-web';
 /** NODE_LEASE_TTL_SECONDS of the sandbox's plugins (scripts/lab/sandbox.mjs). */
 const SANDBOX_LEASE_TTL_S = 15;
 /** A TCP+UDP server and client run inside task namespaces (nsenter --net) by the VIP checks. */
@@ -53,6 +56,8 @@ interface Ctx {
 }
 interface SwarmnetNetwork { id: string; subnet: string; flannelId: string }
 let ctx: Ctx | undefined;
+/** Whether the VIP check's service still exists (a failed step leaves it for the removal check to take). */
+let lbCreated = false;
 const need = (): Ctx => {
   if (!ctx) throw new Error('sandbox setup failed (see the before hook)');
   return ctx;
@@ -228,11 +233,11 @@ const tally = (xs: string[]): Record<string, number> => {
   for (const x of xs) out[x] = (out[x] ?? 0) + 1;
   return out;
 };
-/** A service's VIP on the test network. */
-async function serviceVip(c: Ctx, service: string): Promise<string> {
+/** A service's VIP on a network (the test network unless given). */
+async function serviceVip(c: Ctx, service: string, networkId = c.network!.id): Promise<string> {
   const vips = JSON.parse((await docker(c.sb.manager, ['service', 'inspect', service])).stdout)[0].Endpoint.VirtualIPs as { NetworkID: string; Addr: string }[];
-  const vip = vips?.find((v) => v.NetworkID === c.network!.id)?.Addr.split('/')[0];
-  if (!vip) throw new Error(`${service}: no VIP on ${NETWORK}`);
+  const vip = vips?.find((v) => v.NetworkID === networkId)?.Addr.split('/')[0];
+  if (!vip) throw new Error(`${service}: no VIP on network ${networkId}`);
   return vip;
 }
 const taskPid = async (task: TaskContainer): Promise<number> => JSON.parse((await docker(task.node, ['inspect', task.id])).stdout)[0].State.Pid as number;
@@ -626,16 +631,23 @@ if (!enabled) {
     t.timeout(6 * 60_000);
     const client = c.tasks![0]!;
     const slots = (n: number): string[] => Array.from({ length: n }, (_, i) => `lb-${i + 1}`);
-    const served = async (want: string[], deadlineMs = 30_000): Promise<Record<string, number>> => {
+    // Polls until a whole batch of requests is answered by exactly `want` (a batch with failures takes longer: it
+    // always gets a second one), logging what it saw meanwhile.
+    const served = async (want: string[], deadlineMs = 60_000): Promise<Record<string, number>> => {
+      const end = Date.now() + deadlineMs;
       let n: Record<string, number> = {};
-      for (const end = Date.now() + deadlineMs; Date.now() < end; await sleep(500)) {
+      for (let round = 0; round < 2 || Date.now() < end; round++) {
         n = tally(await getMany(client, `http://${LB_SERVICE}:8080/`, 30 * want.length));
         if (Object.keys(n).sort().join() === [...want].sort().join()) return n;
+        t.log(`${LB_SERVICE}: ${JSON.stringify(n)}, waiting for ${want.join(' ')}`);
+        await sleep(500);
       }
       logPlugins(t);
       t.fail(`${LB_SERVICE} answered ${JSON.stringify(n)}, wanted ${want.join(' ')}`);
       return n;
     };
+    // Removed at the end of this check, or by the teardown hook below when a step fails.
+    lbCreated = true;
     await docker(c.sb.manager, ['service', 'create', '--detach', '--no-resolve-image', '--name', LB_SERVICE, '--replicas', '3',
       '--stop-grace-period', '3s', '--network', NETWORK, '--hostname', 'lb-{{.Task.Slot}}', ...WEB]);
     await waitServiceRunning(c.sb.manager, LB_SERVICE, 3, 150_000);
@@ -703,6 +715,7 @@ if (!enabled) {
     await served(['lb-1']);
     const newVip = await serviceVip(c, LB_SERVICE);
     await docker(c.sb.manager, ['service', 'rm', LB_SERVICE]);
+    lbCreated = false;
     still = await ruleFor(newVip);
     for (const end = Date.now() + 30_000; still.length && Date.now() < end; await sleep(500)) still = await ruleFor(newVip);
     t.deepEqual(still, [], `removed service: VIP ${newVip} still in the rules`);
@@ -867,6 +880,8 @@ if (!enabled) {
 
   test.serial('removing the services and the networks leaves no interfaces, nft/iptables rules or etcd keys behind', async (t) => {
     const c = need();
+    // A failed VIP check may have left its service on the network.
+    if (lbCreated) await removeServiceAndNetwork(c.sb.manager, c.sb.nodes, LB_SERVICE);
     t.truthy(c.network, 'needs the network');
     t.timeout(3 * 60_000);
     const extra = [c.network!, c.other].filter((n) => n !== undefined).map((n) => n.subnet.split('/')[0]!);
@@ -896,5 +911,35 @@ if (!enabled) {
     }
     if (left.length) logPlugins(t);
     t.deepEqual(left, []);
+  });
+
+  // Last: it takes a node away for good. The sandbox's teardown copes with a node cut off.
+  test.serial('node loss: a node cut off the network (its link gone) loses its task from every other node\'s VIP within its lease TTL', async (t) => {
+    const c = need();
+    t.timeout(4 * 60_000);
+    const lossNet = await createNetwork(c, LOSS_NETWORK);
+    const tasks = await createWebService(c, LOSS_SERVICE, LOSS_NETWORK, 'loss');
+    const victim = c.sb.nodes.find((n) => n.role === 'worker')!;
+    const lost = tasks.find((x) => x.node.name === victim.name)!;
+    const survivors = c.sb.nodes.filter((n) => n !== victim);
+    const vip = await serviceVip(c, LOSS_SERVICE, lossNet.id);
+    const backend = async (n: SandboxNode): Promise<boolean> => {
+      const map = (await execInNode(n, 'nft', ['list', 'map', 'ip', 'swarmnet-lb', 'backends'], { allowFailure: true })).stdout.replace(/\s+/g, ' ');
+      return new RegExp(`${vip.replace(/\./g, '\\.')} \\. \\d+ : ${lost.address!.replace(/\./g, '\\.')}(,| |$)`).test(map);
+    };
+    for (const n of survivors) t.true(await backend(n), `${n.name}: ${lost.address} is a backend of ${vip} before`);
+    execFileSync('ip', ['link', 'del', victim.hostIf], { env: childEnv() });
+    const cutAt = Date.now();
+    let left: string[] = survivors.map((n) => n.name);
+    while (left.length && Date.now() - cutAt < (SANDBOX_LEASE_TTL_S + 20) * 1000) {
+      await sleep(1000);
+      left = [];
+      for (const n of survivors) if (await backend(n)) left.push(n.name);
+    }
+    t.deepEqual(left, [], `${victim.name}'s task ${lost.address} still a backend ${((Date.now() - cutAt) / 1000).toFixed(0)} s after the node was cut off`);
+    t.log(`${victim.name} cut off: its task left the VIP on ${survivors.map((n) => n.name).join(' and ')} after ${((Date.now() - cutAt) / 1000).toFixed(1)} s (lease TTL ${SANDBOX_LEASE_TTL_S} s)`);
+    const client = tasks.find((x) => x.node.name === c.sb.manager.name)!;
+    const bodies = await getMany(client, `http://${LOSS_SERVICE}:8080/`, 60);
+    t.false(bodies.includes('FAIL'), `requests to ${LOSS_SERVICE} after the loss: ${JSON.stringify(tally(bodies))}`);
   });
 }

@@ -177,6 +177,28 @@ test('plugin restart: a replay returns the same address and live addresses survi
   t.is(addrs.length, 1);
 });
 
+test('plugin restart: the new run holds the old run\'s records under its lease before Docker answers, releasing nothing', async (t) => {
+  const prefix = randomPrefix();
+  const first = node(prefix, 'w1', { ttl: 3 });
+  const p = await first.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const lp = await first.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const a = await first.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:07' } });
+  const b = await first.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:08' } });
+  const oldLease = await first.lease.id();
+  const before = await first.client.getAll().prefix(`${prefix}/`).strings();
+  await first.close(); // process gone, lease not revoked
+  const second = node(prefix, 'w1', { ttl: 3 });
+  t.is(await second.ipam.holdNodeRecords(), 2);
+  t.true(await until(async () => Number((await second.client.leaseClient.leaseTimeToLive({ ID: oldLease })).TTL) < 0, 60_000, 200), 'the old lease expired');
+  // Everything the first run wrote for this node is still there (the network itself was never under a lease).
+  t.deepEqual(await second.client.getAll().prefix(`${prefix}/`).strings(), before);
+  // And is still this node's: a new request gets neither address.
+  const c = await second.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:09' } });
+  t.false([a.Address, b.Address].includes(c.Address));
+  t.deepEqual(await checkInvariants(second.client, prefix), []);
+  await second.close(true);
+});
+
 test('a dead node: its host subnet and addresses are reclaimed after the lease TTL', async (t) => {
   const prefix = randomPrefix();
   const mgr = node(prefix, 'mgr');
