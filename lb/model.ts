@@ -102,7 +102,7 @@ export class LbModel {
 
   private putTask(key: string, local: boolean, raw: unknown, type: 'put' | 'delete'): void {
     const next = type === 'put' ? validTask(raw, local) : undefined;
-    if (type === 'put' && raw !== undefined && next === null) this.stats.rejected++;
+    if (type === 'put' && next === null) this.stats.rejected++;
     const old = this.tasks.get(key);
     if (old) {
       this.tasks.delete(key);

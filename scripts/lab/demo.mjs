@@ -1,6 +1,6 @@
 // The sandbox's demo: a swarmnet network, a web service with one task per node (busybox httpd serving its node's
-// name), each task's address, and every task reaching the next node's task by ICMP and HTTP. Prints the results;
-// leaves the service running to play with.
+// name), each task's address, every task reaching the next node's task by ICMP and HTTP, and every task reaching
+// the service by its name (its VIP, balanced over all tasks). Prints the results; leaves the service running.
 import { docker } from './dockerd.mjs';
 import { execInContainer, httpGetFromContainer, removeServiceAndNetwork, serviceContainers, waitServiceRunning } from './services.mjs';
 
@@ -34,7 +34,16 @@ export async function runDemo(sb, log = console.log) {
     log(`  ${from.node.name} -> ${to.node.name} ${to.address}: ping ${ping.code === 0 ? `ok ${rtt}` : 'FAILED'}, ` +
       `http ${http.ok ? `ok "${http.body}"` : `FAILED (exit ${http.code}) ${http.stderr}`}`);
   }
-  log(failures ? `demo: ${failures} cross-node check(s) failed` : 'demo: every task reached the next node\'s task by ICMP and TCP');
+  // The service by name, as a user would: `wget http://demo-web:8080/` resolves to the VIP, which any task answers.
+  const loop = 'i=0; while [ $i -lt "$1" ]; do timeout 3 wget -q -O - "$2" 2>/dev/null || echo FAILED; i=$((i+1)); done';
+  for (const from of tasks) {
+    const r = await execInContainer(from.node, from.id, ['sh', '-c', loop, 'sh', '12', `http://${DEMO_SERVICE}:8080/`], 60_000);
+    const seen = {};
+    for (const l of r.stdout.split('\n').map((x) => x.trim()).filter(Boolean)) seen[l] = (seen[l] ?? 0) + 1;
+    if (seen.FAILED || Object.keys(seen).length === 0) failures++;
+    log(`  ${from.node.name}: 12 x wget http://${DEMO_SERVICE}:8080/ answered by ${Object.entries(seen).map(([k, v]) => `${k} x${v}`).join(', ') || 'nobody'}`);
+  }
+  log(failures ? `demo: ${failures} check(s) failed` : 'demo: every task reached the next node\'s task by ICMP and TCP, and the service by its VIP');
   log(`(left running; remove with: npm run sandbox -- exec node1 docker service rm ${DEMO_SERVICE})`);
   return { tasks, failures };
 }

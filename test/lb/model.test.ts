@@ -63,11 +63,13 @@ test('bad records are dropped and counted; a VIP claimed by two services stays w
   const m = model();
   t.true(m.apply('put', `${ROOT}/services/s1`, '{not json'));
   m.apply('put', `${ROOT}/containers/n1/c1`, JSON.stringify({ id: 'c1' }));
-  t.is(m.stats.rejected, 2);
+  m.apply('put', `${ROOT}/containers/n1/c2`, '[broken');
+  m.apply('put', `${ROOT}/containers/n1/c3`, JSON.stringify({ id: 'c3', name: 'c3', networks: {} }));
+  t.is(m.stats.rejected, 3, 'a plain container (no service) is not a rejected record');
   m.apply('put', `${ROOT}/services/s1`, svc('s1', { netA: '10.0.255.2' }));
   m.apply('put', `${ROOT}/services/s2`, svc('s2', { netA: '10.0.255.2' }));
   t.is(m.state().vips.get('10.0.255.2')?.serviceId, 's1');
-  t.is(m.stats.rejected, 3);
+  t.is(m.stats.rejected, 4);
   t.false(m.apply('put', '/elsewhere/x', '{}'));
 });
 
