@@ -8,8 +8,11 @@ import type { LbDelta, LbState } from './desired.js';
  */
 export interface LbBackend {
   readonly kind: 'nftables' | 'ipvs';
-  /** Applies one delta, atomically where the kernel allows it. Throws on failure (the caller then replaces). */
-  apply(delta: LbDelta, written: LbState): Promise<void>;
+  /**
+   * Applies one delta, atomically where the kernel allows it. Throws on failure (the caller then replaces).
+   * `gone`: per VIP, the removed backends whose container is gone: nothing is left to drain to them.
+   */
+  apply(delta: LbDelta, gone: ReadonlyMap<string, ReadonlySet<string>>): Promise<void>;
   /** Makes the kernel hold exactly `state` (removes everything of ours when it has no VIP and no local address). */
   replace(state: LbState): Promise<void>;
   /** What the kernel holds of ours, in the same form (undefined: nothing of ours is there; DAMAGED: unparseable). */

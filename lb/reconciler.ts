@@ -110,7 +110,7 @@ export class LbReconciler {
       const t0 = performance.now();
       let applied = true;
       try {
-        await this.o.backend.apply(delta, this.written);
+        await this.o.backend.apply(delta, change.gone);
         applyDelta(this.written, delta);
       } catch (e) {
         // A delta that does not fit the kernel (someone edited it): write the whole state instead.

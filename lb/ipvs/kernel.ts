@@ -69,11 +69,11 @@ export class IpvsBackend implements LbBackend {
     await this.addresses('del', p.addrDel);
   }
 
-  async apply(delta: LbDelta): Promise<void> {
+  async apply(delta: LbDelta, gone: ReadonlyMap<string, ReadonlySet<string>> = new Map()): Promise<void> {
     const now = Date.now();
     const cleanup = this.draining.size ? renderDrainCleanup(parseIpvsList((await this.tool('ipvsadm', ['-Ln'])).stdout), this.draining, now, this.opts.drainMs ?? DRAIN_MS) : undefined;
     for (const k of cleanup?.done ?? []) this.draining.delete(k);
-    const plan = renderDelta(delta, this.draining);
+    const plan = renderDelta(delta, this.draining, gone);
     await this.write({ ...plan, ipvs: [...(cleanup?.ipvs ?? []), ...plan.ipvs] });
     for (const k of plan.undrained) this.draining.delete(k);
     for (const k of plan.drained) this.draining.set(k, now);

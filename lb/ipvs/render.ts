@@ -99,7 +99,7 @@ export interface DeltaPlan extends Plan {
 }
 
 /** Only the delta: O(the changed VIPs' backends). `draining`: servers at weight 0 in the kernel (`vip addr`). */
-export function renderDelta(d: LbDelta, draining: ReadonlyMap<string, number>): DeltaPlan {
+export function renderDelta(d: LbDelta, draining: ReadonlyMap<string, number>, gone: ReadonlyMap<string, ReadonlySet<string>> = new Map()): DeltaPlan {
   const p: DeltaPlan = { ipvs: [], addrAdd: [], nft: '', addrDel: [], drained: [], undrained: [], dropped: [] };
   const nft: string[] = [];
   for (const [vip, { prev, next }] of d.vips) {
@@ -121,6 +121,12 @@ export function renderDelta(d: LbDelta, draining: ReadonlyMap<string, number>): 
       }
       for (const a of was) {
         if (kept.has(a)) continue;
+        // A container that is gone has nothing to drain: delete it now (expire_nodest_conn ends its connections at
+        // their next packet, so the client learns at once instead of at IPVS's timeout).
+        if (gone.get(vip)?.has(a)) {
+          p.ipvs.push(deleteServer(vip, a));
+          continue;
+        }
         p.ipvs.push(weight(vip, a, 0));
         p.drained.push(key(vip, a));
       }

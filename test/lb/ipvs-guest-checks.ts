@@ -197,7 +197,7 @@ async function main(): Promise<void> {
   /** What the reconciler does with a change: the delta, then its copy of what was written. */
   const step = async (next: LbState): Promise<void> => {
     const d = diffStates(written, next);
-    await lb.apply(d, written);
+    await lb.apply(d, new Map());
     applyDelta(written, d);
   };
   const readHolds = async (b: LbBackend = lb): Promise<void> => {

@@ -101,6 +101,10 @@ test('deltas: a VIP appears, gains and loses backends (drained, never deleted at
   t.deepEqual(change.ipvs, [`-a -f ${M} -r 10.0.3.5 -m -w 1`, `-e -f ${M} -r 10.0.1.5 -m -w 0`]);
   t.deepEqual([change.drained, change.nft, change.addrAdd, change.addrDel], [[`${V} 10.0.1.5`], '', [], []]);
 
+  const goneBackend = renderDelta(d(V, e(V, ['10.0.1.5', '10.0.2.5']), e(V, ['10.0.2.5'])), none, new Map([[V, new Set(['10.0.1.5'])]]));
+  t.deepEqual(goneBackend.ipvs, [`-d -f ${M} -r 10.0.1.5`], 'a backend whose container is gone is deleted, not drained');
+  t.deepEqual(goneBackend.drained, []);
+
   const back = renderDelta(d(V, e(V, ['10.0.2.5']), e(V, ['10.0.1.5', '10.0.2.5'])), new Map([[`${V} 10.0.1.5`, 1]]));
   t.deepEqual(back.ipvs, [`-e -f ${M} -r 10.0.1.5 -m -w 1`], 'a draining server comes back by weight');
   t.deepEqual(back.undrained, [`${V} 10.0.1.5`]);
