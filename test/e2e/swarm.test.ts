@@ -938,8 +938,16 @@ if (!enabled) {
     }
     t.deepEqual(left, [], `${victim.name}'s task ${lost.address} still a backend ${((Date.now() - cutAt) / 1000).toFixed(0)} s after the node was cut off`);
     t.log(`${victim.name} cut off: its task left the VIP on ${survivors.map((n) => n.name).join(' and ')} after ${((Date.now() - cutAt) / 1000).toFixed(1)} s (lease TTL ${SANDBOX_LEASE_TTL_S} s)`);
+    // The service keeps answering from the other nodes. Swarm reacts to the lost node meanwhile (it marks the node
+    // down and tries to replace its task), so poll for a clean batch and log any batch that was not.
     const client = tasks.find((x) => x.node.name === c.sb.manager.name)!;
-    const bodies = await getMany(client, `http://${LOSS_SERVICE}:8080/`, 60);
-    t.false(bodies.includes('FAIL'), `requests to ${LOSS_SERVICE} after the loss: ${JSON.stringify(tally(bodies))}`);
+    let answers: Record<string, number> = {};
+    for (const end = Date.now() + 60_000; ; await sleep(1000)) {
+      answers = tally(await getMany(client, `http://${LOSS_SERVICE}:8080/`, 30));
+      if (!answers.FAIL || Date.now() > end) break;
+      t.log(`requests to ${LOSS_SERVICE} ${((Date.now() - cutAt) / 1000).toFixed(0)} s after the cut: ${JSON.stringify(answers)}; ${client.node.name} resolves it to ${JSON.stringify(await lookup(client.node, client.id, LOSS_SERVICE))}`);
+    }
+    if (answers.FAIL) logPlugins(t);
+    t.deepEqual(Object.keys(answers).filter((k) => k !== 'FAIL' && !k.startsWith(victim.name)).length > 0 && !answers.FAIL, true, `requests to ${LOSS_SERVICE} after the loss: ${JSON.stringify(answers)}`);
   });
 }
