@@ -32,6 +32,32 @@ export interface ContainerView {
   networks: Record<string, { address: string; aliases: string[]; dnsNames: string[] }>;
 }
 
+/** Where Docker's view lives in etcd (docs/etcd-layout.md): managers write networks and services, each node its containers. */
+export const viewRoot = (prefix: string): string => `${prefix}/swarmnet/docker/`;
+
+/** One watch event of the view, as the planes that read it take it: what the key names, and the value as parsed JSON. */
+export type ViewEvent = ({ kind: 'networks' | 'services'; id: string } | { kind: 'containers'; node: string; id: string }) & {
+  /** The value of a put (undefined for a delete or a value that is not JSON: a put of it is a bad record). */
+  raw: unknown;
+};
+
+/** A key under `root` and its value → the event; undefined for a key that is none of the view's records. */
+export function parseViewEvent(root: string, type: 'put' | 'delete', key: string, value?: string): ViewEvent | undefined {
+  if (!key.startsWith(root)) return undefined;
+  const parts = key.slice(root.length).split('/');
+  let raw: unknown;
+  if (type === 'put') {
+    try { raw = JSON.parse(value ?? ''); } catch { raw = undefined; }
+  }
+  if (parts[0] === 'containers' && parts.length === 3 && parts[1] && parts[2]) return { kind: 'containers', node: parts[1], id: parts[2], raw };
+  if ((parts[0] === 'networks' || parts[0] === 'services') && parts.length === 2 && parts[1]) return { kind: parts[0], id: parts[1], raw };
+  return undefined;
+}
+
+/** Checks for validating view records once, where a plane takes them in. */
+export const isRecord = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+export const isName = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 253;
+
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (v && typeof v === 'object' ? (v as Obj) : {});
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');

@@ -71,3 +71,8 @@ export function run(command: string, args: readonly string[], opts: ExecOptions 
     child.stdin.end(opts.input ?? '');
   });
 }
+
+/** `run`, inside a named network namespace when one is given (`ip netns exec`; tests program namespace "hosts"). */
+export function runIn(netns: string | undefined, command: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  return netns ? run('ip', ['netns', 'exec', netns, command, ...args], opts) : run(command, args, opts);
+}

@@ -1,5 +1,5 @@
 import { isIPv4 } from 'node:net';
-import type { NetworkView } from '../common/docker-view.js';
+import { isName, isRecord, parseViewEvent, viewRoot, type NetworkView } from '../common/docker-view.js';
 import { endpointContribution, LiveNet, vipContribution, walkOrder, type Contribution, type NamedService, type Table } from './table.js';
 
 /**
@@ -16,8 +16,6 @@ export interface SandboxView {
   /** Docker network ids of the swarmnet endpoints joined in it. */
   networks: string[];
 }
-
-type Kind = 'networks' | 'services' | 'containers';
 
 /** What the resolver keeps of a container record (a node may hold 100,000: only what answers need). */
 export interface ContainerRecord {
@@ -62,10 +60,8 @@ export class ClusterTable {
   localVersion = 0;
 
   constructor(prefix: string, private readonly node: string) {
-    this.root = `${prefix}/swarmnet/docker/`;
+    this.root = viewRoot(prefix);
   }
-
-  get prefix(): string { return this.root; }
 
   /** Replaces everything with a watch snapshot. */
   reset(kvs: Map<string, string>): void {
@@ -83,24 +79,12 @@ export class ClusterTable {
 
   /** One watch event; returns whether it was one of ours. */
   apply(type: 'put' | 'delete', key: string, value?: string): boolean {
-    const k = this.parse(key);
-    if (!k) return false;
-    let raw: unknown;
-    if (type === 'put') {
-      try { raw = JSON.parse(value ?? ''); } catch { raw = undefined; }
-    }
-    if (k.kind === 'networks') this.putNetwork(k.id, raw, type);
-    else if (k.kind === 'services') this.putService(k.id, raw, type);
-    else this.putContainer(key, k.node!, raw, type);
+    const ev = parseViewEvent(this.root, type, key, value);
+    if (!ev) return false;
+    if (ev.kind === 'networks') this.putNetwork(ev.id, ev.raw, type);
+    else if (ev.kind === 'services') this.putService(ev.id, ev.raw, type);
+    else if (ev.kind === 'containers') this.putContainer(key, ev.node, ev.raw, type);
     return true;
-  }
-
-  private parse(key: string): { kind: Kind; id: string; node?: string } | undefined {
-    if (!key.startsWith(this.root)) return undefined;
-    const parts = key.slice(this.root.length).split('/');
-    if (parts[0] === 'containers' && parts.length === 3 && parts[1] && parts[2]) return { kind: 'containers', node: parts[1], id: parts[2] };
-    if ((parts[0] === 'networks' || parts[0] === 'services') && parts.length === 2 && parts[1]) return { kind: parts[0], id: parts[1] };
-    return undefined;
   }
 
   private putNetwork(id: string, raw: unknown, type: 'put' | 'delete'): void {
@@ -229,19 +213,16 @@ function decode(json: string): ContainerRecord {
   return { id, name, hostname, ...(serviceId ? { serviceId } : {}), ...(sandboxKey ? { sandboxKey } : {}), live: (flags & 1) === 1, ndots: (flags & 2) === 2, networks };
 }
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => !!v && typeof v === 'object' && !Array.isArray(v);
-const isName = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 253;
 const names = (v: unknown): string[] => (Array.isArray(v) ? v.filter(isName) : []);
 
 function validNetwork(v: unknown): NetworkView | undefined {
-  if (!isObj(v) || !isName(v.id) || !isName(v.name)) return undefined;
+  if (!isRecord(v) || !isName(v.id) || !isName(v.name)) return undefined;
   return { id: v.id, name: v.name };
 }
 
 /** A ServiceView record (common/docker-view.ts) → the form names are built from. */
 function validService(v: unknown): ServiceRecord | undefined {
-  if (!isObj(v) || !isName(v.id) || !isName(v.name) || !isObj(v.vips) || !isObj(v.aliases)) return undefined;
+  if (!isRecord(v) || !isName(v.id) || !isName(v.name) || !isRecord(v.vips) || !isRecord(v.aliases)) return undefined;
   const vips = v.vips;
   const aliases = v.aliases;
   const networks = [...new Set([...Object.keys(vips), ...Object.keys(aliases)])].map((networkId) => {
@@ -252,10 +233,10 @@ function validService(v: unknown): ServiceRecord | undefined {
 }
 
 function validContainer(v: unknown): ContainerRecord | undefined {
-  if (!isObj(v) || !isName(v.id) || !isName(v.name) || !isObj(v.networks)) return undefined;
+  if (!isRecord(v) || !isName(v.id) || !isName(v.name) || !isRecord(v.networks)) return undefined;
   const networks: ContainerRecord['networks'] = {};
   for (const [net, e] of Object.entries(v.networks)) {
-    if (!isObj(e) || typeof e.address !== 'string' || !isIPv4(e.address)) continue;
+    if (!isRecord(e) || typeof e.address !== 'string' || !isIPv4(e.address)) continue;
     const aliases = names(e.aliases);
     networks[net] = { address: e.address, aliases: aliases.length ? aliases : NO_ALIASES };
   }

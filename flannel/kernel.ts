@@ -1,4 +1,4 @@
-import { run, type ExecResult } from '../common/exec.js';
+import { run, runIn, type ExecResult } from '../common/exec.js';
 import { FORWARD_CHAIN, ROUTE_PROTO } from './names.js';
 
 /**
@@ -71,7 +71,7 @@ export class Kernel {
   }
 
   private inNs(cmd: string, args: string[], opts: { input?: string; allowFailure?: boolean } = {}): Promise<ExecResult> {
-    return this.netns ? run('ip', ['netns', 'exec', this.netns, cmd, ...args], opts) : run(cmd, args, opts);
+    return runIn(this.netns, cmd, args, opts);
   }
 
   async links(): Promise<LinkInfo[]> {

@@ -1,4 +1,4 @@
-import { run } from '../common/exec.js';
+import { runIn } from '../common/exec.js';
 
 /**
  * Deletes conntrack entries of flows a VIP sent to a backend that left. NAT is decided once per flow, so without
@@ -8,9 +8,8 @@ import { run } from '../common/exec.js';
  */
 export async function deleteFlows(vip: string, backend: string, proto: 'udp' | 'tcp', netns?: string): Promise<number> {
   const args = ['-D', '-p', proto, '--orig-dst', vip, '--reply-src', backend];
-  const [cmd, pre] = netns ? ['ip', ['netns', 'exec', netns, 'conntrack']] : ['conntrack', []];
   // Exit status 1 with "0 flow entries have been deleted" is the common case: nothing to delete.
-  const r = await run(cmd, [...pre, ...args], { allowFailure: true });
+  const r = await runIn(netns, 'conntrack', args, { allowFailure: true });
   const m = /(\d+) flow entries have been deleted/.exec(r.stderr + r.stdout);
   if (!m && r.code !== 0) throw new Error(`conntrack ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`);
   return m ? Number(m[1]) : 0;

@@ -31,9 +31,11 @@ export interface LbDelta {
   localRemoved: string[];
 }
 
-export function sameEntry(a: VipEntry | undefined, b: VipEntry | undefined): boolean {
+const sameBackends = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+function sameEntry(a: VipEntry | undefined, b: VipEntry | undefined): boolean {
   if (!a || !b) return a === b;
-  return a.serviceId === b.serviceId && a.networkId === b.networkId && a.backends.length === b.backends.length && a.backends.every((x, i) => x === b.backends[i]);
+  return a.serviceId === b.serviceId && a.networkId === b.networkId && sameBackends(a.backends, b.backends);
 }
 
 /**
@@ -80,7 +82,7 @@ export function holds(actual: LbState, desired: LbState): boolean {
   if (actual === DAMAGED || actual.vips.size !== desired.vips.size || actual.local.size !== desired.local.size) return false;
   for (const [v, e] of desired.vips) {
     const a = actual.vips.get(v);
-    if (!a || a.backends.length !== e.backends.length || !a.backends.every((x, i) => x === e.backends[i])) return false;
+    if (!a || !sameBackends(a.backends, e.backends)) return false;
   }
   for (const x of desired.local) if (!actual.local.has(x)) return false;
   return true;

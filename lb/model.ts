@@ -1,4 +1,5 @@
 import { isIPv4 } from 'node:net';
+import { isName, isRecord, parseViewEvent, viewRoot } from '../common/docker-view.js';
 import type { LbState, VipEntry } from './desired.js';
 
 /**
@@ -41,10 +42,8 @@ export class LbModel {
   readonly stats = { rejected: 0 };
 
   constructor(prefix: string, private readonly node: string, private readonly now: () => number = () => performance.now()) {
-    this.root = `${prefix}/swarmnet/docker/`;
+    this.root = viewRoot(prefix);
   }
-
-  get prefix(): string { return this.root; }
 
   /** The whole state, as the kernel should hold it. */
   state(): LbState {
@@ -81,16 +80,10 @@ export class LbModel {
 
   /** One watch event; returns whether it was one of ours. */
   apply(type: 'put' | 'delete', key: string, value?: string): boolean {
-    if (!key.startsWith(this.root)) return false;
-    const parts = key.slice(this.root.length).split('/');
-    let raw: unknown;
-    if (type === 'put') {
-      try { raw = JSON.parse(value ?? ''); } catch { raw = undefined; }
-    }
-    if (parts[0] === 'services' && parts.length === 2 && parts[1]) this.putService(parts[1], raw, type);
-    else if (parts[0] === 'containers' && parts.length === 3 && parts[1] && parts[2]) this.putTask(key, parts[1] === this.node, raw, type);
-    else return parts[0] === 'networks';
-    return true;
+    const ev = parseViewEvent(this.root, type, key, value);
+    if (ev?.kind === 'services') this.putService(ev.id, ev.raw, type);
+    else if (ev?.kind === 'containers') this.putTask(key, ev.node === this.node, ev.raw, type);
+    return ev !== undefined;
   }
 
   private putService(id: string, raw: unknown, type: 'put' | 'delete'): void {
@@ -184,24 +177,21 @@ function newChange(): ModelChange {
   return { vips: new Set(), local: false, gone: new Map() };
 }
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => !!v && typeof v === 'object' && !Array.isArray(v);
-const isId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 253;
 
 /** A ServiceView record (common/docker-view.ts). */
 function validService(v: unknown): Service | undefined {
-  if (!isObj(v) || !isId(v.id) || !isObj(v.vips)) return undefined;
+  if (!isRecord(v) || !isName(v.id) || !isRecord(v.vips)) return undefined;
   const vips: Service['vips'] = [];
   for (const [net, vip] of Object.entries(v.vips)) if (typeof vip === 'string' && isIPv4(vip)) vips.push([net, vip]);
-  const draining = new Set(Array.isArray(v.draining) ? v.draining.filter(isId) : []);
+  const draining = new Set(Array.isArray(v.draining) ? v.draining.filter(isName) : []);
   return { mode: v.endpointMode === 'dnsrr' ? 'dnsrr' : 'vip', vips, draining };
 }
 
 /** A ContainerView record: a task when it names its service; null when invalid, undefined when not a task. */
 function validTask(v: unknown, local: boolean): Task | undefined | null {
-  if (!isObj(v) || !isId(v.id) || !isObj(v.networks)) return null;
-  if (!isId(v.serviceId)) return undefined;
+  if (!isRecord(v) || !isName(v.id) || !isRecord(v.networks)) return null;
+  if (!isName(v.serviceId)) return undefined;
   const addrs: Task['addrs'] = [];
-  for (const [net, e] of Object.entries(v.networks)) if (isObj(e) && typeof e.address === 'string' && isIPv4(e.address)) addrs.push([net, e.address]);
+  for (const [net, e] of Object.entries(v.networks)) if (isRecord(e) && typeof e.address === 'string' && isIPv4(e.address)) addrs.push([net, e.address]);
   return { id: v.id, serviceId: v.serviceId, live: v.live !== false, addrs, local };
 }

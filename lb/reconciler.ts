@@ -55,11 +55,12 @@ export class LbReconciler {
   start(): void {
     this.o.model.takeChange();
     const every = this.o.intervalMs ?? 10_000;
-    const tick = (): void => {
-      this.timer = setTimeout(() => void this.enqueue(() => this.check()).finally(() => { if (!this.stopped) tick(); }), every);
+    const check = (): void => void this.enqueue(() => this.check()).finally(() => {
+      if (this.stopped) return;
+      this.timer = setTimeout(check, every);
       this.timer.unref?.();
-    };
-    void this.enqueue(() => this.check()).finally(() => { if (!this.stopped) tick(); });
+    });
+    check();
   }
 
   /** The model changed: write the delta soon (one write for everything that arrived meanwhile). */
@@ -100,25 +101,11 @@ export class LbReconciler {
     if (this.stopped) return;
     const desired = this.o.model.state();
     const delta = diffStates(this.written, desired, change.vips, change.local);
-    if (!isEmptyDelta(delta) && (this.written.vips.size === 0 || desired.vips.size === 0)) {
-      // The first VIP creates the table, the last one removes it: whole-state writes.
+    if (!isEmptyDelta(delta)) {
       const t0 = performance.now();
-      await this.write(desired);
-      this.synced(t0);
-      await this.cleanFlows(delta, change.gone);
-    } else if (!isEmptyDelta(delta)) {
-      const t0 = performance.now();
-      let applied = true;
-      try {
-        await this.o.backend.apply(delta, change.gone);
-        applyDelta(this.written, delta);
-      } catch (e) {
-        // A delta that does not fit the kernel (someone edited it): write the whole state instead.
-        applied = false;
-        this.stats.failures++;
-        this.o.log.warn({ err: (e as Error).message, vips: delta.vips.size }, 'load balancer delta refused; rewriting the whole state');
-        await this.write(desired);
-      }
+      // The first VIP creates the table and the last one removes it: those are whole-state writes.
+      const applied = this.written.vips.size > 0 && desired.vips.size > 0 && await this.tryApply(delta, change.gone);
+      if (!applied) await this.write(desired);
       this.synced(t0, applied ? delta : undefined);
       await this.cleanFlows(delta, change.gone);
     }
@@ -129,6 +116,19 @@ export class LbReconciler {
    * The first check adopts a kernel that already holds the state (a restarted plugin) or writes it; later ones
    * compare the kernel with what was written (changes not written yet are the next flush's) and repair drift.
    */
+  /** A delta the kernel refuses (someone edited it) is counted; the caller then writes the whole state instead. */
+  private async tryApply(delta: LbDelta, gone: ModelChange['gone']): Promise<boolean> {
+    try {
+      await this.o.backend.apply(delta, gone);
+      applyDelta(this.written, delta);
+      return true;
+    } catch (e) {
+      this.stats.failures++;
+      this.o.log.warn({ err: (e as Error).message, vips: delta.vips.size }, 'load balancer delta refused; rewriting the whole state');
+      return false;
+    }
+  }
+
   private async check(): Promise<void> {
     if (this.stopped) return;
     const desired = this.o.model.state();

@@ -1,4 +1,5 @@
 import type { Etcd3 } from 'etcd3';
+import { viewRoot } from '../common/docker-view.js';
 import { PrefixWatch } from './state/watch.js';
 
 /** A plane that takes Docker's view (`<prefix>/swarmnet/docker/`) event by event. */
@@ -13,7 +14,7 @@ export interface ViewConsumer {
  * each consumer once, so a change costs one watch message per node, however many planes read it.
  */
 export function watchDockerView(client: Etcd3, prefix: string, consumers: ViewConsumer[]): Promise<PrefixWatch> {
-  return PrefixWatch.start(client, `${prefix}/swarmnet/docker/`, {
+  return PrefixWatch.start(client, viewRoot(prefix), {
     onSnapshot: (kvs) => { for (const c of consumers) c.reset(kvs); },
     onEvent: (ev) => { for (const c of consumers) c.apply(ev.type, ev.key, ev.value); },
   });

@@ -31,7 +31,7 @@ export interface LbPlaneOptions {
  * Whether the kernel has IPVS. Its module may not be loaded yet: asking over its netlink family (ipvsadm) makes the
  * kernel load it where it exists.
  */
-export async function kernelHasIpvs(): Promise<boolean> {
+async function kernelHasIpvs(): Promise<boolean> {
   if (existsSync('/proc/net/ip_vs')) return true;
   const r = await run('ipvsadm', ['-Ln'], { allowFailure: true }).catch(() => undefined);
   return r?.code === 0 || existsSync('/proc/net/ip_vs');
@@ -39,8 +39,8 @@ export async function kernelHasIpvs(): Promise<boolean> {
 
 /** Starts the load balancer: VIP → backends on this node, from the Docker view, through IPVS or nftables. */
 export async function startLbPlane(o: LbPlaneOptions): Promise<LbPlane> {
-  const ipvs = o.setting === 'ipvs' || (o.setting === 'auto' && await kernelHasIpvs());
-  if (o.setting === 'ipvs' && !await kernelHasIpvs()) throw new Error('LB_BACKEND=ipvs but this kernel has no IPVS (use auto or nftables)');
+  const ipvs = o.setting !== 'nftables' && await kernelHasIpvs();
+  if (o.setting === 'ipvs' && !ipvs) throw new Error('LB_BACKEND=ipvs but this kernel has no IPVS (use auto or nftables)');
   const backend: LbBackend = ipvs ? new IpvsBackend() : new NftablesBackend();
   const model = new LbModel(o.prefix, o.node);
   const latency = new Histogram({

@@ -1,4 +1,4 @@
-import { run, type ExecOptions, type ExecResult } from '../../common/exec.js';
+import { run, runIn, type ExecOptions, type ExecResult } from '../../common/exec.js';
 import type { LbBackend } from '../backend.js';
 import type { LbDelta, LbState } from '../desired.js';
 import {
@@ -28,7 +28,7 @@ export class IpvsBackend implements LbBackend {
   constructor(private readonly opts: IpvsBackendOptions = {}) {}
 
   private tool(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    return this.opts.netns ? run('ip', ['netns', 'exec', this.opts.netns, cmd, ...args], opts) : run(cmd, args, opts);
+    return runIn(this.opts.netns, cmd, args, opts);
   }
 
   private ip(args: string[], opts: ExecOptions = {}): Promise<ExecResult> {

@@ -1,5 +1,6 @@
 import { isIPv4 } from 'node:net';
 import { DAMAGED, type LbDelta, type LbState, type VipEntry } from '../desired.js';
+import { blockElements, hairpinAddresses, listingBlocks } from '../nft-listing.js';
 
 /**
  * IPVS rendering of the load balancer (pure). Swarm VIPs are port-agnostic, so each VIP with backends is one
@@ -296,20 +297,16 @@ export function parseDummy(json: string): { up: boolean; cidrs: string[] } {
 
 /** `nft list table ip swarmnet-ipvs` → its elements, or 'damaged' unless its chains and sets are exactly ours. */
 export function parseNftListing(text: string): NftView | 'damaged' {
-  const blocks = new Map<string, string[]>();
-  for (const m of text.matchAll(/^\t(set|map|chain) (\S+) \{\n([\s\S]*?)^\t\}/gm)) {
-    blocks.set(`${m[1]} ${m[2]}`, m[3]!.split('\n').map((l) => l.trim()).filter(Boolean));
-  }
+  const blocks = listingBlocks(text);
   const expected = [...Object.keys(CHAINS).map((c) => `chain ${c}`), ...Object.keys(SETS)];
   if (blocks.size !== expected.length || expected.some((b) => !blocks.has(b))) return 'damaged';
   for (const [c, lines] of Object.entries(CHAINS)) if (blocks.get(`chain ${c}`)!.join('\n') !== lines.join('\n')) return 'damaged';
   const elems: Record<string, string[]> = {};
   for (const [b, type] of Object.entries(SETS)) {
     const body = blocks.get(b)!;
-    if (body[0] !== type) return 'damaged';
-    const m = /^elements = \{([\s\S]*)\}$/.exec(body.slice(1).join(' '));
-    if (!m && body.length > 1) return 'damaged';
-    elems[b] = m ? m[1]!.split(',').map((x) => x.trim()).filter(Boolean) : [];
+    const list = body[0] === type ? blockElements(body) : undefined;
+    if (!list) return 'damaged';
+    elems[b] = list;
   }
   const marks = new Map<string, number>();
   for (const el of elems['map vip-marks']!) {
@@ -318,13 +315,8 @@ export function parseNftListing(text: string): NftView | 'damaged' {
     marks.set(vip, Number(mark));
   }
   const noBackend = new Set(elems['set no-backend']);
-  const local = new Set<string>();
-  for (const el of elems['set hairpin']!) {
-    const [a, b] = el.split(' . ');
-    if (!a || a !== b) return 'damaged';
-    local.add(a);
-  }
-  if ([...noBackend, ...local].some((a) => !isIPv4(a))) return 'damaged';
+  const local = hairpinAddresses(elems['set hairpin']!);
+  if (!local || [...noBackend, ...local].some((a) => !isIPv4(a))) return 'damaged';
   return { marks, noBackend, local };
 }
 

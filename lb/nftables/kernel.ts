@@ -1,4 +1,4 @@
-import { run } from '../../common/exec.js';
+import { runIn } from '../../common/exec.js';
 import type { LbBackend } from '../backend.js';
 import { DAMAGED, type LbDelta, type LbState } from '../desired.js';
 import { parseListing, renderDelta, renderFull, renderRemove, TABLE } from './render.js';
@@ -10,9 +10,8 @@ export class NftablesBackend implements LbBackend {
   private picks = new Set<number>();
   constructor(private readonly opts: { netns?: string } = {}) {}
 
-  private nft(args: string[], input?: string, allowFailure = false): ReturnType<typeof run> {
-    const [cmd, pre] = this.opts.netns ? ['ip', ['netns', 'exec', this.opts.netns, 'nft']] : ['nft', []];
-    return run(cmd, [...pre, ...args], { input, allowFailure });
+  private nft(args: string[], input?: string, allowFailure = false): ReturnType<typeof runIn> {
+    return runIn(this.opts.netns, 'nft', args, { input, allowFailure });
   }
 
   async apply(delta: LbDelta): Promise<void> {

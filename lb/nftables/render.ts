@@ -1,4 +1,5 @@
 import type { LbDelta, LbState, VipEntry } from '../desired.js';
+import { blockElements, hairpinAddresses, listingBlocks } from '../nft-listing.js';
 
 /**
  * nftables rendering of the load balancer (pure). One table, `ip swarmnet-lb`, whose size is data, not code:
@@ -104,25 +105,22 @@ function vipDelta(vip: string, prev: readonly string[] | undefined, next: readon
  */
 export function parseListing(text: string): { state: LbState; picks: Set<number> } | undefined {
   if (!text.includes(`table ${T} {`)) return undefined;
-  const blocks = new Map<string, string>();
-  for (const m of text.matchAll(/^\t(set|map|chain) (\S+) \{\n([\s\S]*?)^\t\}/gm)) blocks.set(`${m[1]} ${m[2]}`, m[3]!);
-  const rules = (body: string): string[] => body.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('type '));
+  const blocks = listingBlocks(text);
+  const rules = (body: string[]): string => body.filter((l) => !l.startsWith('type ')).join('\n');
   for (const [chain, want] of Object.entries(BASE_RULES)) {
     const body = blocks.get(`chain ${chain}`);
-    if (body === undefined || rules(body).join('\n') !== want.join('\n')) return undefined;
+    if (body === undefined || rules(body) !== want.join('\n')) return undefined;
   }
   const picks = new Set<number>();
   for (const [key, body] of blocks) {
     const m = /^chain pick-(\d+)$/.exec(key);
     if (!m) continue;
-    if (rules(body).join('\n') !== pickRule(Number(m[1]))) return undefined;
+    if (rules(body) !== pickRule(Number(m[1]))) return undefined;
     picks.add(Number(m[1]));
   }
   const elems = (key: string): string[] | undefined => {
     const body = blocks.get(key);
-    if (body === undefined) return undefined;
-    const m = /elements = \{([\s\S]*?)\}/.exec(body);
-    return m ? m[1]!.split(',').map((x) => x.replace(/\s+/g, ' ').trim()).filter(Boolean) : [];
+    return body === undefined ? undefined : blockElements(body);
   };
   const empty = elems('set empty');
   const hairpin = elems('set hairpin');
@@ -148,11 +146,6 @@ export function parseListing(text: string): { state: LbState; picks: Set<number>
     vips.set(m[1]!, { vip: m[1]!, serviceId: '', networkId: '', backends: list });
   }
   if (byVip.size) return undefined; // backends of a VIP nothing points at
-  const local = new Set<string>();
-  for (const el of hairpin) {
-    const [a, b] = el.split(' . ');
-    if (!a || a !== b) return undefined;
-    local.add(a);
-  }
-  return { state: { vips, local }, picks };
+  const local = hairpinAddresses(hairpin);
+  return local && { state: { vips, local }, picks };
 }

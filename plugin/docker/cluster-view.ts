@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import type { Etcd3 } from 'etcd3';
 import { logger } from '../../common/log.js';
 import type { NodeLease } from '../state/etcd-client.js';
-import { containerView, networkView, serviceView } from '../../common/docker-view.js';
+import { containerView, networkView, serviceView, viewRoot } from '../../common/docker-view.js';
 import { NdjsonSplitter } from './ndjson.js';
 import { eventTargets, planReplace, type Refresh } from './resync.js';
 
@@ -14,9 +14,9 @@ const DRAIN_RECHECK_MS = [300, 1000];
 /** Keys of Docker's view (docs/etcd-layout.md): managers write networks/services, each node its own containers. */
 export class ViewKeys {
   constructor(readonly prefix: string) {}
-  networks(): string { return `${this.prefix}/swarmnet/docker/networks/`; }
-  services(): string { return `${this.prefix}/swarmnet/docker/services/`; }
-  containers(node: string): string { return `${this.prefix}/swarmnet/docker/containers/${node}/`; }
+  networks(): string { return `${viewRoot(this.prefix)}networks/`; }
+  services(): string { return `${viewRoot(this.prefix)}services/`; }
+  containers(node: string): string { return `${viewRoot(this.prefix)}containers/${node}/`; }
 }
 
 export interface ClusterViewOptions {

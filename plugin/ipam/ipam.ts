@@ -327,12 +327,7 @@ export class Ipam implements IpamDriver {
     return this.guard(async () => {
       const released: string[] = [];
       for (const net of await this.networks()) {
-        const all = await this.o.client.getAll().prefix(this.keys.addresses(net.id)).exec();
-        const records = all.kvs.map((kv) => {
-          const value = JSON.parse(kv.value.toString()) as AddressValue;
-          const ip = parseInt(kv.key.toString().slice(this.keys.addresses(net.id).length), 16);
-          return { networkId: net.id, address: formatIp(ip), ip, node: value.node, ...(value.key ? { key: value.key } : {}) };
-        });
+        const records = await this.addressRecords(net.id);
         const plan = planRestart(records, this.o.node, live, (r) => this.fresh.has(`${net.id}/${hex(r.ip)}`));
         if (plan.keep.length) await this.ensureHostLease(net);
         for (const r of plan.keep) await this.adopt(net.id, r.ip, r.key);
@@ -349,7 +344,7 @@ export class Ipam implements IpamDriver {
           for (const claim of re.claims) await this.reclaim(net, claim.hostSubnet, claim.addresses, own === null);
         }
       }
-      await this.adoptEndpoints(live);
+      await this.adoptEndpoints((rec) => live.macs.has(rec.mac.toLowerCase()) || live.addresses.has(rec.address.split('/')[0]!));
       return released;
     });
   }
@@ -367,15 +362,9 @@ export class Ipam implements IpamDriver {
       for (const net of await this.networks()) {
         if ((await this.o.client.get(this.keys.nodeSubnet(net.id, this.o.node)).string()) === null) continue;
         await this.ensureHostLease(net);
-        const all = await this.o.client.getAll().prefix(this.keys.addresses(net.id)).exec();
-        for (const kv of all.kvs) {
-          const value = JSON.parse(kv.value.toString()) as AddressValue;
-          if (value.node !== this.o.node) continue;
-          const ip = parseInt(kv.key.toString().slice(this.keys.addresses(net.id).length), 16);
-          if (await this.adopt(net.id, ip, value.key)) held++;
-        }
+        for (const r of await this.addressRecords(net.id)) if (r.node === this.o.node && await this.adopt(net.id, r.ip, r.key)) held++;
       }
-      await this.adoptEndpoints({ macs: new Set(), addresses: new Set(), endpoints: [] }, true);
+      await this.adoptEndpoints(() => true);
       return held;
     });
   }
@@ -418,14 +407,24 @@ export class Ipam implements IpamDriver {
     }
   }
 
-  /** Re-attach this node's endpoint records of running containers to the current node lease. */
-  private async adoptEndpoints(live: LiveEndpoints, all = false): Promise<void> {
+  /** A network's address records, as stored. */
+  private async addressRecords(id: string): Promise<{ networkId: string; address: string; ip: number; node: string; key?: string }[]> {
+    const all = await this.o.client.getAll().prefix(this.keys.addresses(id)).exec();
+    return all.kvs.map((kv) => {
+      const value = JSON.parse(kv.value.toString()) as AddressValue;
+      const ip = parseInt(kv.key.toString().slice(this.keys.addresses(id).length), 16);
+      return { networkId: id, address: formatIp(ip), ip, node: value.node, ...(value.key ? { key: value.key } : {}) };
+    });
+  }
+
+  /** Re-attach this node's endpoint records that `keep` picks to the current node lease. */
+  private async adoptEndpoints(keep: (rec: EndpointRecord) => boolean): Promise<void> {
     const c = this.o.client;
     const leaseId = await this.o.lease.id();
     const records = await c.getAll().prefix(this.keys.endpoints(this.o.node)).exec();
     for (const kv of records.kvs) {
       const rec = JSON.parse(kv.value.toString()) as EndpointRecord;
-      if (!all && !live.macs.has(rec.mac.toLowerCase()) && !live.addresses.has(rec.address.split('/')[0]!)) continue;
+      if (!keep(rec)) continue;
       const v = kv.value.toString();
       await c.if(kv.key.toString(), 'Value', '==', v).then(c.put(kv.key.toString()).value(v).lease(leaseId)).commit();
     }

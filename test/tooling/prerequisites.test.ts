@@ -44,6 +44,7 @@ test('the scanner reads the shapes the code base runs programs with', (t) => {
     ["execFileSync('/usr/bin/etcdctl', [`--endpoints=${e}`])", ['etcdctl']],
     ["await run('ip', ['netns', 'exec', ns, 'dig', '@1.2.3.4'])", ['ip', 'dig']],
     ["sh(from, 'busybox', ['ping'])", ['busybox']],
+    ["await runIn(this.opts.netns, 'conntrack', args, { allowFailure: true })", ['conntrack']],
     ["const perf = ['dnsperf', '-s', '127.0.0.11']", ['dnsperf']],
     ["return ['nsenter', ['--target', pid, '--', cmd]]", ['nsenter']],
     ["spawn('unshare', ['-m', 'nsenter', '--net=x', '--', 'conntrack', '-L'])", ['unshare', 'conntrack']],
