@@ -40,18 +40,26 @@ step('lint', 'npm', ['run', '--silent', 'lint']);
 
 // ava's TAP output is counted line by line: its own summary leaves out the passed count when a test fails.
 const totals = { passed: 0, failed: 0, skipped: 0, todo: 0 };
+// Each failure's TAP block (its logs and assertion) is printed again in the summary: a CI report that keeps only
+// the head and tail of the output still says why each test failed.
+const failures = [];
 function ava(name, files, env = {}) {
   console.log(`\n=== ${name}`);
   const r = spawnSync('npx', ['ava', '--tap', ...files], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 256 * 1024 * 1024 });
   const out = r.stdout ?? '';
   process.stdout.write(out);
   const count = { passed: 0, failed: 0, skipped: 0, todo: 0 };
+  let block;
   for (const line of out.split('\n')) {
     const m = /^(not )?ok \d+ .*?(# (SKIP|TODO)\b.*)?$/.exec(line);
-    if (!m) continue;
+    if (!m) {
+      if (block && block.length < 40 && line.trim()) block.push(line);
+      continue;
+    }
+    block = undefined;
     if (m[3] === 'SKIP') count.skipped++;
     else if (m[3] === 'TODO') count.todo++;
-    else if (m[1]) count.failed++;
+    else if (m[1]) { count.failed++; block = [`[${name}] ${line}`]; failures.push(block); }
     else count.passed++;
   }
   if (r.status !== 0 && count.failed === 0) count.failed = 1; // ava itself failed (a crash, a timeout)
@@ -101,6 +109,7 @@ if (existsSync(join(root, 'test/e2e')) && e2eReason === '') {
 const minutes = ((Date.now() - started) / 60000).toFixed(1);
 console.log(`\n=== summary (${minutes} min)`);
 for (const s of skipped) console.log(`!!! ${s}`);
+for (const f of failures) console.log(f.join('\n'));
 if (totals.todo) console.log(`todo: ${totals.todo}`);
 console.log(`tests: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exit(totals.failed > 0 ? 1 : 0);

@@ -200,6 +200,16 @@ function pluginLog(node: SandboxNode, lines = 15): string {
     return `(no log: ${(e as Error).message})`;
   }
 }
+/** The node's dockerd errors of its own (not the plugin's, not a swarm task's registry pull), newest last. */
+function dockerdErrors(node: SandboxNode, lines = 12): string {
+  try {
+    const text = execFileSync('tail', ['-n', '5000', node.logFile], { encoding: 'utf8' });
+    const ours = text.split('\n').filter((l) => /level=(error|warning)/.test(l) && !l.includes(' plugin=') && !/pull|resolve reference|addLBBackend/i.test(l));
+    return ours.slice(-lines).join('\n') || '(no dockerd errors)';
+  } catch (e) {
+    return `(no log: ${(e as Error).message})`;
+  }
+}
 /** One sample of the node plugin's metrics (its metrics address, from inside the node). */
 async function metric(node: SandboxNode, name: string): Promise<number> {
   const r = await execInNode(node, 'busybox', ['wget', '-qO-', 'http://127.0.0.1:9474/metrics']);
@@ -401,7 +411,7 @@ if (!enabled) {
     let states: string[] = [];
     const deadline = Date.now() + 7 * 60_000;
     while (Date.now() < deadline) {
-      const out = (await docker(c.sb.manager, ['service', 'ps', '--format', '{{.CurrentState}}|{{.Node}}|{{.Error}}', 'e2e-first'])).stdout;
+      const out = (await docker(c.sb.manager, ['service', 'ps', '--no-trunc', '--format', '{{.CurrentState}}|{{.Node}}|{{.Error}}', 'e2e-first'])).stdout;
       states = out.trim().split('\n').filter(Boolean);
       if (states.filter((x) => /^(Complete|Failed|Rejected)/.test(x)).length >= jobs) break;
       await sleep(2000);
@@ -410,6 +420,10 @@ if (!enabled) {
     const perNode = new Map<string, number>();
     for (const x of states) perNode.set(x.split('|')[1]!, (perNode.get(x.split('|')[1]!) ?? 0) + 1);
     t.log(`tasks per node: ${[...perNode].map(([n, k]) => `${n}=${k}`).join(' ')}`);
+    if (failed.length) {
+      logPlugins(t);
+      for (const n of c.sb.nodes) t.log(`${n.name} dockerd errors:\n${dockerdErrors(n)}`);
+    }
     t.is(states.length - failed.length, jobs, `failed or unfinished: ${failed.slice(0, 10).join('; ')}`);
     t.true((await sumQueries(c.sb.nodes)) - before >= jobs, 'every task\'s query was answered by swarmnet');
     await docker(c.sb.manager, ['service', 'rm', 'e2e-first'], { allowFailure: true });
@@ -911,7 +925,10 @@ if (!enabled) {
       await new Promise((r) => setTimeout(r, 2000));
       left = await leftovers();
     }
-    if (left.length) logPlugins(t);
+    if (left.length) {
+      logPlugins(t);
+      for (const n of c.sb.nodes) t.log(`${n.name} dockerd errors:\n${dockerdErrors(n)}`);
+    }
     t.deepEqual(left, []);
   });
 
