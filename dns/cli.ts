@@ -98,7 +98,7 @@ async function supervise(n: number, listen: string): Promise<void> {
 }
 
 /** Adds `dns serve` — the standalone resolver for tests and benchmarks. */
-export function registerDnsCommands(program: CommanderCommand): void {
+export function registerDnsCommands(program: CommanderCommand): CommanderCommand {
   const dns = program.command('dns').description('DNS resolver');
   dns.command('serve')
     .description('serve a name table (JSON, see docs/dns.md) on UDP and TCP')
@@ -132,6 +132,7 @@ export function registerDnsCommands(program: CommanderCommand): void {
       else process.stdout.write(`dns listening on ${o.listen} (${udpMode()})\n`);
       for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => process.exit(0));
     });
+  return dns;
 }
 
 // Runnable on its own too (`node dist/dns/cli.js dns serve ...`), which --workers' forks rely on when started so.

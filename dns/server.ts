@@ -9,6 +9,7 @@ import type { BatchUdp } from './udp-batch.js';
 import { replySender } from './udp-reply.js';
 import { hostUpstreams, parseUpstream, type Upstream } from './upstreams.js';
 import { logger } from '../common/log.js';
+import { LatencyBuckets } from '../common/latency-buckets.js';
 
 const log = logger('dns');
 
@@ -50,6 +51,25 @@ const TCP_MAX_OUTSTANDING = 64;
 /** Per TCP connection: a client that does not read its answers is dropped past this much unsent data. */
 const TCP_MAX_UNSENT = 256 * 1024;
 
+/** Query latency bounds (s): tens of microseconds for a table answer, up to the forwarder's timeouts for a miss. */
+export const QUERY_BOUNDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** What the server counts (plain numbers on the hot path; plugin/dns-plane.ts exports them). */
+export interface DnsServerStats {
+  /** Queries taken in (every listener, both transports). */
+  queries: number;
+  /** Answered from the table: names, NODATA, the ndots rule, FORMERR/NOTIMP. */
+  local: number;
+  /** Misses handed to the forwarder. */
+  forwarded: number;
+  /** Answered SERVFAIL or REFUSED by this server: no upstream gave a usable answer, too many forwards in flight,
+   * or an internal error. */
+  failed: number;
+  /** From taking a query in to its answer being ready to send, per path. */
+  localSeconds: LatencyBuckets;
+  forwardedSeconds: LatencyBuckets;
+}
+
 export type Reply = Buffer | undefined;
 type Forward = Extract<Outcome, { kind: 'forward' }>;
 
@@ -63,8 +83,10 @@ export class DnsServer {
   private readonly maxTcp: number;
   private readonly maxTcpTotal: number;
   private tcpOpen = 0;
-  /** Queries taken in (every listener, both transports). */
-  readonly stats = { queries: 0 };
+  readonly stats: DnsServerStats = {
+    queries: 0, local: 0, forwarded: 0, failed: 0,
+    localSeconds: new LatencyBuckets(QUERY_BOUNDS), forwardedSeconds: new LatencyBuckets(QUERY_BOUNDS),
+  };
 
   constructor(table: Table, private readonly opts: ServerOptions) {
     this.resolver = new Resolver(table, { compat: opts.compat });
@@ -118,13 +140,20 @@ export class DnsServer {
   /** The synchronous part: an answer, undefined (drop), or what to forward. */
   private local(req: Buffer, view: string, proto: 'udp' | 'tcp'): Reply | Forward {
     this.stats.queries++;
+    // One clock pair and a bucket increment per answer: the latency histogram costs no allocation here.
+    const started = performance.now();
     let out;
     try { out = this.resolver.resolve(req, view, proto === 'tcp' ? 65535 : undefined); } catch (e) {
       log.warn({ err: e }, 'resolver error');
+      this.stats.failed++;
       return errorResponse(req, RCODE.SERVFAIL);
     }
     if (out.kind === 'drop') return undefined;
-    if (out.kind === 'answer') return out.response;
+    if (out.kind === 'answer') {
+      this.stats.local++;
+      this.stats.localSeconds.observe((performance.now() - started) / 1000);
+      return out.response;
+    }
     return out;
   }
 
@@ -133,14 +162,23 @@ export class DnsServer {
     // A copy: the forwarder keeps the query past this call (retries, TCP fallback) and a batched listener reuses
     // the memory it came in.
     const copy = Buffer.from(req);
+    this.stats.forwarded++;
+    const started = performance.now();
     let replied = false;
     const go = (route: Route | undefined): void => {
       try {
         const fwd = route?.forwarder ?? this.forwarder;
-        fwd.forwardCb(copy, route?.servers ?? this.upstreams(out.upstreams), proto, (r) => { replied = true; reply(truncate(r, size)); });
+        fwd.forwardCb(copy, route?.servers ?? this.upstreams(out.upstreams), proto, (r) => {
+          replied = true;
+          this.stats.forwardedSeconds.observe((performance.now() - started) / 1000);
+          // The forwarder moves past an upstream's SERVFAIL or REFUSED: one that reaches here is its own verdict.
+          const rcode = r.length >= 4 ? r[3]! & 0x0f : RCODE.SERVFAIL;
+          if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED) this.stats.failed++;
+          reply(truncate(r, size));
+        });
       } catch (e) {
         log.warn({ err: e }, 'forwarder error');
-        if (!replied) reply(errorResponse(copy, RCODE.SERVFAIL));
+        if (!replied) { this.stats.failed++; reply(errorResponse(copy, RCODE.SERVFAIL)); }
       }
     };
     let route;

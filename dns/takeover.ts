@@ -74,6 +74,13 @@ export async function applyTakeover(netns: string, o: TakeoverOptions = {}): Pro
   if (r.code !== 0) throw new Error(`takeover: nft in ${netns} failed: ${r.stderr.trim() || r.stdout.trim()}`);
 }
 
+/** Whether the takeover table is in the namespace with its rules (someone may have flushed or deleted it). */
+export async function hasTakeover(netns: string, o: TakeoverOptions = {}): Promise<boolean> {
+  const { table } = settings(o);
+  const r = await run('nsenter', nsArgs(netns, ['list', 'table', 'ip', table]), { allowFailure: true });
+  return r.code === 0 && /\bnotrack\b/.test(r.stdout);
+}
+
 /** Removes the takeover table; absent is fine (already removed, or the namespace's container is gone). */
 export async function removeTakeover(netns: string, o: TakeoverOptions = {}): Promise<void> {
   const { table } = settings(o);

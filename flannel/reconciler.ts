@@ -20,6 +20,16 @@ export interface ReconcileStats {
   /** Kernel changes applied, by kind (the first run after start counts its creations too). */
   repairs: Record<RepairKind, number>;
   lastDurationMs: number;
+  /** When the last run finished, and the last run that changed the kernel (epoch ms): `swarmnet status` shows them. */
+  lastRunAt?: number;
+  lastRepairAt?: number;
+  /**
+   * Drift: changes made while the desired state was the one the previous complete run had already put in place, i.e.
+   * something other than swarmnet changed the kernel (an FDB entry deleted, a neighbour rewritten). By kind.
+   */
+  drift: Partial<Record<RepairKind, { count: number; lastAt: number }>>;
+  /** The last incomplete run's first error, until a run completes. */
+  failing?: { error: string; since: number };
 }
 
 export interface ReconcileReport {
@@ -43,7 +53,10 @@ export interface ReconcilerOptions {
 const zero = (): Record<RepairKind, number> => ({ links: 0, addresses: 0, routes: 0, neighbours: 0, fdb: 0, rules: 0 });
 
 export class OverlayReconciler {
-  readonly stats: ReconcileStats = { runs: 0, failedRuns: 0, repairs: zero(), lastDurationMs: 0 };
+  readonly stats: ReconcileStats = { runs: 0, failedRuns: 0, repairs: zero(), lastDurationMs: 0, drift: {} };
+  /** The desired state the last complete run put in place (serialised), to tell drift from updates. */
+  private inPlace = '';
+  private runDesired?: string;
   private readonly kernel: Kernel;
   private readonly record: OwnershipRecord;
   private readonly log: Logger;
@@ -103,6 +116,7 @@ export class OverlayReconciler {
     const started = performance.now();
     const report: ReconcileReport = { ok: true, changes: zero(), errors: [], skipped: [], durationMs: 0 };
     const state = this.state;
+    this.runDesired = undefined;
     if (state) {
       try {
         await this.apply(state, report);
@@ -117,6 +131,21 @@ export class OverlayReconciler {
     this.stats.lastDurationMs = report.durationMs;
     for (const k of Object.keys(report.changes) as RepairKind[]) this.stats.repairs[k] += report.changes[k];
     const changed = Object.values(report.changes).some((n) => n > 0);
+    const now = Date.now();
+    this.stats.lastRunAt = now;
+    if (changed) this.stats.lastRepairAt = now;
+    if (this.runDesired !== undefined && this.runDesired === this.inPlace) {
+      for (const k of Object.keys(report.changes) as RepairKind[]) {
+        if (report.changes[k] > 0) this.stats.drift[k] = { count: (this.stats.drift[k]?.count ?? 0) + report.changes[k], lastAt: now };
+      }
+    }
+    if (report.ok) {
+      this.inPlace = this.runDesired ?? '';
+      this.stats.failing = undefined;
+    } else {
+      this.inPlace = '';
+      this.stats.failing ??= { error: report.errors[0] ?? 'unknown', since: now };
+    }
     if (!report.ok) this.log.warn({ errors: report.errors.slice(0, 5), changes: report.changes }, 'overlay reconcile incomplete; retrying next period');
     else if (changed) this.log.info({ changes: report.changes, ms: Math.round(report.durationMs) }, 'overlay kernel state repaired');
     return report;
@@ -131,6 +160,7 @@ export class OverlayReconciler {
     const underlay = links.find((l) => l.name === state.node.underlayInterface);
     if (!underlay) throw new Error(`underlay interface ${state.node.underlayInterface} not found`);
     const desired = desiredKernelState(state, { mtu: underlay.mtu });
+    this.runDesired = JSON.stringify(desired);
     report.skipped = desired.skipped;
     this.logOnce(desired);
 

@@ -3,6 +3,7 @@ import { hostInstall, hostUninstall } from './install.js';
 
 const DEFAULT_DIR = '/usr/local/lib/swarmnet';
 const DEFAULT_DAEMON_JSON = '/etc/docker/daemon.json';
+const DEFAULT_BIN_DIR = '/usr/local/bin';
 
 /** `swarmnet host install|uninstall`: the host-side parts of DNS injection (hook/install.ts). */
 export function registerHostCommands(program: Command): void {
@@ -11,10 +12,12 @@ export function registerHostCommands(program: Command): void {
     .description('install the runtime wrapper and hook, and make the wrapper Docker\'s default runtime in daemon.json')
     .option('--dir <dir>', 'where the executables go', DEFAULT_DIR)
     .option('--daemon-json <file>', 'Docker\'s daemon.json', DEFAULT_DAEMON_JSON)
-    .action((o: { dir: string; daemonJson: string }) => {
+    .option('--bin-dir <dir>', 'where the `swarmnet` command goes (it runs the installed plugin\'s own CLI)', DEFAULT_BIN_DIR)
+    .option('--no-cli', 'leave the `swarmnet` command out')
+    .action((o: { dir: string; daemonJson: string; binDir: string; cli: boolean }) => {
       try {
-        const r = hostInstall({ dir: o.dir, daemonJson: o.daemonJson });
-        process.stdout.write(`installed ${o.dir}/swarmnet-runtime and ${o.dir}/swarmnet-hook; ${o.daemonJson} ${r.changed ? 'updated' : 'already set'}\n`
+        const r = hostInstall({ dir: o.dir, daemonJson: o.daemonJson, ...(o.cli ? { binDir: o.binDir } : {}) });
+        process.stdout.write(`installed ${o.dir}/swarmnet-runtime and ${o.dir}/swarmnet-hook${o.cli ? ` and ${o.binDir}/swarmnet` : ''}; ${o.daemonJson} ${r.changed ? 'updated' : 'already set'}\n`
           + 'next: restart dockerd once (e.g. systemctl restart docker), then tell the plugin the hook is there:\n'
           + '  docker plugin disable swarmnet && docker plugin set swarmnet IS_HOOK_AVAILABLE=true && docker plugin enable swarmnet\n');
       } catch (e) {
@@ -28,7 +31,7 @@ export function registerHostCommands(program: Command): void {
     .action((o: { dir: string }) => {
       try {
         const r = hostUninstall({ dir: o.dir });
-        process.stdout.write(`removed ${o.dir}; daemon.json ${r.changed ? 'restored' : 'unchanged'}; restart dockerd once\n`);
+        process.stdout.write(`removed what install put in ${o.dir} (and the swarmnet command it wrote); daemon.json ${r.changed ? 'restored' : 'unchanged'}; restart dockerd once\n`);
       } catch (e) {
         process.stderr.write(`swarmnet host uninstall: ${(e as Error).message}\n`);
         process.exitCode = 1;

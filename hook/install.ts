@@ -18,7 +18,23 @@ export interface InstallRecord {
   previousDefaultRuntime?: string;
   /** daemon.json had no `runtimes` key before install. */
   addedRuntimes: boolean;
+  /** The `swarmnet` command install wrote (CLI_LAUNCHER), if any. */
+  cli?: string;
 }
+
+/**
+ * The host's `swarmnet` command: runs the installed plugin's own CLI (its rootfs's node and files, through the
+ * launcher the plugin build puts at /opt/swarmnet/bin/swarmnet), found through Docker at each run, so a plugin
+ * upgrade needs nothing here. A static file: nothing is interpolated into it.
+ */
+export const CLI_LAUNCHER = `#!/bin/sh
+# swarmnet CLI, installed by \`swarmnet host install\`: runs the installed plugin's own copy (SWARMNET_PLUGIN names
+# another plugin than swarmnet:latest; DOCKER_HOST another Docker).
+plugin="\${SWARMNET_PLUGIN:-swarmnet:latest}"
+id=$(docker plugin inspect --format '{{.Id}}' "$plugin") || { echo "swarmnet: plugin $plugin is not installed on this Docker" >&2; exit 2; }
+root=$(docker info --format '{{.DockerRootDir}}') || exit 2
+exec "$root/plugins/$id/rootfs/opt/swarmnet/bin/swarmnet" "$@"
+`;
 
 /** The built executables (dist/hook beside this file's directory). */
 export function builtDir(): string {
@@ -89,15 +105,29 @@ export function installFiles(dir: string, from = builtDir()): void {
   }
 }
 
-export interface InstallOptions { dir: string; daemonJson: string; from?: string }
+export interface InstallOptions {
+  dir: string;
+  daemonJson: string;
+  from?: string;
+  /** Where the `swarmnet` command goes (omitted: not installed). */
+  binDir?: string;
+}
+
+const isOurCli = (path: string): boolean => existsSync(path) && readFileSync(path, 'utf8') === CLI_LAUNCHER;
 
 /** Idempotent: a second install changes nothing and keeps the first record (what to restore). */
 export function hostInstall(o: InstallOptions): { changed: boolean } {
   const before = readJson(o.daemonJson);
   const { config, record } = mergeDaemonConfig(before, join(o.dir, 'swarmnet-runtime'));
+  const cli = o.binDir ? join(o.binDir, 'swarmnet') : undefined;
+  if (cli && existsSync(cli) && !isOurCli(cli)) throw new Error(`${cli} exists and is not swarmnet's command: remove it or pass another --bin-dir; nothing was changed`);
   installFiles(o.dir, o.from);
   const recordPath = join(o.dir, RECORD);
-  if (!existsSync(recordPath)) writeAtomic(recordPath, `${JSON.stringify({ daemonJson: o.daemonJson, ...record }, null, 2)}\n`);
+  const previous = existsSync(recordPath) ? JSON.parse(readFileSync(recordPath, 'utf8')) as InstallRecord : undefined;
+  const wanted: InstallRecord = previous ?? { daemonJson: o.daemonJson, ...record };
+  if (cli) wanted.cli = cli;
+  if (JSON.stringify(previous) !== JSON.stringify(wanted)) writeAtomic(recordPath, `${JSON.stringify(wanted, null, 2)}\n`);
+  if (cli && !isOurCli(cli)) writeAtomic(cli, CLI_LAUNCHER, 0o755);
   const changed = JSON.stringify(before) !== JSON.stringify(config);
   if (changed) writeAtomic(o.daemonJson, `${JSON.stringify(config, null, 2)}\n`);
   return { changed };
@@ -111,6 +141,8 @@ export function hostUninstall(o: { dir: string }): { changed: boolean } {
   const restored = restoreDaemonConfig(current, record);
   const changed = JSON.stringify(current) !== JSON.stringify(restored);
   if (changed) writeAtomic(record.daemonJson, `${JSON.stringify(restored, null, 2)}\n`);
+  // The command only if it is still the one install wrote.
+  if (record.cli && isOurCli(record.cli)) rmSync(record.cli);
   for (const f of [...FILES, RECORD]) rmSync(join(o.dir, f), { force: true });
   try { rmdirSync(o.dir); } catch { /* not empty: someone else's files stay */ }
   return { changed };

@@ -22,6 +22,10 @@ export interface LbStats {
   vips: number;
   backends: number;
   lastSyncMs: number;
+  /** When the kernel was last written, last compared with what was written, last repaired (epoch ms). */
+  lastSyncAt?: number;
+  lastCheckAt?: number;
+  lastRepairAt?: number;
 }
 
 export interface LbReconcilerOptions {
@@ -133,6 +137,7 @@ export class LbReconciler {
     if (this.stopped) return;
     const desired = this.o.model.state();
     const actual = (await this.o.backend.read()) ?? EMPTY_STATE;
+    this.stats.lastCheckAt = Date.now();
     if (!this.checked) {
       this.checked = true;
       if (holds(actual, desired)) {
@@ -142,6 +147,7 @@ export class LbReconciler {
     } else {
       if (holds(actual, this.written)) return;
       this.stats.repairs++;
+      this.stats.lastRepairAt = Date.now();
       this.o.onRepair?.();
       this.o.log.warn({ vips: this.written.vips.size, found: actual.vips.size }, 'load balancer drifted from what was written; repaired');
     }
@@ -159,6 +165,7 @@ export class LbReconciler {
   private synced(t0: number, delta?: LbDelta): void {
     this.stats.syncs++;
     this.stats.lastSyncMs = performance.now() - t0;
+    this.stats.lastSyncAt = Date.now();
     this.stats.vips = this.written.vips.size;
     if (delta) {
       for (const { prev, next } of delta.vips.values()) this.stats.backends += (next?.backends.length ?? 0) - (prev?.backends.length ?? 0);

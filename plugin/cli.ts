@@ -1,18 +1,18 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { createRequire } from 'node:module';
 import { runDaemon } from './daemon.js';
 import { registerDnsCommands } from '../dns/cli.js';
 import { registerHostCommands } from '../hook/cli.js';
-
-const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+import { registerOpsCommands } from '../ops/cli.js';
+import { version } from '../common/version.js';
 
 /** The operator CLI: `swarmnet <command>`. Subsystems register their own commands. */
 export async function buildCli(): Promise<Command> {
   const program = new Command('swarmnet').description('Docker Swarm network + IPAM plugin').version(version);
   program.command('daemon').description('run the plugin daemon (settings from the environment, see docs/configuration.md)').action(runDaemon);
-  registerDnsCommands(program);
+  const dns = registerDnsCommands(program);
   registerHostCommands(program);
+  registerOpsCommands(program, dns);
   return program;
 }
 

@@ -31,13 +31,16 @@ export async function runDaemon(): Promise<void> {
   const server = createPluginServer({
     driver,
     log: logger('protocol'),
-    onCall: (endpoint, status, seconds) => pluginCalls.observe({ endpoint, status: String(status) }, seconds),
+    onCall: (endpoint, status, seconds, err) => {
+      pluginCalls.observe({ endpoint, status: String(status) }, seconds);
+      if (err !== undefined) runtime?.refused(endpoint, err);
+    },
   });
+  let runtime: Runtime | undefined;
   await listenUnix(server, config.pluginSocket);
   log.info({ socket: config.pluginSocket, ...describeConfig(config) }, 'plugin socket listening');
   const health = config.metricsAddress ? startHealthServer(config.metricsAddress, readiness, logger('health')) : undefined;
 
-  let runtime: Runtime | undefined;
   let stopping = false;
   const init = async () => {
     // Retries forever with backoff: etcd or Docker may come up long after the plugin (e.g. at boot).

@@ -43,11 +43,7 @@ export async function startLbPlane(o: LbPlaneOptions): Promise<LbPlane> {
   if (o.setting === 'ipvs' && !ipvs) throw new Error('LB_BACKEND=ipvs but this kernel has no IPVS (use auto or nftables)');
   const backend: LbBackend = ipvs ? new IpvsBackend() : new NftablesBackend();
   const model = new LbModel(o.prefix, o.node);
-  const latency = new Histogram({
-    name: 'swarmnet_lb_programming_duration_seconds',
-    help: 'From a change of Docker\'s view reaching this node to the load balancer rules holding it',
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [],
-  });
+  const latency = programmingLatency();
   const reconciler = new LbReconciler({
     backend, model, log: o.log, intervalMs: o.intervalMs,
     onProgrammed: (s) => latency.observe(s), onRepair: () => reconcileRepairs.inc({ plane: 'lb' }),
@@ -75,7 +71,16 @@ export async function startLbPlane(o: LbPlaneOptions): Promise<LbPlane> {
   };
 }
 
-function registerMetrics(r: LbReconciler, model: LbModel, latency: Histogram): () => void {
+export function programmingLatency(): Histogram {
+  return new Histogram({
+    name: 'swarmnet_lb_programming_duration_seconds',
+    help: 'From a change of Docker\'s view reaching this node to the load balancer rules holding it',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [],
+  });
+}
+
+/** Stand-ins carrying the same stats fields will do (test/monitoring/metric-names.test.ts). */
+export function registerMetrics(r: Pick<LbReconciler, 'stats'>, model: Pick<LbModel, 'stats'>, latency: Histogram): () => void {
   const metrics = [
     latency,
     new Counter({ name: 'swarmnet_lb_syncs_total', help: 'Load balancer writes (deltas and whole-state writes)', registers: [], collect() { this.reset(); this.inc(r.stats.syncs); } }),

@@ -5,11 +5,12 @@ import type { Logger } from '../common/log.js';
 import { createEndpointLink, deleteEndpointLink, endpointLinkNames } from '../flannel/endpoint.js';
 import type { LocalNode, OverlayState } from '../flannel/model.js';
 import { bridgeName, VXLAN_OVERHEAD } from '../flannel/names.js';
-import { OverlayReconciler, type ReconcileReport, type RepairKind } from '../flannel/reconciler.js';
+import { OverlayReconciler, type ReconcileReport, type ReconcileStats, type RepairKind } from '../flannel/reconciler.js';
 import { PluginError } from './protocol/contract.js';
-import type { Ipam, OverlayState as IpamOverlayState } from './ipam/ipam.js';
-import { reconcileRepairs } from './metrics.js';
+import type { Ipam, OverlayState as IpamOverlayState, OverlayWatch } from './ipam/ipam.js';
+import { overlayReconcileDuration, reconcileRepairs } from './metrics.js';
 import type { OverlayPort } from './network-endpoints.js';
+import type { PrefixWatch } from './state/watch.js';
 
 /** Control-plane records → the overlay's input (pure). */
 export function toOverlayState(s: IpamOverlayState, node: LocalNode): OverlayState {
@@ -27,7 +28,7 @@ export function toOverlayState(s: IpamOverlayState, node: LocalNode): OverlaySta
  */
 export class OverlaySync implements OverlayPort {
   private readonly reconciler: OverlayReconciler;
-  private cancelWatch?: () => Promise<void>;
+  private cancelWatch?: OverlayWatch;
   private refreshing?: Promise<ReconcileReport | undefined>;
   private again = false;
   private timer?: NodeJS.Timeout;
@@ -58,6 +59,12 @@ export class OverlaySync implements OverlayPort {
     tick();
   }
 
+  /** The kernel reconciler's counters and times (metrics, the node's status record). */
+  get stats(): ReconcileStats { return this.reconciler.stats; }
+
+  /** The etcd watches feeding it, by role (metrics); none before start. */
+  get watches(): Record<string, PrefixWatch> { return { ...this.cancelWatch?.watches }; }
+
   async stop(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -83,6 +90,8 @@ export class OverlaySync implements OverlayPort {
           const state = await this.holdLocalLeases(toOverlayState(await this.ipam.overlayState(), this.node));
           const before = { ...this.reconciler.stats.repairs };
           report = await this.reconciler.update(state);
+          // Only this loop drives the reconciler, one update at a time: every report is a pass of its own.
+          overlayReconcileDuration.observe(report.durationMs / 1000);
           for (const k of Object.keys(before) as RepairKind[]) {
             const delta = this.reconciler.stats.repairs[k] - before[k];
             if (delta > 0) reconcileRepairs.inc({ plane: `overlay-${k}` }, delta);

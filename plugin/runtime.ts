@@ -20,16 +20,27 @@ import { startDnsPlane } from './dns-plane.js';
 import { watchDockerView } from './docker-view-watch.js';
 import { startLbPlane } from './lb-plane.js';
 import { createEtcdClient, NodeLease } from './state/etcd-client.js';
+import { allocationRefusals, dockerEventLag, etcdProbeFailures, etcdRoundTrip, registerRuntimeMetrics } from './metrics.js';
+import { startEtcdProbe } from './etcd-probe.js';
+import { coarse, NodeStatusPublisher } from './node-status.js';
+import { AddressAudit } from './address-audit.js';
+import { version } from '../common/version.js';
 
 /** Everything the daemon runs once initialised: etcd client, IPAM, overlay reconciler, Docker events. */
 export interface Runtime {
   nodeName: string;
   driver: DriverImpl;
+  /** A plugin call failed with this error (the daemon's protocol server reports each). */
+  refused(call: string, err: string): void;
   stop(): Promise<void>;
 }
 
 /** dockerd starts plugins before it restores containers: the first restart reconciliation waits this long. */
 const RESTART_GRACE_MS = 15_000;
+/** How often the etcd round trip is measured (one Status request). */
+const ETCD_PROBE_MS = 5_000;
+/** Calls whose failure leaves a network Docker shows as created but cannot use. */
+const ALLOCATION_CALLS = new Set(['/IpamDriver.RequestPool', '/NetworkDriver.AllocateNetwork']);
 
 /**
  * Starts every part in dependency order. Any failure undoes what was started and throws: the daemon retries the
@@ -41,6 +52,7 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     for (const fn of undo.reverse()) await Promise.resolve().then(fn).catch((e: Error) => log.warn({ err: e.message }, 'error while stopping'));
     undo.length = 0;
   };
+  const startedAt = Date.now();
   try {
     readiness.setWaitingFor(`Docker at ${config.dockerSocket}`);
     // No client-wide timeout: dockerode applies it to the event stream too, which must stay open.
@@ -58,6 +70,10 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     const client = createEtcdClient({ ...config.etcd, endpoints });
     undo.push(() => client.close());
     await waitForEtcd(client, config.etcd.requestTimeoutMs);
+    undo.push(startEtcdProbe({
+      client, intervalMs: ETCD_PROBE_MS,
+      onResult: (s) => { if (s === undefined) etcdProbeFailures.inc(); else etcdRoundTrip.observe(s); },
+    }));
 
     readiness.setWaitingFor('the underlay interface');
     const underlay = await chooseUnderlay(config.underlayInterface, identity.swarmAddress, log);
@@ -97,6 +113,7 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     const view = new ClusterView({
       docker, client, lease, prefix: config.etcd.prefix, node: identity.name, isOurDriver: isSwarmnetDriver,
       isManager: async () => nodeIdentity(await docker.info(), config.nodeName, hostname()).isManager,
+      onEventWritten: (s) => dockerEventLag.observe(s),
     });
     view.start();
     undo.push(() => view.stop());
@@ -117,13 +134,44 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     // One watch feeds both planes; its first snapshot is delivered before this resolves.
     const viewWatch = await watchDockerView(client, config.etcd.prefix, [dns.view, lb.view]);
     undo.push(() => viewWatch.close());
+    undo.push(registerRuntimeMetrics({ lease, overlay, ipam, watches: { 'docker-view': viewWatch, ...overlay.watches } }));
+
+    // Address records without a container (doctor): checked every 3 reconcile intervals, reported after two sightings.
+    const audit = new AddressAudit({ docker, ipam, intervalMs: 3 * config.reconcileIntervalSeconds * 1000, log: logger('address-audit') });
+    audit.start();
+    undo.push(() => audit.stop());
+
+    const status = new NodeStatusPublisher({
+      client, lease, prefix: config.etcd.prefix, intervalMs: config.reconcileIntervalSeconds * 1000, log: logger('status'),
+      collect: () => {
+        const o = overlay.stats;
+        const d = dns.injector.stats;
+        const l = lb.reconciler.stats;
+        return {
+          node: identity.name, publicIp, version, manager: identity.isManager, startedAt,
+          overlay: { checkedAt: coarse(o.lastRunAt), changedAt: o.lastRepairAt, runs: o.runs, failedRuns: o.failedRuns, drift: o.drift, ...(o.failing ? { failing: o.failing } : {}) },
+          dns: { served: d.served, waiting: d.waiting, serveFailures: d.serveFailures, repairs: d.repairs, ...(d.repairedAt ? { repairedAt: d.repairedAt } : {}) },
+          lb: { backend: lb.backend, vips: l.vips, backends: l.backends, checkedAt: coarse(l.lastCheckAt), changedAt: l.lastSyncAt, repairedAt: l.lastRepairAt, failures: l.failures, repairs: l.repairs },
+          ipam: { unused: audit.stats.unused, sample: audit.stats.sample, checkedAt: coarse(audit.stats.checkedAt) },
+        };
+      },
+    });
+    status.start();
+    undo.push(() => status.stop());
 
     restart.schedule(RESTART_GRACE_MS);
     undo.push(() => restart.stop());
 
     const network = new NetworkEndpoints(new EtcdNetworkState(ipam), overlay, logger('network'), dns);
     log.info({ node: identity.name, manager: identity.isManager, underlay: underlay.name, publicIp, etcd: endpoints.length }, 'runtime started');
-    return { nodeName: identity.name, driver: { network, ipam }, stop: stopAll };
+    const refused = (call: string, err: string): void => {
+      status.refused(call, err);
+      if (!ALLOCATION_CALLS.has(call)) return;
+      // Docker hides this from the user: `docker network create` prints an id and the network stays unusable.
+      allocationRefusals.inc();
+      log.error({ call, err }, 'Docker could not allocate a swarmnet network: the network exists without driver and IPAM and its containers will not start; remove it and create it again (see docs/troubleshooting.md)');
+    };
+    return { nodeName: identity.name, driver: { network, ipam }, refused, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;

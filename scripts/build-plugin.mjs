@@ -21,7 +21,7 @@ export const DEFAULT_DIR = join(REPO, 'build/plugin');
 export const DEFAULT_NAME = 'swarmnet:latest';
 const CACHE = join(REPO, 'build/.cache/plugin');
 /** Compiled code shipped in the plugin (dist/ minus tests, benchmarks and scripts). */
-const APP_DIRS = ['plugin', 'flannel', 'dns', 'lb', 'hook', 'common'];
+const APP_DIRS = ['plugin', 'flannel', 'dns', 'lb', 'hook', 'ops', 'common'];
 /** Where the app lives inside the plugin; config.json's entrypoint points here. */
 const APP_ROOT = 'opt/swarmnet';
 /** Bump when prodModules() changes what it keeps. */
@@ -155,6 +155,14 @@ function writeFiles(root) {
     rmSync(join(root, rel), { force: true });
     writeFileSync(join(root, rel), text);
   }
+  // The CLI from the plugin's own files, run on the host (docs/operations.md, host tools): this rootfs's node with
+  // this rootfs's loader and libraries, wherever Docker keeps the rootfs. `swarmnet host install` links the host to it.
+  mkdirSync(join(root, APP_ROOT, 'bin'), { recursive: true });
+  writeFileSync(join(root, APP_ROOT, 'bin/swarmnet'), `#!/bin/sh
+# swarmnet CLI from the plugin's rootfs, for the host: its own node, loader and libraries.
+root=$(cd "$(dirname "$0")/../../.." && pwd -P) || exit 2
+exec "$root/lib64/ld-linux-x86-64.so.2" --library-path "$root/lib/x86_64-linux-gnu:$root/usr/lib/x86_64-linux-gnu" "$root/usr/bin/node" "$root/${APP_ROOT}/dist/plugin/cli.js" "$@"
+`, { mode: 0o755 });
   // Mount points and writable dirs the manifest and the daemon expect.
   for (const d of ['tmp', 'root', 'run/docker/plugins', 'run/docker/netns', 'run/netns', 'var/lib/swarmnet']) mkdirSync(join(root, d), { recursive: true });
   chmodSync(join(root, 'tmp'), 0o1777);
@@ -190,7 +198,7 @@ export async function buildPlugin({ dir = DEFAULT_DIR, compile = true, log = def
     const stampFile = join(out, '.build-stamp');
     if (existsSync(join(out, 'rootfs', APP_ROOT, 'dist/plugin/main.js')) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) {
       log(`up to date: ${out}`);
-      return { dir: out, rebuilt: false, seconds: (Date.now() - started) / 1000 };
+      return { dir: out, rebuilt: false, seconds: (Date.now() - started) / 1000, version: builtVersion(out) };
     }
 
     const base = join(CACHE, `base-${baseKey}`);
@@ -214,7 +222,8 @@ export async function buildPlugin({ dir = DEFAULT_DIR, compile = true, log = def
       await copyTree(modules.dir, join(app, 'node_modules'));
       const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
       // "type": "module" makes node load dist/*.js as ES modules.
-      writeFileSync(join(app, 'package.json'), `${JSON.stringify({ name: pkg.name, version: pkg.version, private: true, type: pkg.type }, null, 2)}\n`);
+      // The build id makes each build's version distinct (`swarmnet status` shows which build each node runs).
+      writeFileSync(join(app, 'package.json'), `${JSON.stringify({ name: pkg.name, version: `${pkg.version}+${buildIdOf(stamp)}`, private: true, type: pkg.type }, null, 2)}\n`);
       mkdirSync(join(app, 'dist'), { recursive: true });
       for (const d of APP_DIRS) if (existsSync(join(REPO, 'dist', d))) await run('cp', ['-a', join(REPO, 'dist', d), join(app, 'dist')]);
       await run('find', [join(app, 'dist'), '-name', '*.map', '-delete']);
@@ -228,11 +237,77 @@ export async function buildPlugin({ dir = DEFAULT_DIR, compile = true, log = def
     const du = await run('du', ['-sm', join(out, 'rootfs')]);
     const seconds = (Date.now() - started) / 1000;
     log(`built ${out} (rootfs ${du.stdout.split('\t')[0]} MB) in ${seconds.toFixed(1)} s`);
-    return { dir: out, rebuilt: true, seconds };
+    return { dir: out, rebuilt: true, seconds, version: builtVersion(out) };
   }, log);
 }
 
+const buildIdOf = (stamp) => sha(stamp).slice(0, 10);
+
+/** The version a built plugin reports (package version + build id), e.g. 0.1.0+3fa9c0b2d1. */
+export function builtVersion(dir = DEFAULT_DIR) {
+  return JSON.parse(readFileSync(join(dir, 'rootfs', APP_ROOT, 'package.json'), 'utf8')).version;
+}
+
+/** A registry tag for a version: tags allow [A-Za-z0-9_.-] only. */
+export const tagOf = (version) => version.replace(/[^A-Za-z0-9_.-]/g, '-');
+
 const docker = (host, args, opts) => run('docker', ['-H', host, ...args], opts);
+
+/**
+ * Publishes the built `dir` as `ref` (<registry>/<name>:<tag>) through the Docker host `host`: create, push, and
+ * remove the local copy (the host installs it from the registry like every other node). Returns { ref, seconds }.
+ */
+export async function pushPlugin({ dir = DEFAULT_DIR, host, ref, log = defaultLog }) {
+  const t = Date.now();
+  if ((await pluginState({ host, name: ref })) !== undefined) await docker(host, ['plugin', 'rm', '--force', ref]);
+  await docker(host, ['plugin', 'create', ref, dir]);
+  try {
+    await docker(host, ['plugin', 'push', ref], { timeoutMs: 300_000 });
+  } finally {
+    await docker(host, ['plugin', 'rm', '--force', ref], { allowFailure: true });
+  }
+  const seconds = (Date.now() - t) / 1000;
+  log(`pushed ${ref} in ${seconds.toFixed(1)} s`);
+  return { ref, seconds };
+}
+
+/**
+ * What users run on each node: `docker plugin install --alias <alias> --grant-all-permissions --disable <remote>`,
+ * `docker plugin set`, `docker plugin enable`. For a unix:// host the state directory is chosen and created as in
+ * createPlugin. Returns { name, installSeconds, enableSeconds }.
+ */
+export async function installPlugin({ host, remote, alias = 'swarmnet', settings = {}, enable = true, log = defaultLog }) {
+  const name = alias.includes(':') ? alias : `${alias}:latest`;
+  if ((await pluginState({ host, name })) !== undefined) throw new Error(`plugin ${name} is already installed on ${host}`);
+  const t = Date.now();
+  await docker(host, ['plugin', 'install', '--alias', alias, '--grant-all-permissions', '--disable', remote], { timeoutMs: 300_000 });
+  const installSeconds = (Date.now() - t) / 1000;
+  log(`${host}: installed in ${installSeconds.toFixed(1)} s`);
+  // The manifest's default state directory is the repository's config.json's.
+  const { enableSeconds } = await configure({ host, name, settings, enable, manifestDir: REPO, log });
+  return { name, installSeconds, enableSeconds };
+}
+
+/**
+ * `docker plugin upgrade` as the docs tell users: disable (forced: networks are in use), upgrade to `remote`, enable.
+ * Settings and the alias stay. Returns { seconds } (disable to enabled: the time the node's plugin was away).
+ */
+export async function upgradePlugin({ host, name = DEFAULT_NAME, remote, log = defaultLog }) {
+  const t = Date.now();
+  // Docker 20.10 lists the mount sources set with `docker plugin set` after an upgrade but mounts the manifest's
+  // defaults (enable then fails on a source that does not exist): set them again (measured; harmless on 28).
+  const mounts = JSON.parse((await docker(host, ['plugin', 'inspect', '--format', '{{json .Settings.Mounts}}', name])).stdout) ?? [];
+  await docker(host, ['plugin', 'disable', '--force', name]);
+  // --skip-remote-check: for any other tag the CLI asks "Plugin images do not match, are you sure?", and without a
+  // terminal the 20.10 CLI takes that as no and exits 0 without upgrading.
+  await docker(host, ['plugin', 'upgrade', '--grant-all-permissions', '--skip-remote-check', name, remote], { timeoutMs: 300_000 });
+  const pairs = mounts.filter((m) => m.Name && m.Source).map((m) => `${m.Name}.source=${m.Source}`);
+  if (pairs.length) await docker(host, ['plugin', 'set', name, ...pairs]);
+  await docker(host, ['plugin', 'enable', name]);
+  const seconds = (Date.now() - t) / 1000;
+  log(`${host}: upgraded to ${remote} in ${seconds.toFixed(1)} s`);
+  return { seconds };
+}
 
 /** Enabled state of plugin `name` on `host`: true/false, or undefined when it is not installed. */
 export async function pluginState({ host, name = DEFAULT_NAME }) {
@@ -281,17 +356,25 @@ export async function createPlugin({ dir = DEFAULT_DIR, host, name = DEFAULT_NAM
     log(`${host}: removing existing plugin ${name}`);
     await docker(host, ['plugin', 'rm', '--force', name]);
   }
-  const applied = { ...settings };
-  if (host.startsWith('unix://')) {
-    // Bind-mount sources must exist: for a daemon on this machine, create the state directory (0700).
-    // Remote hosts: the operator's job (docs/install.md).
-    applied['state.source'] ??= await localStateSource(host, out);
-    mkdirSync(applied['state.source'], { recursive: true, mode: 0o700 });
-  }
   log(`${host}: docker plugin create ${name}`);
   const t = Date.now();
   await docker(host, ['plugin', 'create', name, out]);
   log(`${host}: created in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  const { enableSeconds, stateSource } = await configure({ host, name, settings, enable, manifestDir: out, log });
+  return { host, name, replaced: state !== undefined, enabled: enable, enableSeconds, stateSource };
+}
+
+/**
+ * `docker plugin set` and, if `enable`, `docker plugin enable` for a created or installed plugin. Bind-mount sources
+ * must exist: for a daemon on this machine the state directory is chosen (localStateSource) and created (0700);
+ * remote hosts are the operator's job (docs/install.md).
+ */
+async function configure({ host, name, settings, enable, manifestDir, log }) {
+  const applied = { ...settings };
+  if (host.startsWith('unix://')) {
+    applied['state.source'] ??= await localStateSource(host, manifestDir);
+    mkdirSync(applied['state.source'], { recursive: true, mode: 0o700 });
+  }
   const pairs = Object.entries(applied).map(([k, v]) => `${k}=${v}`);
   if (pairs.length) await docker(host, ['plugin', 'set', name, ...pairs]);
   let enableSeconds;
@@ -301,7 +384,7 @@ export async function createPlugin({ dir = DEFAULT_DIR, host, name = DEFAULT_NAM
     enableSeconds = (Date.now() - e) / 1000;
     log(`${host}: enabled in ${enableSeconds.toFixed(1)} s`);
   }
-  return { host, name, replaced: state !== undefined, enabled: enable, enableSeconds, stateSource: applied['state.source'] };
+  return { enableSeconds, stateSource: applied['state.source'] };
 }
 
 function parseSet(list) {

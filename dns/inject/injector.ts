@@ -25,6 +25,10 @@ export interface InjectorOptions {
   pollForMs?: number;
   /** Drift check: served namespaces still the same, failed ones retried (default 10 s). */
   intervalMs?: number;
+  /** Takeover check: each served namespace still holds its takeover table, put back if not (default 30 s; one nft per namespace). */
+  verifyMs?: number;
+  /** A namespace Docker joined is served: seconds from the first Join that found it unserved (metrics). */
+  onJoinServed?: (seconds: number) => void;
 }
 
 interface Entry {
@@ -36,6 +40,8 @@ interface Entry {
   route?: Route | Promise<Route | undefined>;
   routeCheckedAt?: number;
   since: number;
+  /** When a Join found the namespace unserved (performance.now()), until it is served. */
+  joinedAt?: number;
   /** The serialised work on this namespace (serve/unserve never overlap). */
   work: Promise<unknown>;
   lastError?: string;
@@ -48,6 +54,9 @@ export interface InjectorStats {
   hookMatched: number;
   hookOther: number;
   tableBuilds: number;
+  /** Takeover tables found missing in a served namespace and put back, and when last (epoch ms). */
+  repairs: number;
+  repairedAt?: number;
 }
 
 export interface HookAnswer { served: boolean; error?: string }
@@ -63,7 +72,8 @@ export class DnsInjector {
   private rebuildQueued = false;
   private seenLocalVersion = -1;
   private stopped = false;
-  private counters = { serveFailures: 0, hookMatched: 0, hookOther: 0, tableBuilds: 0 };
+  private counters: Omit<InjectorStats, 'served' | 'waiting'> = { serveFailures: 0, hookMatched: 0, hookOther: 0, tableBuilds: 0, repairs: 0 };
+  private verifyTimer?: NodeJS.Timeout;
   /** The set of served namespaces or their networks changed since the views were last given to the table. */
   private viewsDirty = true;
 
@@ -83,14 +93,38 @@ export class DnsInjector {
   start(): void {
     this.intervalTimer = setInterval(() => this.checkAll(), this.intervalMs);
     this.intervalTimer.unref();
+    this.verifyTimer = setInterval(() => void this.verifyAll(), this.o.verifyMs ?? 30_000);
+    this.verifyTimer.unref();
     this.clusterChanged();
+  }
+
+  /**
+   * Puts back the takeover of every served namespace where it is gone (someone ran `nft flush ruleset` in the
+   * container): without it the container silently falls back to Docker's resolver. Counted for `swarmnet doctor`.
+   */
+  async verifyAll(): Promise<void> {
+    await Promise.all([...this.entries.values()].filter((e) => e.served).map((e) => this.run(e, async () => {
+      const served = e.served;
+      const ns = this.kernel.netnsId(e.key);
+      if (!served || this.stopped || !ns || ns.dev !== served.ns.dev || ns.ino !== served.ns.ino) return;
+      try {
+        if (!(await this.kernel.repairTakeover(e.key))) return;
+        this.counters.repairs++;
+        this.counters.repairedAt = Date.now();
+        this.o.log.warn({ netns: e.key }, 'the DNS takeover of a served namespace was gone (removed inside the container); put back');
+      } catch (err) {
+        this.o.log.warn({ netns: e.key, err: (err as Error).message }, 'cannot check or restore the DNS takeover');
+      }
+    })));
   }
 
   /** Join: serve the namespace now if it exists (bounded; a failure leaves the container on Docker's resolver). */
   async join(endpointId: string, networkId: string, sandboxKey: string): Promise<void> {
     if (this.stopped || !sandboxKey.startsWith('/')) return;
     for (const e of this.entries.values()) e.joined.delete(endpointId);
-    this.entry(sandboxKey).joined.set(endpointId, networkId);
+    const entry = this.entry(sandboxKey);
+    entry.joined.set(endpointId, networkId);
+    if (!entry.served) entry.joinedAt ??= performance.now();
     this.viewsDirty = true;
     this.rebuild();
     await this.bounded(this.ensure(sandboxKey), 5000);
@@ -138,6 +172,7 @@ export class DnsInjector {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.intervalTimer);
+    clearInterval(this.verifyTimer);
     clearTimeout(this.pollTimer);
     await Promise.all([...this.entries.values()].map((e) => this.drop(e)));
   }
@@ -190,6 +225,8 @@ export class DnsInjector {
         e.served = await this.kernel.serve(key, ns);
         e.lastError = undefined;
         this.o.server.addListener({ ...e.served.listener, view: key, route: () => this.route(e) });
+        if (e.joinedAt !== undefined) this.o.onJoinServed?.((performance.now() - e.joinedAt) / 1000);
+        e.joinedAt = undefined;
         this.o.log.debug({ netns: key }, 'serving DNS');
       } catch (err) {
         e.lastError = (err as Error).message;

@@ -2,7 +2,7 @@ import { statfsSync, statSync } from 'node:fs';
 import { Forwarder } from '../forwarder.js';
 import { findDockerResolver } from '../docker-resolver.js';
 import { openContainerListener, type ContainerListener } from '../netns-listener.js';
-import { applyTakeover, removeTakeover } from '../takeover.js';
+import { applyTakeover, hasTakeover, removeTakeover } from '../takeover.js';
 import type { Upstream } from '../upstreams.js';
 
 /** A network namespace as the kernel names it: the nsfs device and inode (what the hook reports for its own). */
@@ -29,6 +29,8 @@ export interface InjectorKernel {
   unserve(path: string, served: Served): Promise<void>;
   /** Docker's resolver inside the namespace (its DNAT rules), where our misses go. */
   dockerResolver(path: string): Promise<Upstream | undefined>;
+  /** Puts the takeover back if it is no longer in the namespace (idempotent); true if it had to. */
+  repairTakeover(path: string): Promise<boolean>;
 }
 
 export const kernel: InjectorKernel = {
@@ -70,4 +72,10 @@ export const kernel: InjectorKernel = {
   },
 
   dockerResolver: findDockerResolver,
+
+  async repairTakeover(path) {
+    if (await hasTakeover(path)) return false;
+    await applyTakeover(path);
+    return true;
+  },
 };

@@ -4,7 +4,7 @@ import { logger } from '../../common/log.js';
 import type { NodeLease } from '../state/etcd-client.js';
 import { containerView, networkView, serviceView, viewRoot } from '../../common/docker-view.js';
 import { NdjsonSplitter } from './ndjson.js';
-import { eventTargets, planReplace, type Refresh } from './resync.js';
+import { eventLagSeconds, eventTargets, eventTimeMs, planReplace, type Refresh } from './resync.js';
 
 const log = logger('docker-view');
 /** After a service event, when to look at its tasks again (Swarm's orchestrator acts on the update a moment later;
@@ -29,6 +29,8 @@ export interface ClusterViewOptions {
   isManager: () => Promise<boolean>;
   /** Only networks of this driver are mirrored (Docker records the name the user gave, e.g. `swarmnet:latest`). */
   isOurDriver: (driver: string) => boolean;
+  /** A refresh a Docker event asked for changed etcd: seconds since the earliest event it covers (metrics). */
+  onEventWritten?: (seconds: number) => void;
 }
 
 /**
@@ -50,6 +52,8 @@ export class ClusterView {
   private queue: Promise<void> = Promise.resolve();
   /** Refreshes queued and not started yet ("kind/id" → whether a service's tasks are to be looked at again). */
   private readonly waiting = new Map<string, boolean>();
+  /** Of those, when the earliest event that asked for each happened (epoch ms, Docker's stamp). */
+  private readonly eventAt = new Map<string, number>();
 
   constructor(private readonly o: ClusterViewOptions) {
     this.keys = new ViewKeys(o.prefix);
@@ -151,7 +155,8 @@ export class ClusterView {
    * connect, start): while a refresh of it is still waiting, later events need no second inspect.
    */
   private enqueue(ev: unknown, onError: (e: Error) => void): void {
-    for (const target of eventTargets(ev)) this.schedule(target, onError, true);
+    const at = eventTimeMs(ev);
+    for (const target of eventTargets(ev)) this.schedule(target, onError, true, at);
   }
 
   /**
@@ -159,56 +164,64 @@ export class ClusterView {
    * update) sets tasks' desired state to shutdown a moment after the event, so look at its tasks again shortly: the
    * ones being stopped leave DNS before their containers stop.
    */
-  private schedule(target: Refresh, onError: (e: Error) => void, recheck: boolean): void {
+  private schedule(target: Refresh, onError: (e: Error) => void, recheck: boolean, eventAt?: number): void {
     const k = `${target.kind}/${target.id}`;
+    if (eventAt !== undefined && !this.eventAt.has(k)) this.eventAt.set(k, eventAt);
     const waiting = this.waiting.get(k);
     if (waiting !== undefined) { this.waiting.set(k, waiting || recheck); return; }
     this.waiting.set(k, recheck);
     this.queue = this.queue.then(async () => {
       const again = this.waiting.get(k) === true;
+      const at = this.eventAt.get(k);
       this.waiting.delete(k);
-      await this.refresh(target);
+      this.eventAt.delete(k);
+      if (await this.refresh(target) && at !== undefined) this.o.onEventWritten?.(eventLagSeconds(at, Date.now()));
       if (!again || target.kind !== 'service' || !this.manager) return;
       const warn = (e: Error): void => log.warn({ err: e.message, service: target.id }, 'service recheck failed');
       for (const ms of DRAIN_RECHECK_MS) setTimeout(() => { if (!this.stopped) this.schedule(target, warn, false); }, ms).unref();
     }).catch(onError);
   }
 
-  /** Re-inspects one object and writes (or deletes) its record. */
-  private async refresh({ kind, id }: Refresh): Promise<void> {
+  /** Re-inspects one object and writes (or deletes) its record; true when it wrote to etcd. */
+  private async refresh({ kind, id }: Refresh): Promise<boolean> {
     const { docker, client } = this.o;
     if (kind === 'container') {
       const key = this.keys.containers(this.o.node) + id;
       const inspect = await docker.getContainer(id).inspect().catch(gone);
       const view = inspect?.State.Running ? containerView(inspect) : undefined;
       if (!view || !Object.keys(view.networks).some((n) => this.ourNetworks.has(n))) {
-        if (!this.written.delete(key)) return;
-        return void (await client.delete().key(key).exec());
+        if (!this.written.delete(key)) return false;
+        await client.delete().key(key).exec();
+        return true;
       }
       const value = JSON.stringify(view);
-      if (this.written.get(key) === value) return;
+      if (this.written.get(key) === value) return false;
       await client.put(key).value(value).lease(await this.o.lease.id()).exec();
       this.written.set(key, value);
+      return true;
     } else if (kind === 'service') {
-      if (!this.manager) return;
+      if (!this.manager) return false;
       const s = await docker.getService(id).inspect().catch(gone);
       if (!s) {
         this.written.delete(this.keys.services() + id);
-        return void (await client.delete().key(this.keys.services() + id).exec());
+        return Number((await client.delete().key(this.keys.services() + id).exec()).deleted) > 0;
       }
       const tasks = await docker.listTasks({ filters: JSON.stringify({ service: [id] }) });
       const value = JSON.stringify(serviceView(s, tasks));
-      if (this.written.get(this.keys.services() + id) === value) return;
+      if (this.written.get(this.keys.services() + id) === value) return false;
       await client.put(this.keys.services() + id).value(value).exec();
       this.written.set(this.keys.services() + id, value);
+      return true;
     } else {
       const n = await docker.getNetwork(id).inspect().catch(gone);
       const ours = !!n && this.o.isOurDriver(n.Driver);
       if (ours) this.ourNetworks.add(id);
       else this.ourNetworks.delete(id);
-      if (!this.manager) return;
-      if (!ours) return void (await client.delete().key(this.keys.networks() + id).exec());
+      if (!this.manager) return false;
+      // Any network's event comes here: only a record that existed counts as written.
+      if (!ours) return Number((await client.delete().key(this.keys.networks() + id).exec()).deleted) > 0;
       await client.put(this.keys.networks() + id).value(JSON.stringify(networkView(n))).exec();
+      return true;
     }
   }
 }

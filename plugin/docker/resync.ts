@@ -29,3 +29,19 @@ export function eventTargets(ev: unknown): Refresh[] {
   if (e.Type === 'network' && container) out.push({ kind: 'container', id: container });
   return out;
 }
+
+/**
+ * When Docker says an event happened (epoch ms): `timeNano`, else `time` (seconds); undefined when it names neither.
+ * dockerd stamps it with the host's clock, the same clock the plugin reads on that host.
+ */
+export function eventTimeMs(ev: unknown): number | undefined {
+  const e = (ev ?? {}) as { timeNano?: unknown; time?: unknown };
+  if (typeof e.timeNano === 'number' && Number.isFinite(e.timeNano) && e.timeNano > 0) return e.timeNano / 1e6;
+  if (typeof e.time === 'number' && Number.isFinite(e.time) && e.time > 0) return e.time * 1000;
+  return undefined;
+}
+
+/** Seconds from an event to now (ms); never negative (a clock step back). */
+export function eventLagSeconds(eventMs: number, nowMs: number): number {
+  return Math.max(0, nowMs - eventMs) / 1000;
+}

@@ -65,6 +65,9 @@ export interface IpamOptions {
 
 interface AddressValue { node: string; key?: string }
 
+/** Cancels the overlay's watches when called; `watches` by role, for their counters. */
+export type OverlayWatch = (() => Promise<void>) & { watches: Record<'networks' | 'flannel-networks', PrefixWatch> };
+
 /**
  * IPAM over etcd. Network ids are the network's subnet key (`10.128.0.0-20`): the subnet is what both the manager
  * (after allocation) and the task nodes (RequestPool with Pool given) see, so a missing or reused flannel-id cannot
@@ -81,6 +84,8 @@ export class Ipam implements IpamDriver {
   /** Docker network id → our network id, learned from lookups: Join and CreateEndpoint then read one key instead of
    * every network. Only a hint: the record read must still carry that Docker id. */
   private readonly byDockerId = new Map<string, string>();
+  /** Address records this process created or released, by address space (metrics). */
+  readonly stats = { allocated: { local: 0, global: 0 }, released: { local: 0, global: 0 } };
 
   constructor(private readonly o: IpamOptions) {
     this.keys = new Keys(o.prefix);
@@ -193,7 +198,8 @@ export class Ipam implements IpamDriver {
     const id = cidrToKey(ref.subnet);
     await this.guard(async () => {
       if (ref.space === 'global') {
-        await this.o.client.delete().key(this.keys.leaderAddress(id, ip)).exec();
+        const res = await this.o.client.delete().key(this.keys.leaderAddress(id, ip)).exec();
+        if (Number(res.deleted) > 0) this.stats.released.global++;
         return;
       }
       await this.lock(id, async () => {
@@ -209,7 +215,8 @@ export class Ipam implements IpamDriver {
         const ops = [this.o.client.delete().key(k)];
         if (value.key) ops.push(this.o.client.delete().key(this.keys.addressKey(id, this.o.node, value.key)));
         // Owner check: only the exact record we read is deleted.
-        await this.o.client.if(k, 'Mod', '==', Number(kv.mod_revision)).then(...ops).commit();
+        const txn = await this.o.client.if(k, 'Mod', '==', Number(kv.mod_revision)).then(...ops).commit();
+        if (txn.succeeded) this.stats.released.local++;
         this.used.get(id)?.delete(ip);
         this.fresh.delete(`${id}/${hex(ip)}`);
       });
@@ -221,6 +228,21 @@ export class Ipam implements IpamDriver {
   async network(subnet: Cidr): Promise<NetworkRecord | undefined> {
     const v = await this.o.client.get(this.keys.network(cidrToKey(subnet))).string();
     return v === null ? undefined : (JSON.parse(v) as NetworkRecord);
+  }
+
+  /**
+   * This node's address records with no running container in `live` (what a restart reconciliation would release),
+   * read from the node's own replay-key index (`address-keys/<net>/<node>/`): O(this node's records) per network.
+   */
+  async unusedRecords(live: LiveEndpoints): Promise<{ network: string; address: string }[]> {
+    const out: { network: string; address: string }[] = [];
+    for (const net of await this.networks()) {
+      const prefix = this.keys.addressKeys(net.id, this.o.node);
+      const kvs = await this.o.client.getAll().prefix(prefix).strings();
+      const records = Object.entries(kvs).map(([k, ip]) => ({ networkId: net.id, address: formatIp(parseInt(ip, 16)), node: this.o.node, key: k.slice(prefix.length) }));
+      for (const r of planRestart(records, this.o.node, live, () => false).release) out.push({ network: net.subnet, address: r.address });
+    }
+    return out;
   }
 
   async networks(): Promise<NetworkRecord[]> {
@@ -284,7 +306,7 @@ export class Ipam implements IpamDriver {
    * Calls `onChange` after any change to networks or host leases, and after every full resync (start, compaction,
    * a watch that could not resume); the consumer re-reads `overlayState`. Address changes do not fire it.
    */
-  async watchOverlay(onChange: () => void): Promise<() => Promise<void>> {
+  async watchOverlay(onChange: () => void): Promise<OverlayWatch> {
     const handlers = { onSnapshot: onChange, onEvent: onChange };
     const watches: PrefixWatch[] = [];
     const close = async (): Promise<void> => { await Promise.all(watches.map((w) => w.close())); };
@@ -294,7 +316,7 @@ export class Ipam implements IpamDriver {
       await close();
       throw e;
     }
-    return close;
+    return Object.assign(close, { watches: { networks: watches[0]!, 'flannel-networks': watches[1]! } });
   }
 
   async putEndpoint(rec: EndpointRecord): Promise<void> {
@@ -571,6 +593,7 @@ export class Ipam implements IpamDriver {
       if (res.succeeded) {
         used.add(ip);
         this.fresh.add(`${net.id}/${hex(ip)}`);
+        this.stats.allocated.local++;
         return ip;
       }
       this.used.delete(net.id); // someone else wrote: re-read
@@ -613,7 +636,10 @@ export class Ipam implements IpamDriver {
     const vip = vipBlock(keyToCidr(net.id), this.o.hostSubnetSize);
     if (wanted !== undefined) {
       // Addresses outside the VIP block are a user's --ip: the task node enforces them against its host subnet.
-      if (contains(vip, wanted)) await c.if(this.keys.leaderAddress(net.id, wanted), 'Create', '==', 0).then(c.put(this.keys.leaderAddress(net.id, wanted)).value('leader')).commit();
+      if (contains(vip, wanted)) {
+        const res = await c.if(this.keys.leaderAddress(net.id, wanted), 'Create', '==', 0).then(c.put(this.keys.leaderAddress(net.id, wanted)).value('leader')).commit();
+        if (res.succeeded) this.stats.allocated.global++;
+      }
       return wanted;
     }
     return this.lock(`vip/${net.id}`, async () => {
@@ -624,7 +650,7 @@ export class Ipam implements IpamDriver {
         if (ip === undefined) throw new PluginError(`VIP block ${formatCidr(vip)} of network ${net.subnet} is exhausted`, 400);
         const k = this.keys.leaderAddress(net.id, ip);
         const res = await c.if(k, 'Create', '==', 0).then(c.put(k).value('leader')).commit();
-        if (res.succeeded) return ip;
+        if (res.succeeded) { this.stats.allocated.global++; return ip; }
       }
       throw new PluginError('could not allocate a VIP: too much contention, try again', 503);
     });

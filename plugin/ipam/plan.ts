@@ -54,9 +54,12 @@ export function validateRequestedPool(text: string, available: readonly Cidr[], 
   } catch (e) {
     throw new RangeError(`malformed pool ${JSON.stringify(text)}: ${(e as Error).message}`);
   }
-  if (c.prefix !== prefix) throw new RangeError(`pool ${text} must be a /${prefix} (NETWORK_SUBNET_SIZE)`);
-  if (!available.some((a) => contains(a, c.network) && contains(a, lastAddress(c)))) {
-    throw new RangeError(`pool ${text} is outside AVAILABLE_SUBNETS (${available.map(formatCidr).join(', ')})`);
+  // Both conditions in one sentence: the user sees it only in `swarmnet status` (Docker hides the refusal).
+  const ranges = available.map(formatCidr).join(', ');
+  const inside = available.some((a) => contains(a, c.network) && contains(a, lastAddress(c)));
+  if (c.prefix !== prefix || !inside) {
+    const why = c.prefix !== prefix ? `is a /${c.prefix}` : 'is outside AVAILABLE_SUBNETS';
+    throw new RangeError(`pool ${text} ${why}: a --subnet must be a /${prefix} (NETWORK_SUBNET_SIZE) inside AVAILABLE_SUBNETS (${ranges}); without --subnet the next free one is used`);
   }
   return c;
 }

@@ -72,7 +72,7 @@ export interface ServerOptions {
   /** Deadline for one driver call; Docker's own client gives up at 30 s. */
   callTimeoutMs?: number;
   /** Observes every call (metrics). */
-  onCall?: (endpoint: string, status: number, seconds: number) => void;
+  onCall?: (endpoint: string, status: number, seconds: number, err?: string) => void;
 }
 
 class BodyError extends PluginError {}
@@ -132,10 +132,10 @@ export function createPluginServer(opts: ServerOptions): Server {
     const started = process.hrtime.bigint();
     const path = (req.url ?? '').split('?')[0] ?? '';
     const route = table.get(path);
-    const finish = (status: number, body: unknown) => {
+    const finish = (status: number, body: unknown, err?: string) => {
       send(res, status, body);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      opts.onCall?.(path, status, seconds);
+      opts.onCall?.(path, status, seconds, err);
     };
     if (!route) {
       req.resume();
@@ -157,7 +157,7 @@ export function createPluginServer(opts: ServerOptions): Server {
           const message = e instanceof Error ? e.message : String(e);
           if (status >= 500) opts.log.error({ path, status, err: message }, 'plugin call failed');
           else opts.log.info({ path, status, err: message }, 'plugin call rejected');
-          finish(status, { Err: message });
+          finish(status, { Err: message }, message);
         },
       );
   });

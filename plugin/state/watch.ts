@@ -24,7 +24,13 @@ export interface PrefixWatchOptions {
  * (etcd cancels the watch) or the watch fails otherwise, it lists again (a full resync) and watches from there.
  */
 export class PrefixWatch {
-  readonly stats = { snapshots: 0, events: 0 };
+  /**
+   * Listings (the first one included), changes delivered, streams broken and resumed by etcd3; whether the stream is
+   * attached now, and when a change last arrived (epoch ms: etcd gives events no time, so lag itself is unknown).
+   */
+  readonly stats: { snapshots: number; events: number; disconnects: number; connected: boolean; lastEventAt?: number } = {
+    snapshots: 0, events: 0, disconnects: 0, connected: false,
+  };
   private watcher?: Watcher;
   private closed = false;
   private timer?: NodeJS.Timeout;
@@ -46,6 +52,7 @@ export class PrefixWatch {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.stats.connected = false;
     clearTimeout(this.timer);
     await this.watcher?.cancel().catch(() => undefined);
   }
@@ -62,14 +69,23 @@ export class PrefixWatch {
       return;
     }
     this.watcher = watcher;
+    this.stats.connected = true;
     const emit = (type: WatchEvent['type']) => (kv: IKeyValue): void => {
       this.stats.events++;
+      this.stats.lastEventAt = Date.now();
       this.handlers.onEvent({ type, key: kv.key.toString(), ...(type === 'put' ? { value: kv.value.toString() } : {}), revision: Number(kv.mod_revision) });
     };
     watcher.on('put', emit('put'));
     watcher.on('delete', emit('delete'));
+    watcher.on('disconnected', () => {
+      if (gen !== this.generation) return;
+      this.stats.disconnects++;
+      this.stats.connected = false;
+    });
+    watcher.on('connected', () => { if (gen === this.generation) this.stats.connected = true; });
     watcher.on('error', (err: Error) => {
       if (gen !== this.generation) return;
+      this.stats.connected = false;
       log.warn({ prefix: this.prefix, err: err.message }, 'watch cannot resume; full resync');
       void watcher.cancel().catch(() => undefined);
       this.resyncLater(this.opts.retryMs);

@@ -1,11 +1,11 @@
 // The sandbox's etcd: Debian's etcd-server binary as a single member on the underlay bridge address (and loopback
 // when that port is free), data in a directory of ours, detached so it outlives the command that started it.
-import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { childEnv, isAlive, sleep, startTime, stopPid } from '../lib/proc.mjs';
+import { stopPid } from '../lib/proc.mjs';
+import { startDetached } from './detached.mjs';
 
 function health(url) {
   return new Promise((resolve) => {
@@ -38,38 +38,13 @@ export async function startEtcd({ name = 'sn-etcd', address, port = 2379, peerPo
   if (await portFree('127.0.0.1', port)) clientUrls.push(`http://127.0.0.1:${port}`);
   const peer = `http://${address}:${peerPort}`;
   const logFile = join(dataDir, '..', 'etcd.log');
-  const log = openSync(logFile, 'a');
-  let child;
-  try {
-    child = spawn('etcd', ['--name', name, '--data-dir', join(dataDir, 'member-data'),
-      '--listen-client-urls', clientUrls.join(','), '--advertise-client-urls', endpoint,
-      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${name}=${peer}`,
-      '--initial-cluster-state', 'new'], { detached: true, stdio: ['ignore', log, log], env: childEnv() });
-  } finally {
-    closeSync(log);
-  }
-  child.unref();
-  const pid = child.pid;
-  const start = startTime(pid);
-  const deadline = Date.now() + timeoutMs;
-  while (!(await health(endpoint))) {
-    if (!isAlive(pid, start)) throw new Error(`etcd exited during start; ${logFile}:\n${tailOf(logFile)}`);
-    if (Date.now() > deadline) {
-      await stopPid(pid, start, { graceMs: 5000 });
-      throw new Error(`etcd did not become healthy on ${endpoint} within ${timeoutMs / 1000} s; ${logFile}:\n${tailOf(logFile)}`);
-    }
-    await sleep(100);
-  }
-  return { pid, startTime: start, endpoint, clientUrls, dataDir, logFile };
+  const p = await startDetached('etcd', ['--name', name, '--data-dir', join(dataDir, 'member-data'),
+    '--listen-client-urls', clientUrls.join(','), '--advertise-client-urls', endpoint,
+    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${name}=${peer}`,
+    '--initial-cluster-state', 'new'], { what: `etcd on ${endpoint}`, logFile, ready: () => health(endpoint), timeoutMs });
+  return { ...p, endpoint, clientUrls, dataDir, logFile };
 }
 
 export const stopEtcd = ({ pid, startTime: start }) => stopPid(pid, start, { graceMs: 10_000 });
 export const etcdHealthy = (endpoint) => health(endpoint);
 
-function tailOf(file) {
-  try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-10).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}

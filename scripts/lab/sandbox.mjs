@@ -13,6 +13,10 @@ import { join } from 'node:path';
 import { IMAGE, buildBusyboxTar, importBusybox } from './busybox-image.mjs';
 import { docker, startDockerd, stopDockerd } from './dockerd.mjs';
 import { startEtcd, stopEtcd } from './etcd.mjs';
+import { registryPidsUnder, startRegistry, stopRegistry } from './registry.mjs';
+import { prometheusPidsUnder, startPrometheus, stopPrometheus } from './prometheus.mjs';
+import { pidsWithArgv } from './detached.mjs';
+import { tagOf } from '../build-plugin.mjs';
 import { installGuard, removeGuard } from './guard.mjs';
 import { addVethToBridge, createBridge, createNetns, deleteLink, deleteNetns, listLinks } from './netns.mjs';
 import { DEFAULT_ENGINE, ensureEngine, parseEngines } from './engines.mjs';
@@ -28,6 +32,12 @@ export const LAYOUT = {
   dataDir: '/var/lib/swarmnet-sandbox',
   etcdPort: 2379,
   etcdPeerPort: 2380,
+  // Debian's docker-registry: the plugin is pushed there and installed from it, as users do from theirs.
+  registryPort: 5000,
+  prometheusPort: 9090,
+  // Each plugin's /metrics on its node's addresses (the node's namespace is private to the sandbox bridge).
+  metricsPort: 9474,
+  pluginRepository: 'swarmnet',
   pluginName: 'swarmnet:latest', // referred to as `swarmnet` (Docker adds :latest)
   pluginAlias: 'swarmnet',
   // What `docker network create --driver/--ipam-driver` must name: dockerd 20.10's libnetwork registers a managed
@@ -52,6 +62,9 @@ export function nodeLayout(i) {
 }
 
 export const etcdEndpoint = () => `http://${LAYOUT.hostAddress}:${LAYOUT.etcdPort}`;
+export const registryAddress = () => `${LAYOUT.hostAddress}:${LAYOUT.registryPort}`;
+/** The plugin's reference in the sandbox registry for a built version. */
+export const pluginRef = (version) => `${registryAddress()}/${LAYOUT.pluginRepository}:${tagOf(version)}`;
 
 const defaultLog = (() => {
   const t0 = Date.now();
@@ -67,6 +80,7 @@ function pluginSettings(node, logLevel, hook) {
     LOG_LEVEL: logLevel,
     // A lab: a node that dies (or freezes) loses its records, and its tasks their place behind VIPs, within 15 s.
     NODE_LEASE_TTL_SECONDS: '15',
+    METRICS_ADDRESS: `0.0.0.0:${LAYOUT.metricsPort}`,
     // The plugin talks to its own node's dockerd (the socket is in the host's /run, visible in the node's mounts).
     'docker-socket.source': node.socket,
   };
@@ -81,11 +95,11 @@ async function installHostParts(n) {
   const daemonJson = join(n.dataRoot, 'daemon.json');
   mkdirSync(n.dataRoot, { recursive: true });
   writeFileSync(daemonJson, '{}\n');
-  await run(process.execPath, [join(REPO, 'dist/plugin/cli.js'), 'host', 'install', '--dir', dir, '--daemon-json', daemonJson]);
+  await run(process.execPath, [join(REPO, 'dist/plugin/cli.js'), 'host', 'install', '--dir', dir, '--daemon-json', daemonJson, '--no-cli']);
   return JSON.parse(readFileSync(daemonJson, 'utf8'));
 }
 
-export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT_ENGINE, hook = true, log = defaultLog, logLevel = 'info' } = {}) {
+export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT_ENGINE, hook = true, prometheus = false, log = defaultLog, logLevel = 'info' } = {}) {
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) throw new Error(`--nodes must be an integer from 1 to ${MAX_NODES}, got ${nodes}`);
   if (!Number.isInteger(managers) || managers < 1 || managers > nodes) throw new Error(`--managers must be an integer from 1 to --nodes (${nodes}), got ${managers}`);
   const engineOf = parseEngines(engineSpec, nodes);
@@ -120,6 +134,12 @@ export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT
     state.etcd = { ...state.etcd, ...(await startEtcd({ address: LAYOUT.hostAddress, port: LAYOUT.etcdPort, peerPort: LAYOUT.etcdPeerPort, dataDir: state.etcd.dataDir })) };
     saveState(state);
 
+    log(`registry on ${registryAddress()} (docker-registry; every node trusts it as an insecure registry)`);
+    state.registry = { dataDir: join(LAYOUT.dataDir, 'registry') };
+    saveState(state);
+    state.registry = { ...state.registry, ...(await startRegistry({ address: LAYOUT.hostAddress, port: LAYOUT.registryPort, dataDir: state.registry.dataDir })) };
+    saveState(state);
+
     if (hook) {
       // The hook and runtime wrapper come from the build: wait for it before the first dockerd starts.
       await plugin;
@@ -132,7 +152,7 @@ export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT
     await Promise.all(layouts.map(async (n, k) => {
       await createNetns(n.netns);
       await addVethToBridge({ netns: n.netns, bridge: LAYOUT.bridge, hostIf: n.hostIf, address: `${n.address}/24`, gateway: LAYOUT.hostAddress });
-      const daemonConfig = hook ? await installHostParts(n) : {};
+      const daemonConfig = { ...(hook ? await installHostParts(n) : {}), 'insecure-registries': [registryAddress()] };
       const d = await startDockerd({ name: n.name, netns: n.netns, dataRoot: n.dataRoot, socket: n.socket, daemonConfig, nameserver: LAYOUT.hostAddress, binDir: engines.get(engineOf[k]).binDir });
       state.nodes[k] = { ...n, pid: d.pid, startTime: d.startTime, mntns: d.mntns, logFile: d.logFile };
       saveState(state);
@@ -146,13 +166,29 @@ export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT
     await formSwarm(state.nodes, log);
 
     const built = await plugin;
-    log(`installing the plugin on every node (docker plugin create/set/enable, alias ${LAYOUT.pluginAlias})`);
-    const { createPlugin } = await import('../build-plugin.mjs');
-    await Promise.all(state.nodes.map((n) => createPlugin({
-      dir: built.dir, host: `unix://${n.socket}`, name: LAYOUT.pluginName, force: true,
+    const ref = pluginRef(built.version);
+    log(`pushing the plugin to the registry as ${ref} (docker plugin create + push on ${state.nodes[0].name})`);
+    const { installPlugin, pushPlugin } = await import('../build-plugin.mjs');
+    await pushPlugin({ dir: built.dir, host: `unix://${state.nodes[0].socket}`, ref, log: (m) => log(`  ${m}`) });
+    log(`installing it on every node (docker plugin install --alias ${LAYOUT.pluginAlias} --grant-all-permissions, set, enable)`);
+    await Promise.all(state.nodes.map((n) => installPlugin({
+      host: `unix://${n.socket}`, remote: ref, alias: LAYOUT.pluginAlias,
       settings: pluginSettings(n, logLevel, hook), enable: true,
-      log: (m) => { if (/(created|enabled) in/.test(m)) log(`  ${n.name}: plugin ${m.replace(/^.*: /, '')}`); },
+      log: (m) => log(`  ${n.name}: plugin ${m.replace(/^.*: /, '')}`),
     })));
+    state.plugin = { ref, version: built.version };
+    saveState(state);
+    if (prometheus) {
+      const url = `http://${LAYOUT.hostAddress}:${LAYOUT.prometheusPort}`;
+      log(`Prometheus on ${url}: scrapes every node's plugin, loads monitoring/alerts.yml`);
+      state.prometheus = { dataDir: join(LAYOUT.dataDir, 'prometheus') };
+      saveState(state);
+      state.prometheus = { ...state.prometheus, ...(await startPrometheus({
+        address: LAYOUT.hostAddress, port: LAYOUT.prometheusPort, dataDir: state.prometheus.dataDir,
+        targets: state.nodes.map((n) => `${n.address}:${LAYOUT.metricsPort}`), ruleFiles: [join(REPO, 'monitoring/alerts.yml')],
+      })) };
+      saveState(state);
+    }
     log('waiting until every node advertises the plugin to the swarm (about 20 s)');
     await waitPluginAdvertised(state.nodes[0], state.nodes.length);
     state.ready = true;
@@ -206,7 +242,7 @@ export async function waitPluginAdvertised(manager, count, timeoutMs = 120_000) 
 }
 
 function sandboxOf(state) {
-  return { hook: state.hook !== false, nodes: state.nodes, etcd: state.etcd, manager: state.nodes[0], layout: LAYOUT, ready: state.ready };
+  return { hook: state.hook !== false, nodes: state.nodes, etcd: state.etcd, registry: state.registry, plugin: state.plugin, prometheus: state.prometheus, manager: state.nodes[0], layout: LAYOUT, ready: state.ready };
 }
 
 export function loadSandbox() {
@@ -220,22 +256,18 @@ async function leftovers() {
   if (existsSync('/run/netns')) for (const n of readdirSync('/run/netns')) if (LAYOUT.netnsPattern.test(n)) out.push(`netns ${n}`);
   for (const l of await listLinks()) if (l === LAYOUT.bridge || LAYOUT.vethPattern.test(l)) out.push(`link ${l}`);
   for (const p of ourEtcdPids()) out.push(`etcd pid ${p}`);
+  for (const p of registryPidsUnder(LAYOUT.dataDir)) out.push(`registry pid ${p}`);
+  for (const p of prometheusPidsUnder(LAYOUT.dataDir)) out.push(`prometheus pid ${p}`);
   if (existsSync(LAYOUT.dataDir)) out.push(`dir ${LAYOUT.dataDir}`);
   return out;
 }
 
 /** etcd processes whose data dir is under the sandbox's data dir: ours even when the state file is lost. */
 function ourEtcdPids() {
-  const pids = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      const i = argv.indexOf('--data-dir');
-      if (argv[0]?.endsWith('etcd') && i > 0 && argv[i + 1]?.startsWith(`${LAYOUT.dataDir}/`)) pids.push(Number(d));
-    } catch { /* exited */ }
-  }
-  return pids;
+  return pidsWithArgv((argv) => {
+    const i = argv.indexOf('--data-dir');
+    return argv[0]?.endsWith('etcd') && i > 0 && argv[i + 1]?.startsWith(`${LAYOUT.dataDir}/`);
+  });
 }
 
 /** Kills a process and then whatever is left in its mount namespace (unless that is ours, i.e. the host's). */
@@ -268,6 +300,16 @@ export async function down({ log = defaultLog } = {}) {
     await stopEtcd(state.etcd);
   }
   for (const p of ourEtcdPids()) await stopPid(p, startTime(p), { graceMs: 10_000 });
+  if (state?.registry?.pid) {
+    log(`stopping the registry (pid ${state.registry.pid})`);
+    await stopRegistry(state.registry);
+  }
+  for (const p of registryPidsUnder(LAYOUT.dataDir)) await stopPid(p, startTime(p), { graceMs: 10_000 });
+  if (state?.prometheus?.pid) {
+    log(`stopping Prometheus (pid ${state.prometheus.pid})`);
+    await stopPrometheus(state.prometheus);
+  }
+  for (const p of prometheusPidsUnder(LAYOUT.dataDir)) await stopPid(p, startTime(p), { graceMs: 10_000 });
   // 4. Namespaces, links, the guard table.
   for (const ns of netnsNames) await deleteNetns(ns);
   for (const l of await listLinks()) if (LAYOUT.vethPattern.test(l)) await deleteLink(l);

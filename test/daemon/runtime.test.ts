@@ -202,6 +202,9 @@ run('swarm call sequence on two hosts: local addresses, cross-host traffic, clea
       if (rules.length) throw new Error(`rules left on ${h}: ${rules.join('; ')}`);
     }, 30_000, `kernel state removed on ${h}`);
   }
-  const left = Object.keys(await etcd.getAll().prefix(`${PREFIX}/`).strings()).filter((k) => !k.includes('/docker/'));
+  // What stays while the daemons run: Docker's view and each daemon's own status record (under its node lease).
+  const all = Object.keys(await etcd.getAll().prefix(`${PREFIX}/`).strings());
+  t.deepEqual(all.filter((k) => k.startsWith(`${PREFIX}/swarmnet/nodes/`)).sort(), [`${PREFIX}/swarmnet/nodes/host-a`, `${PREFIX}/swarmnet/nodes/host-b`]);
+  const left = all.filter((k) => !k.includes('/docker/') && !k.startsWith(`${PREFIX}/swarmnet/nodes/`));
   t.deepEqual(left, [], 'no etcd keys left behind');
 });

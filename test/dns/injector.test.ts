@@ -221,3 +221,20 @@ rootTest('a container flooding its resolver does not starve another container\'s
   }
   t.deepEqual(await dig(b.name, 'bridge-peer.example'), ['192.0.2.99'], 'B\'s misses still forwarded');
 });
+
+rootTest('a takeover removed inside a served namespace (nft flush ruleset there) is put back by the next check, counted; an intact one is left alone', async (t) => {
+  const ns = await containerNetns(t);
+  const { injector } = plane(t);
+  await injector.join('ep1', 'n1', ns.path);
+  t.deepEqual(await dig(ns.name, 'web'), ['10.0.1.250']);
+  await injector.verifyAll();
+  t.is(injector.stats.repairs, 0, 'intact: nothing to do');
+  await run('ip', ['netns', 'exec', ns.name, 'nft', 'delete', 'table', 'ip', 'swarmnet-dns']);
+  t.deepEqual(await dig(ns.name, 'web'), ['192.0.2.99'], 'without it the container asks Docker\'s resolver');
+  await injector.verifyAll();
+  t.is(injector.stats.repairs, 1);
+  t.truthy(injector.stats.repairedAt);
+  t.regex(await tables(ns.name), /swarmnet-dns/);
+  t.deepEqual(await dig(ns.name, 'web'), ['10.0.1.250'], 'answered by swarmnet again');
+  await injector.leave('ep1');
+});

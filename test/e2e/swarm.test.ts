@@ -6,14 +6,19 @@ import test from 'ava';
 import { Etcd3 } from 'etcd3';
 import { execFileSync, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BRIDGE_PREFIX, ROUTE_PROTO, VETH_HOST_PREFIX, VETH_PEER_PREFIX, VXLAN_PREFIX } from '../../flannel/names.js';
 import { docker, execInNode } from '../../scripts/lab/dockerd.mjs';
 import { DEFAULT_ENGINE, ensureEngine, parseEngines } from '../../scripts/lab/engines.mjs';
 import { childEnv } from '../../scripts/lib/proc.mjs';
 import { STAND_IN_DNS } from '../dns/docker-stand-in.js';
-import { down, etcdEndpoint, LAYOUT, up, type Sandbox, type SandboxNode } from '../../scripts/lab/sandbox.mjs';
+import type { ClusterStatus } from '../../ops/status-model.js';
+import type { Finding } from '../../ops/doctor.js';
+import { down, etcdEndpoint, LAYOUT, pluginRef, up, type Sandbox, type SandboxNode } from '../../scripts/lab/sandbox.mjs';
+import { DEFAULT_DIR, pushPlugin, upgradePlugin } from '../../scripts/build-plugin.mjs';
 import {
   execInContainer, httpGetFromContainer, pluginPid, removeServiceAndNetwork, serviceContainers, waitServiceRunning, type TaskContainer,
 } from '../../scripts/lab/services.mjs';
@@ -31,6 +36,7 @@ const OTHER_SERVICE = 'e2e-mtu-web';
 const OTHER_MTU = 1400;
 /** The service scheduled onto the restarted node after its plugin restart. */
 const AFTER_SERVICE = 'e2e-after';
+const UPGRADED_SERVICE = 'e2e-upgraded';
 /** The service scaled, switched between endpoint modes and removed by the load-balancer check. */
 const LB_SERVICE = 'e2e-lb';
 /** The network and service of the last check, which cuts a node off for good. */
@@ -40,6 +46,7 @@ const LOSS_SERVICE = 'e2e-loss-web';
 const SANDBOX_LEASE_TTL_S = 15;
 /** A TCP+UDP server and client run inside task namespaces (nsenter --net) by the VIP checks. */
 const PROBE = fileURLToPath(new URL('../lb/probe.mjs', import.meta.url));
+const CLI = fileURLToPath(new URL('../../dist/plugin/cli.js', import.meta.url));
 const WEB = ['swarmnet/busybox', 'sh', '-c', 'hostname > /www/index.html && exec httpd -f -p 8080 -h /www'];
 const DRIVER = LAYOUT.networkDriver;
 /** Interface names the overlay owns: VXLAN devices, bridges, veth pairs. */
@@ -210,6 +217,42 @@ function dockerdErrors(node: SandboxNode, lines = 12): string {
     return `(no log: ${(e as Error).message})`;
   }
 }
+/** Series every node's plugin exports from its start (the sandbox's Prometheus must see each on every node). */
+const PROMETHEUS_SERIES = ['swarmnet_ready', 'swarmnet_plugin_call_seconds_count', 'swarmnet_dns_queries_total', 'swarmnet_dns_namespaces_served',
+  'swarmnet_lb_vips', 'swarmnet_lb_backends', 'swarmnet_lb_syncs_total', 'swarmnet_etcd_round_trip_seconds_count', 'swarmnet_overlay_reconcile_runs_total',
+  'swarmnet_node_lease_grants_total', 'swarmnet_process_process_cpu_seconds_total'];
+
+/** GET from this host (Prometheus on the sandbox bridge). */
+function hostGet(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${url}: ${res.statusCode} ${body.slice(0, 300)}`))));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+/** GET on a node's Engine API (JSON), for what the docker CLI shows only interactively. */
+function engineGet(node: SandboxNode, path: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: node.socket, path, timeout: 60_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => {
+        if (res.statusCode !== 200) reject(new Error(`${node.name}: GET ${path}: ${res.statusCode} ${body.trim()}`));
+        else resolve(JSON.parse(body));
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${node.name}: GET ${path} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
 /** One sample of the node plugin's metrics (its metrics address, from inside the node). */
 async function metric(node: SandboxNode, name: string): Promise<number> {
   const r = await execInNode(node, 'busybox', ['wget', '-qO-', 'http://127.0.0.1:9474/metrics']);
@@ -286,7 +329,7 @@ if (!enabled) {
   test.before('sandbox up: 3 nodes, etcd, swarm, plugin on every node', async (t) => {
     t.timeout(15 * 60_000, 'sandbox up (a cold machine builds the plugin)');
     const started = Date.now();
-    const sb = await up({ nodes: 3, managers: 1, docker: ENGINE, logLevel: 'debug', log: (m: string) => t.log(m) });
+    const sb = await up({ nodes: 3, managers: 1, docker: ENGINE, prometheus: true, logLevel: 'debug', log: (m: string) => t.log(m) });
     const etcd = new Etcd3({ hosts: etcdEndpoint() });
     const links = new Map<string, Set<string>>();
     const rules = new Map<string, Set<string>>();
@@ -645,6 +688,178 @@ if (!enabled) {
     }
   });
 
+  // The sandbox's Prometheus scrapes every node's plugin and evaluates monitoring/alerts.yml.
+  test.serial('Prometheus: every node\'s plugin is an up target, the alert rules load and evaluate, the key series of every plane exist and the DNS counters move under traffic', async (t) => {
+    const c = need();
+    t.timeout(3 * 60_000);
+    const prom = c.sb.prometheus;
+    t.truthy(prom, 'the sandbox runs Prometheus');
+    const api = async (path: string): Promise<any> => JSON.parse(await hostGet(`${prom!.url}${path}`)).data; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const scalar = async (q: string): Promise<number> => Number((await api(`/api/v1/query?query=${encodeURIComponent(q)}`)).result[0]?.value[1] ?? NaN);
+    let up: { health: string; scrapeUrl: string; lastError: string }[] = [];
+    for (let i = 0; i < 30; i++) {
+      up = (await api('/api/v1/targets')).activeTargets;
+      if (up.length === c.sb.nodes.length && up.every((x) => x.health === 'up')) break;
+      await sleep(2000);
+    }
+    t.deepEqual(up.map((x) => x.health), c.sb.nodes.map(() => 'up'), up.map((x) => `${x.scrapeUrl}: ${x.health} ${x.lastError}`).join('; '));
+    let rules: { name: string; health: string; lastError?: string }[] = [];
+    for (let i = 0; i < 15; i++) {
+      rules = (await api('/api/v1/rules')).groups.flatMap((g: { rules: unknown[] }) => g.rules);
+      if (rules.length && rules.every((r) => r.health === 'ok')) break;
+      await sleep(2000);
+    }
+    t.true(rules.length > 0, 'the alert rules are loaded');
+    t.deepEqual(rules.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.health} ${r.lastError ?? ''}`), [], 'every rule evaluates');
+    // Instances that have the series (a series per label set, so count by instance first).
+    for (const name of PROMETHEUS_SERIES) t.is(await scalar(`count(count by (instance) (${name}))`), c.sb.nodes.length, `${name} from every node`);
+    t.is(await scalar('sum(swarmnet_ready)'), c.sb.nodes.length, 'every plugin ready');
+    const dns = 'sum(swarmnet_dns_queries_total)';
+    const before = await scalar(dns);
+    for (const task of c.tasks!) for (let i = 0; i < 5; i++) await lookup(task.node, task.id, SERVICE);
+    let after = before;
+    for (let i = 0; i < 15 && after < before + 15; i++) {
+      await sleep(2000);
+      after = await scalar(dns);
+    }
+    t.true(after >= before + 15, `DNS queries in Prometheus: ${before} → ${after}`);
+  });
+
+  // The operator's view: `swarmnet status` run on a node with nothing set (etcd from the installed plugin's settings).
+  test.serial('swarmnet status on a node: every node, the network with a host subnet per node, the service with its VIP and 3/3 healthy; a refused network create is listed with the plugin\'s reason', async (t) => {
+    const c = need();
+    t.timeout(3 * 60_000);
+    const status = async (): Promise<{ code: number; json: ClusterStatus & { etcd: { reads: number } } }> => {
+      const r = await execInNode(c.sb.manager, process.execPath, [CLI, 'status', '--json'], { allowFailure: true });
+      t.is(r.stderr, '', 'no error output');
+      return { code: r.code, json: JSON.parse(r.stdout) };
+    };
+    const first = await status();
+    t.is(first.code, 0, JSON.stringify(first.json.attention));
+    t.deepEqual(first.json.nodes.map((n) => [n.node, n.publicIp, n.manager]), c.sb.nodes.map((n) => [n.name, n.address, n.role === 'manager']));
+    for (const n of first.json.nodes) t.is(n.lb.backend, 'nftables', `${n.node}: the LB backend in use`);
+    t.is(first.json.etcd.reads, 5, 'a bounded number of range reads');
+    const net = first.json.networks.find((n) => n.name === NETWORK);
+    t.truthy(net, `${NETWORK} is listed`);
+    t.deepEqual(Object.keys(net?.hosts ?? {}).sort(), c.sb.nodes.map((n) => n.name).sort(), 'a host subnet on every node');
+    const svc = first.json.services.find((x) => x.name === SERVICE);
+    t.is(svc?.mode, 'vip');
+    t.is(svc?.vips[NETWORK], await serviceVip(c, SERVICE, c.network!.id));
+    t.is(`${svc?.healthy}/${svc?.tasks}`, '3/3');
+
+    // Docker prints an id for a network our IPAM refused; status says so, with the reason, on the manager.
+    const created = await docker(c.sb.manager, ['network', 'create', '--driver', DRIVER, '--ipam-driver', DRIVER, '--subnet', '192.168.5.0/24', 'e2e-refused'], { allowFailure: true });
+    t.log(`docker network create --subnet 192.168.5.0/24: exit ${created.code}, ${created.stdout.trim() || created.stderr.trim()}`);
+    try {
+      let listed: string | undefined;
+      for (let i = 0; i < 30 && !listed; i++) {
+        const r = await status();
+        listed = r.code === 1 ? r.json.attention.find((a: string) => /refused IpamDriver\.RequestPool/.test(a)) : undefined;
+        if (!listed) await sleep(2000);
+      }
+      t.truthy(listed, 'the refusal is listed');
+      t.regex(listed ?? '', /192\.168\.5\.0\/24/, 'with the plugin\'s reason');
+      t.log(listed);
+      t.true(await metric(c.sb.manager, 'swarmnet_network_allocation_refusals_total') >= 1, 'counted');
+    } finally {
+      await docker(c.sb.manager, ['network', 'rm', 'e2e-refused'], { allowFailure: true });
+    }
+  });
+
+  test.serial('swarmnet dns query --container: the same answers as a lookup inside each task, the answering network named; other names forwarded; an unknown container is one line, exit 2', async (t) => {
+    const c = need();
+    const query = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+      execInNode(c.sb.manager, process.execPath, [CLI, 'dns', 'query', ...args], { allowFailure: true });
+    for (const task of c.tasks!) {
+      for (const name of [SERVICE, `tasks.${SERVICE}`]) {
+        const r = await query(['--json', '--container', task.id, name]);
+        t.is(r.code, 0, r.stderr);
+        const j = JSON.parse(r.stdout) as { outcome: string; answers: string[]; network?: string; container: { node: string } };
+        t.is(j.container.node, task.node.name);
+        t.is(j.network, NETWORK);
+        t.deepEqual(j.answers.sort(), (await lookup(task.node, task.id, name)).sort(), `${task.node.name}: ${name} as its resolver answers it`);
+      }
+    }
+    const human = await query(['--container', c.tasks![0]!.name, 'external.invalid']);
+    t.regex(human.stdout, /external\.invalid A → \(forwarded\)/);
+    const unknown = await query(['--container', 'no-such-container', SERVICE]);
+    t.is(unknown.code, 2);
+    t.regex(unknown.stderr, /^swarmnet dns query: no container no-such-container on a swarmnet network/);
+    t.is(unknown.stderr.trim().split('\n').length, 1);
+  });
+
+  // Drift made by hand on a worker: the node's reconcilers put it back and publish what they found; doctor shows it.
+  test.serial('swarmnet doctor: on a worker, a deleted FDB entry, a rewritten neighbour, a flushed LB map and a DNS takeover removed inside a task are reported as repaired, dated, an address record without a container as a problem, each with what to do; exit 1', async (t) => {
+    const c = need();
+    t.timeout(3 * 60_000);
+    const victim = c.sb.nodes.find((n) => n.role === 'worker')!;
+    const doctor = async (): Promise<{ code: number; json: { findings: Finding[]; lastRepairs: Record<string, { overlay: number | null; lb: number | null }> } }> => {
+      const r = await execInNode(c.sb.manager, process.execPath, [CLI, 'doctor', '--json'], { allowFailure: true });
+      t.is(r.stderr, '', 'no error output');
+      return { code: r.code, json: JSON.parse(r.stdout) };
+    };
+    const before = await doctor();
+    t.deepEqual(before.json.findings.filter((f) => f.node === victim.name), [], `${victim.name}: no findings before`);
+
+    const links = (await execInNode(victim, 'ip', ['-o', 'link', 'show'])).stdout;
+    const vx = new RegExp(`^\\d+: (${VXLAN_PREFIX}\\d+)`, 'm').exec(links)?.[1];
+    t.truthy(vx, `${victim.name} has a VXLAN device`);
+    const entry = /^(\S+) dst (\S+)/m.exec((await execInNode(victim, 'bridge', ['fdb', 'show', 'dev', vx!])).stdout.split('\n').filter((l) => / dst /.test(l)).join('\n'));
+    t.truthy(entry, `${vx} has an FDB entry of another node`);
+    // An address record of the victim's that no container holds: the last host of its host subnet, recorded as the
+    // plugin records one (address + replay key), with no lease (this test removes it).
+    const hostSubnet = (await leasesByNode(c, c.network!)).get(victim.address)![0]!;
+    const [base, bits] = hostSubnet.split('/');
+    const ip = (base!.split('.').reduce((n, o) => n * 256 + Number(o), 0) + 2 ** (32 - Number(bits)) - 2) >>> 0;
+    const orphan = [ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255].join('.');
+    const hex = ip.toString(16).padStart(8, '0');
+    const key = 'mac-02:00:00:00:e2:e2';
+    const orphanKeys = [`${PREFIX}/swarmnet/addresses/${c.network!.flannelId}/${hex}`, `${PREFIX}/swarmnet/address-keys/${c.network!.flannelId}/${victim.name}/${key}`];
+    await c.etcd.put(orphanKeys[0]!).value(JSON.stringify({ node: victim.name, key }));
+    await c.etcd.put(orphanKeys[1]!).value(hex);
+    try {
+      const neigh = /^(\S+) lladdr (\S+)/m.exec((await execInNode(victim, 'ip', ['neigh', 'show', 'dev', vx!])).stdout);
+      t.truthy(neigh, `${vx} has a neighbour entry of another node's gateway`);
+      const task = c.tasks!.find((x) => x.node.name === victim.name)!;
+      const pid = JSON.parse((await docker(victim, ['inspect', task.id])).stdout)[0].State.Pid as number;
+      const cutAt = Date.now();
+      await execInNode(victim, 'bridge', ['fdb', 'del', entry![1]!, 'dev', vx!, 'self', 'dst', entry![2]!]);
+      await execInNode(victim, 'ip', ['neigh', 'replace', neigh![1]!, 'lladdr', '02:00:00:00:de:ad', 'dev', vx!, 'nud', 'permanent']);
+      await execInNode(victim, 'nft', ['flush', 'map', 'ip', 'swarmnet-lb', 'backends']);
+      execFileSync('nsenter', [`--net=/proc/${pid}/ns/net`, 'nft', 'delete', 'table', 'ip', 'swarmnet-dns'], { env: childEnv() });
+      const all = (f: Finding[]): boolean => ['FDB', 'neighbour'].every((k) => f.some((x) => x.plane === 'overlay' && x.what.includes(k)))
+        && ['lb', 'ipam'].every((p) => f.some((x) => x.plane === p)) && f.some((x) => x.plane === 'dns' && x.severity === 'repaired');
+
+      let found: Finding[] = [];
+      let last = before;
+      // The address audit runs every 3 reconcile intervals and reports what two audits in a row found: up to ~70 s.
+      for (let i = 0; i < 60; i++) {
+        last = await doctor();
+        found = last.json.findings.filter((f) => f.node === victim.name);
+        if (all(found)) break;
+        await sleep(2000);
+      }
+      for (const f of found) t.log(`${f.node} ${f.plane} ${f.severity}: ${f.what}`);
+      const fdb = found.find((f) => f.plane === 'overlay' && /FDB/.test(f.what));
+      const lb = found.find((f) => f.plane === 'lb');
+      t.is(fdb?.severity, 'repaired', 'the FDB deletion is found and repaired');
+      t.is(lb?.severity, 'repaired', 'the flushed LB map is found and repaired');
+      t.true((fdb?.at ?? 0) >= cutAt && (lb?.at ?? 0) >= cutAt, 'dated after the change');
+      t.regex(fdb?.todo ?? '', /ip monitor/);
+      t.is(found.find((f) => f.plane === 'overlay' && f.what.includes('neighbour'))?.severity, 'repaired', 'the rewritten neighbour entry');
+      t.is(found.find((f) => f.plane === 'dns')?.severity, 'repaired', 'the DNS takeover removed inside the task');
+      t.regex(await containerTables(victim, task.id), /table ip swarmnet-dns/, 'the takeover is back');
+      t.regex((await execInNode(victim, 'ip', ['neigh', 'show', neigh![1]!, 'dev', vx!])).stdout, new RegExp(`lladdr ${neigh![2]!}`), 'the neighbour entry is right again');
+      t.regex(found.find((f) => f.plane === 'ipam')?.what ?? '', new RegExp(`address record\\(s\\) of this node have no running container \\(.*\\b${orphan.replace(/\./g, '\\.')} `), 'the address record without a container');
+      t.is(last.code, 1, 'exit 1 with findings');
+      t.true((last.json.lastRepairs[victim.name]?.lb ?? 0) >= cutAt, 'the last LB repair time');
+      const map = (await execInNode(victim, 'nft', ['list', 'map', 'ip', 'swarmnet-lb', 'backends'])).stdout;
+      t.regex(map, /elements = \{/, 'the map holds its backends again');
+    } finally {
+      for (const k of orphanKeys) await c.etcd.delete().key(k);
+    }
+  });
+
   test.serial('VIP follows the service: scale 3 → 6 → 1 (no request fails while tasks drain), a frozen node\'s tasks leave within its lease TTL, endpoint mode vip ⇄ dnsrr, removal leaves no rule', async (t) => {
     const c = need();
     t.timeout(6 * 60_000);
@@ -892,6 +1107,140 @@ if (!enabled) {
     const left = await uncovered();
     if (left.length) logPlugins(t);
     t.deepEqual(left, [], 'address records after the reconciliation');
+  });
+
+  // Users install from a registry: the sandbox pushed the build to its registry and every node installed it from there.
+  test.serial('the plugin on every node was installed from the registry (docker plugin install --alias): its reference, the privileges Docker asks to grant, the version each node reports', async (t) => {
+    const c = need();
+    const plugin = c.sb.plugin;
+    t.truthy(plugin, 'the sandbox records what it installed');
+    const manifest = JSON.parse(readFileSync(fileURLToPath(new URL('../../config.json', import.meta.url)), 'utf8'));
+    // What `docker plugin install` shows the user before "Do you grant the above permissions?", from the Engine API.
+    const privileges = await engineGet(c.sb.manager, `/plugins/privileges?remote=${encodeURIComponent(plugin!.ref)}`) as { Name: string; Value: string[] }[];
+    t.log(`privileges: ${privileges.map((p) => `${p.Name}=[${p.Value.join(',')}]`).join(' ')}`);
+    // One entry per mount, one for the network, one for all capabilities.
+    const byName: Record<string, string[]> = {};
+    for (const p of privileges) (byName[p.Name] ??= []).push(...p.Value);
+    for (const v of Object.values(byName)) v.sort();
+    t.deepEqual(byName.network, [manifest.network.type], 'network');
+    t.deepEqual(byName.capabilities, [...manifest.linux.capabilities].sort(), 'capabilities');
+    t.deepEqual(byName.mount, manifest.mounts.map((m: { source: string }) => m.source).sort(), 'mounts');
+    for (const n of c.sb.nodes) {
+      const ref = (await docker(n, ['plugin', 'inspect', '--format', '{{.PluginReference}} {{.Enabled}}', LAYOUT.pluginName])).stdout.trim();
+      t.is(ref, `${plugin!.ref} true`, `${n.name}: installed from the registry, enabled`);
+    }
+    const status = JSON.parse((await execInNode(c.sb.manager, process.execPath, [CLI, 'status', '--json'], { allowFailure: true })).stdout) as ClusterStatus;
+    t.deepEqual(status.nodes.map((n) => n.version), c.sb.nodes.map(() => plugin!.version), 'every node reports the installed build');
+  });
+
+  // After `docker plugin install`, one command puts the host tools in place from the plugin's own files.
+  test.serial('host tools from the plugin itself: its rootfs\'s swarmnet installs the hook, the runtime wrapper and the swarmnet command; that command runs status; uninstall removes exactly that', async (t) => {
+    const c = need();
+    t.timeout(2 * 60_000);
+    const node = c.sb.nodes.find((n) => n.role === 'worker')!;
+    const root = (await docker(node, ['info', '--format', '{{.DockerRootDir}}'])).stdout.trim();
+    const id = (await docker(node, ['plugin', 'inspect', '--format', '{{.Id}}', LAYOUT.pluginName])).stdout.trim();
+    const fromPlugin = join(root, 'plugins', id, 'rootfs/opt/swarmnet/bin/swarmnet');
+    const dir = join(LAYOUT.dataDir, node.name, 'host-tools-e2e');
+    rmSync(dir, { recursive: true, force: true });
+    const lib = join(dir, 'lib');
+    const bin = join(dir, 'bin');
+    const daemonJson = join(dir, 'daemon.json');
+    mkdirSync(bin, { recursive: true });
+    const userConfig = { 'log-level': 'warn' };
+    writeFileSync(daemonJson, JSON.stringify(userConfig));
+    const before = readdirSync(bin);
+    try {
+      const install = await execInNode(node, fromPlugin, ['host', 'install', '--dir', lib, '--daemon-json', daemonJson, '--bin-dir', bin]);
+      t.log(install.stdout.trim().split('\n')[0]);
+      t.deepEqual(readdirSync(lib).sort(), ['install.json', 'swarmnet-hook', 'swarmnet-runtime']);
+      t.is(JSON.parse(readFileSync(daemonJson, 'utf8'))['default-runtime'], 'swarmnet');
+      // The installed files are the plugin's own.
+      t.deepEqual(readFileSync(join(lib, 'swarmnet-hook')), readFileSync(join(root, 'plugins', id, 'rootfs/opt/swarmnet/dist/hook/swarmnet-hook')));
+      const again = await execInNode(node, fromPlugin, ['host', 'install', '--dir', lib, '--daemon-json', daemonJson, '--bin-dir', bin]);
+      t.regex(again.stdout, /already set/, 'idempotent');
+      // The swarmnet command finds the plugin through Docker and runs its CLI, which takes etcd from the plugin.
+      const status = await execInNode(node, join(bin, 'swarmnet'), ['status', '--json'], { allowFailure: true });
+      t.is(status.stderr, '');
+      t.deepEqual((JSON.parse(status.stdout) as ClusterStatus).nodes.map((n) => n.node), c.sb.nodes.map((n) => n.name));
+      const version = await execInNode(node, join(bin, 'swarmnet'), ['--version']);
+      t.is(version.stdout.trim(), c.sb.plugin?.version ?? '(none)', 'the CLI of the installed plugin');
+      await execInNode(node, join(bin, 'swarmnet'), ['host', 'uninstall', '--dir', lib]);
+      t.false(existsSync(lib), 'the executables and the record are gone');
+      t.deepEqual(readdirSync(bin), before, 'the command is gone, nothing else');
+      t.deepEqual(JSON.parse(readFileSync(daemonJson, 'utf8')), userConfig, 'daemon.json as it was');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // `docker plugin upgrade` node by node with workloads running, as docs/install.md tells users.
+  test.serial('docker plugin upgrade to a new build, node by node with workloads running: tasks keep their addresses and reachability, the VIP answers after each node, new tasks start; every node reports the new build', async (t) => {
+    const c = need();
+    t.timeout(6 * 60_000);
+    const plugin = c.sb.plugin!;
+    // The next build: this build's files with another version (a rebuild would differ the same way for Docker).
+    const next = join(dirname(DEFAULT_DIR), 'plugin-upgrade-e2e');
+    rmSync(next, { recursive: true, force: true });
+    execFileSync('cp', ['-a', DEFAULT_DIR, next], { env: childEnv() });
+    try {
+      const pkgFile = join(next, 'rootfs/opt/swarmnet/package.json');
+      const version = `${plugin.version}.next`;
+      writeFileSync(pkgFile, JSON.stringify({ ...JSON.parse(readFileSync(pkgFile, 'utf8')), version }));
+      const ref = pluginRef(version);
+      await pushPlugin({ dir: next, host: `unix://${c.sb.manager.socket}`, ref, log: () => {} });
+      const vip = await serviceVip(c, SERVICE);
+      for (const node of c.sb.nodes) {
+        const target = c.tasks!.find((x) => x.node.name === node.name)!;
+        const observer = c.tasks!.find((x) => x.node.name !== node.name)!;
+        const probes = 40;
+        const during = execInContainer(observer.node, observer.id, ['ping', '-c', String(probes), '-i', '0.25', '-W', '1', target.address!], 60_000);
+        await sleep(1000);
+        const { seconds } = await upgradePlugin({ host: `unix://${node.socket}`, name: LAYOUT.pluginName, remote: ref, log: () => {} });
+        const received = Number(/(\d+) packets received/.exec((await during).stdout)?.[1] ?? 0);
+        t.log(`${node.name}: plugin away ${seconds.toFixed(1)} s for the upgrade; ${observer.node.name} -> ${target.address}: ${received}/${probes} replies`);
+        t.true(received >= probes - 1, `${node.name}: the task stays reachable through its plugin's upgrade (${received}/${probes})`);
+        const inspect = JSON.parse((await docker(node, ['inspect', target.id])).stdout)[0];
+        t.is(inspect.NetworkSettings.Networks[NETWORK]?.IPAddress, target.address, `${target.name} keeps its address`);
+        t.deepEqual(await reach(observer, target.address!), { ping: true, tcp: true }, `${observer.node.name} -> ${node.name} after the upgrade`);
+        // The upgraded node's load balancer holds the VIP again: its task reaches the service through it.
+        let ok = false;
+        for (let i = 0; i < 30 && !ok; i++) {
+          ok = (await httpGetFromContainer(node, target.id, vip, 8080)).ok;
+          if (!ok) await sleep(1000);
+        }
+        t.true(ok, `${node.name}: the VIP answers from its task after the upgrade`);
+      }
+      // Docker keeps showing the reference a plugin was installed from after an upgrade: the running build is what
+      // each node reports.
+      let versions: string[] = [];
+      for (let i = 0; i < 30; i++) {
+        const status = JSON.parse((await execInNode(c.sb.manager, process.execPath, [CLI, 'status', '--json'], { allowFailure: true })).stdout) as ClusterStatus;
+        versions = status.nodes.map((n) => n.version);
+        if (versions.length === c.sb.nodes.length && versions.every((v) => v === version)) break;
+        await sleep(1000);
+      }
+      t.deepEqual(versions, c.sb.nodes.map(() => version), 'swarmnet status: every node reports the new build');
+      // New tasks after the upgrade: one per node, each reachable.
+      await docker(c.sb.manager, ['service', 'create', '--detach', '--no-resolve-image', '--name', UPGRADED_SERVICE, '--mode', 'global',
+        '--stop-grace-period', '1s', '--network', NETWORK, ...WEB]);
+      await waitServiceRunning(c.sb.manager, UPGRADED_SERVICE, c.sb.nodes.length, 90_000);
+      // Running is reported when the process started, httpd may take a moment: a few tries, and the time logged.
+      for (const fresh of await serviceContainers(c.sb.nodes, UPGRADED_SERVICE, NETWORK)) {
+        const from = c.tasks!.find((x) => x.node.name !== fresh.node.name)!;
+        const t0 = Date.now();
+        let r = await reach(from, fresh.address!);
+        for (let i = 0; i < 10 && !(r.ping && r.tcp); i++) {
+          await sleep(1000);
+          r = await reach(from, fresh.address!);
+        }
+        if (Date.now() - t0 > 3000) t.log(`${from.node.name} -> new task on ${fresh.node.name}: ${JSON.stringify(r)} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        t.deepEqual(r, { ping: true, tcp: true }, `${from.node.name} -> new task on ${fresh.node.name}`);
+      }
+    } finally {
+      rmSync(next, { recursive: true, force: true });
+      await removeServiceAndNetwork(c.sb.manager, c.sb.nodes, UPGRADED_SERVICE);
+    }
   });
 
   test.serial('removing the services and the networks leaves no interfaces, nft/iptables rules or etcd keys behind', async (t) => {

@@ -143,6 +143,8 @@ serial('hand-deleted FDB, neighbour and route entries and a changed MTU are repa
   // being faster than the period; then the next pass must repair everything.
   await recs.a!.stop();
   const before = { ...recs.a!.stats.repairs };
+  const driftBefore = structuredClone(recs.a!.stats.drift);
+  const startedAt = Date.now();
   await run('bridge', ['-n', ns, 'fdb', 'del', vtepMac('node-b', 101), 'dev', vx, 'self']);
   await run('ip', ['-n', ns, 'neigh', 'del', '10.128.2.0', 'dev', vx]);
   await run('ip', ['-n', ns, 'route', 'del', '10.128.2.0/24']);
@@ -157,6 +159,12 @@ serial('hand-deleted FDB, neighbour and route entries and a changed MTU are repa
     neigh.some((n) => n.ip === '10.128.2.0' && n.permanent) && routes.some((r) => r.dst === '10.128.2.0/24') && link?.mtu === 1450, 'restored by that pass');
   const after = recs.a!.stats.repairs;
   t.true(after.fdb > before.fdb && after.neighbours > before.neighbours && after.routes > before.routes && after.links > before.links);
+  // The desired state did not change, so these changes are drift (what `swarmnet doctor` reports), each kind dated.
+  const drift = recs.a!.stats.drift;
+  for (const kind of ['fdb', 'neighbours', 'routes', 'links'] as const) {
+    t.true((drift[kind]?.count ?? 0) > (driftBefore[kind]?.count ?? 0) && drift[kind]!.lastAt >= startedAt, `drift of ${kind} counted`);
+  }
+  t.is(drift.addresses?.count ?? 0, driftBefore.addresses?.count ?? 0, 'nothing counted for what was not touched');
   t.true(await ping(c.a1!.ns, c.b1!.ip));
 });
 
@@ -195,7 +203,9 @@ serial("a removed lease's entries are gone on every host, and nothing else", asy
 serial("a removed network's kernel state is gone, the other network keeps working", async (t) => {
   networks = [net1];
   leases = leases.filter((l) => l.networkId === net1.id);
+  const drift = Object.keys(hosts).map((k) => structuredClone(recs[k]!.stats.drift));
   await updateAll();
+  t.deepEqual(Object.keys(hosts).map((k) => recs[k]!.stats.drift), drift, 'changes that follow the desired state are not drift');
   for (const h of Object.values(hosts)) {
     const k = new Kernel(h.ns);
     const names = (await k.links()).map((l) => l.name);

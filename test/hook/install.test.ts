@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { hostInstall, hostUninstall, mergeDaemonConfig, restoreDaemonConfig } from '../../hook/install.js';
+import { CLI_LAUNCHER, hostInstall, hostUninstall, mergeDaemonConfig, restoreDaemonConfig } from '../../hook/install.js';
 
 // `swarmnet host install|uninstall` (hook/install.ts): the daemon.json merge keeps the user's settings, and
 // uninstall restores exactly what was there.
@@ -57,4 +57,40 @@ test('merge keeps every other setting and runtime; restore gives back the origin
   t.throws(() => hostInstall({ dir: join(d, 'lib'), daemonJson, from: DIST }), { message: /not valid JSON.*nothing was changed/ });
   t.is(readFileSync(daemonJson, 'utf8'), '{ "debug": true, }');
   t.false(existsSync(join(d, 'lib')));
+});
+
+(built ? test : test.skip)('the swarmnet command: installed once with the executables, never over a file that is not ours, removed by uninstall only if unchanged', (t) => {
+  const d = tmp(t);
+  const daemonJson = join(d, 'daemon.json');
+  const dir = join(d, 'lib');
+  const binDir = join(d, 'bin');
+  const cli = join(binDir, 'swarmnet');
+  writeFileSync(daemonJson, '{}');
+
+  mkdirSync(binDir);
+  writeFileSync(cli, '#!/bin/sh\necho someone else\n');
+  t.throws(() => hostInstall({ dir, daemonJson, from: DIST, binDir }), { message: /exists and is not swarmnet's command.*nothing was changed/ });
+  t.is(readFileSync(cli, 'utf8'), '#!/bin/sh\necho someone else\n');
+  t.false(existsSync(dir), 'nothing installed');
+  t.is(readFileSync(daemonJson, 'utf8'), '{}');
+  rmSync(cli);
+
+  hostInstall({ dir, daemonJson, from: DIST, binDir });
+  t.is(readFileSync(cli, 'utf8'), CLI_LAUNCHER);
+  t.is(statSync(cli).mode & 0o777, 0o755);
+  t.is(JSON.parse(readFileSync(join(dir, 'install.json'), 'utf8')).cli, cli, 'recorded for uninstall');
+  const mtime = statSync(cli).mtimeMs;
+  hostInstall({ dir, daemonJson, from: DIST, binDir });
+  t.is(statSync(cli).mtimeMs, mtime, 'a second install leaves it alone');
+
+  hostUninstall({ dir });
+  t.false(existsSync(cli));
+  t.true(existsSync(binDir), 'the directory was there before: it stays');
+  t.deepEqual(JSON.parse(readFileSync(daemonJson, 'utf8')), {});
+
+  // Changed by someone after install: uninstall leaves it.
+  hostInstall({ dir, daemonJson, from: DIST, binDir });
+  writeFileSync(cli, '#!/bin/sh\necho edited\n');
+  hostUninstall({ dir });
+  t.is(readFileSync(cli, 'utf8'), '#!/bin/sh\necho edited\n');
 });

@@ -1,12 +1,14 @@
 import test, { type ExecutionContext } from 'ava';
+import type Docker from 'dockerode';
 import { readFileSync } from 'node:fs';
-import { setLogLevel } from '../../common/log.js';
+import { logger, setLogLevel } from '../../common/log.js';
 import { contains, parseCidr, parseIp } from '../../common/cidr.js';
 import { PluginError } from '../../plugin/protocol/contract.js';
 import { TestEtcd, hasEtcd } from '../helpers/etcd.js';
 import { checkInvariants } from '../helpers/invariants.js';
 import { beforeGuard, retry, until } from '../helpers/wait.js';
 import { makeNode, randomPrefix, type TestNode } from './setup.js';
+import { AddressAudit } from '../../plugin/address-audit.js';
 
 setLogLevel('silent');
 const G = 'SwarmnetGlobal';
@@ -491,4 +493,30 @@ test('networkByDockerId: one key read once known; a re-pointed or deleted networ
   await b.ipam.releasePool({ PoolID: p.PoolID });
   t.is(await a.ipam.networkByDockerId('d2'), undefined);
   t.is(await a.ipam.networkByDockerId('unknown'), undefined);
+});
+
+test('address audit: a record no running container holds is reported at the second audit that finds it, never one in use; nothing is released', async (t) => {
+  const prefix = randomPrefix();
+  const n = node(prefix, 'w1');
+  const p = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const lp = await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const used = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:11' } });
+  const orphan = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:12' } });
+  // `docker ps` as the audit reads it: the container holding `used` runs; nothing holds `orphan`.
+  let containers = [{ State: 'running', NetworkSettings: { Networks: { net: { IPAddress: used.Address.split('/')[0], MacAddress: '02:42:0A:80:00:11' } } } }];
+  const docker = { listContainers: async () => containers } as unknown as Docker;
+  const audit = new AddressAudit({ docker, ipam: n.ipam, intervalMs: 60_000, log: logger('test') });
+  await audit.check();
+  t.is(audit.stats.unused, 0, 'seen once: it may be a container being created');
+  await audit.check();
+  t.is(audit.stats.unused, 1);
+  t.deepEqual(audit.stats.sample, [`${orphan.Address.split('/')[0]} (${p.Pool})`]);
+  t.truthy(audit.stats.checkedAt);
+  t.deepEqual(await n.ipam.unusedRecords({ macs: new Set(['02:42:0a:80:00:11', '02:42:0a:80:00:12']), addresses: new Set() }), [], 'held by MAC: in use');
+  // Its container appears (a slow start): no longer reported.
+  containers = [...containers, { State: 'running', NetworkSettings: { Networks: { net: { IPAddress: orphan.Address.split('/')[0], MacAddress: '02:42:0a:80:00:12' } } } }];
+  await audit.check();
+  t.is(audit.stats.unused, 0);
+  t.true(Object.keys(await n.client.getAll().prefix(`${prefix}/swarmnet/addresses/`).strings()).length >= 2, 'the audit releases nothing');
+  await n.close(true);
 });

@@ -6,7 +6,7 @@ const NAME = String.raw`([a-z][\w.+-]*)`;
 const Q = `['"\`]`;
 const RULES: RegExp[] = [
   // run('ip', …), spawnSync('npm', …), sh(ns, 'busybox', …), execInNode(node, 'docker', …), runIn(netns, 'nft', …)
-  new RegExp(String.raw`(?<![.\w])(?:run|runIn|runTool|spawn|spawnSync|execFile|execFileSync|execSync|sh|inNs|exec|execInNode|nodeCommand)\s*\(\s*(?:[\w.$\`{}-]+\s*,\s*){0,2}${Q}${NAME}${Q}`, 'g'),
+  new RegExp(String.raw`(?<![.\w])(?:run|runIn|runTool|spawn|spawnSync|execFile|execFileSync|execSync|sh|inNs|exec|execInNode|nodeCommand|startDetached)\s*\(\s*(?:[\w.$\`{}-]+\s*,\s*){0,2}${Q}${NAME}${Q}`, 'g'),
   // '/usr/bin/etcdctl', '/usr/sbin/ip', '/bin/busybox'
   new RegExp(String.raw`${Q}(?:/usr)?/s?bin/${NAME}${Q}`, 'g'),
   // ['netns', 'exec', ns, 'dig', …]
