@@ -6,6 +6,7 @@ import { createEtcdClient } from '../plugin/state/etcd-client.js';
 import { readPrefixes } from './etcd-snapshot.js';
 import { diagnose, renderFindings } from './doctor.js';
 import { queryAsContainer, QueryError, QTYPES, renderQuery, type QType } from './dns-query.js';
+import { renderTrace, trace, traceOk } from './trace.js';
 import { buildStatus, STATUS_PREFIXES, type ClusterStatus } from './status-model.js';
 import { renderStatus } from './status-render.js';
 
@@ -121,7 +122,32 @@ export async function runDnsQuery(o: EtcdOptions & { json?: boolean; container: 
   }
 }
 
-/** Adds `status`, `doctor` and `dns query` (under the existing `dns` command). */
+export async function runTrace(o: EtcdOptions & { json?: boolean; from: string; to: string }, print = stdout): Promise<number> {
+  const config = await opsConfig(o);
+  const client = createEtcdClient({ ...config.etcd, requestTimeoutMs: Math.min(config.etcd.requestTimeoutMs, 3000) });
+  try {
+    const prefixes = Object.fromEntries(Object.entries(STATUS_PREFIXES).map(([k, p]) => [k, `${config.etcd.prefix}${p}`])) as Record<keyof typeof STATUS_PREFIXES, string>;
+    let snap;
+    try {
+      snap = await readPrefixes(client, prefixes);
+    } catch (e) {
+      throw new OpsError(`cannot read etcd at ${config.etcd.endpoints.join(',')}: ${(e as Error).message.split('\n')[0]!.replace(/\s*Resolution note:.*$/, '')}`);
+    }
+    let r;
+    try {
+      r = trace(config.etcd.prefix, snap.data, o.from, o.to, config.dnsDockerCompatibilityMode);
+    } catch (e) {
+      if (e instanceof QueryError) throw new OpsError(e.message);
+      throw e;
+    }
+    print(o.json ? JSON.stringify(r, null, 2) : renderTrace(r));
+    return traceOk(r) ? 0 : 1;
+  } finally {
+    client.close();
+  }
+}
+
+/** Adds `status`, `doctor`, `trace` and `dns query` (under the existing `dns` command). */
 export function registerOpsCommands(program: Command, dns: Command): void {
   const common = (c: Command): Command => c
     .option('--json', 'machine-readable output')
@@ -134,6 +160,11 @@ export function registerOpsCommands(program: Command, dns: Command): void {
   common(program.command('doctor'))
     .description('what every node found wrong or repaired, why it matters and what to do (exit 1 with findings, 2 on an error)')
     .action((o: EtcdOptions & { json?: boolean }) => guarded('doctor', () => runDoctor(o)));
+  common(program.command('trace'))
+    .description('the path a connection from a container takes: DNS answer, VIP → backends, local or over VXLAN to which node (exit 1 when there is none)')
+    .requiredOption('--from <name|id>', 'the client container (name, id or id prefix)')
+    .requiredOption('--to <dest>', 'destination: <name|ip>[:port]')
+    .action((o: EtcdOptions & { json?: boolean; from: string; to: string }) => guarded('trace', () => runTrace(o)));
   common(dns.command('query'))
     .description('resolve a name exactly as swarmnet answers a container, and say which network answered or that it is forwarded')
     .requiredOption('--container <name|id>', 'the container (name, id or id prefix) whose view answers')

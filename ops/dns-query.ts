@@ -27,7 +27,7 @@ export interface DnsQueryResult {
 export class QueryError extends Error {}
 
 /** The container record named by `target` (full id, id prefix of 4+ characters, or name) among `view`'s keys. */
-function findContainer(root: string, view: Map<string, string>, target: string): { node: string; id: string; record: Record<string, unknown> } {
+export function findContainer(root: string, view: Map<string, string>, target: string): { node: string; id: string; record: Record<string, unknown> } {
   const want = target.replace(/^\//, '');
   const found: { node: string; id: string; record: Record<string, unknown> }[] = [];
   for (const [k, v] of view) {

@@ -766,7 +766,7 @@ if (!enabled) {
     }
   });
 
-  test.serial('swarmnet dns query --container: the same answers as a lookup inside each task, the answering network named; other names forwarded; an unknown container is one line, exit 2', async (t) => {
+  test.serial('swarmnet dns query --container: the same answers as a lookup inside each task, the answering network named; other names forwarded; an unknown container is one line, exit 2; swarmnet trace: the VIP\'s backends, local or over VXLAN to their node', async (t) => {
     const c = need();
     const query = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
       execInNode(c.sb.manager, process.execPath, [CLI, 'dns', 'query', ...args], { allowFailure: true });
@@ -778,6 +778,18 @@ if (!enabled) {
         t.is(j.container.node, task.node.name);
         t.is(j.network, NETWORK);
         t.deepEqual(j.answers.sort(), (await lookup(task.node, task.id, name)).sort(), `${task.node.name}: ${name} as its resolver answers it`);
+      }
+    }
+    // trace: from each task, the service's VIP → the 3 tasks, local on its own node, over VXLAN to the others.
+    for (const task of c.tasks!) {
+      const r = await execInNode(c.sb.manager, process.execPath, [CLI, 'trace', '--json', '--from', task.id, '--to', `${SERVICE}:8080`], { allowFailure: true });
+      t.is(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout) as { targets: { kind: string; hops: { address: string; node: string; path: string; via?: string }[] }[] };
+      t.is(j.targets[0]?.kind, 'vip');
+      t.deepEqual(j.targets[0]!.hops.map((h) => h.address).sort(), c.tasks!.map((x) => x.address!).sort(), `${task.node.name}: the VIP's backends`);
+      for (const h of j.targets[0]!.hops) {
+        const holder = c.sb.nodes.find((n) => n.name === h.node)!;
+        t.deepEqual([h.path, h.via], h.node === task.node.name ? ['local', undefined] : ['vxlan', holder.address], `${task.node.name} -> ${h.address}`);
       }
     }
     const human = await query(['--container', c.tasks![0]!.name, 'external.invalid']);
