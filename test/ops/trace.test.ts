@@ -57,7 +57,7 @@ test('a service name: the DNS answer, then the VIP\'s backends on their nodes, l
   t.true(traceOk(r));
   const text = renderTrace(r);
   t.regex(text, /^from client on node2 \(swarmnet networks: front\)\napi → 10\.1\.15\.130 \[DNS: network front\]\n10\.1\.15\.130:8080: the VIP of service api on front: node2's load balancer \(nftables\) sends each connection to one of 2 backend\(s\), same port/);
-  t.regex(text, /  → 10\.1\.0\.2 api\.1 on node1: VXLAN to 10\.99\.0\.11\n  → 10\.1\.0\.130 api\.2 on node2: local \(bridge\)$/);
+  t.regex(text, / {2}→ 10\.1\.0\.2 api\.1 on node1: VXLAN to 10\.99\.0\.11\n {2}→ 10\.1\.0\.130 api\.2 on node2: local \(bridge\)$/);
 });
 
 test('addresses: a task on another node, a host subnet nobody\'s container holds, another network (isolated), outside swarmnet', (t) => {
