@@ -56,6 +56,17 @@ export async function createEndpointLink(spec: EndpointLinkSpec): Promise<Endpoi
   return names;
 }
 
+/**
+ * Forgets the node's neighbour entry for `address` on `bridge`. Addresses are reused and endpoint MACs are not
+ * derived from them, so the gateway may still hold the previous container's MAC for an address: traffic to the new
+ * one (from other nodes, and through a VIP) would go nowhere until the entry goes stale and is probed again, ~10 s
+ * (measured: new tasks after a rolling upgrade). Absent is fine.
+ */
+export async function forgetNeighbour(bridge: string, address: string, netns?: string): Promise<void> {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(address)) throw new RangeError(`bad address: ${JSON.stringify(address)}`);
+  await run('ip', [...ipArgs(netns), 'neigh', 'del', address, 'dev', bridge], { allowFailure: true });
+}
+
 /** Deletes the pair (the peer goes with the host end, wherever it is). Idempotent. */
 export async function deleteEndpointLink(endpointId: string, netns?: string): Promise<void> {
   const names = endpointLinkNames(endpointId);

@@ -48,6 +48,8 @@ export interface OverlayPort {
   ensureNetwork(networkKey: string): Promise<{ bridge: string; mtu: number }>;
   createEndpointLink(args: { bridge: string; endpointId: string; mac: string; mtu: number }): Promise<{ hostName: string; peerName: string }>;
   deleteEndpointLink(endpointId: string): Promise<void>;
+  /** The node forgets the MAC it may hold for `address` on `bridge` (a previous container's: addresses are reused). */
+  forgetNeighbour(bridge: string, address: string): Promise<void>;
 }
 
 /**
@@ -138,6 +140,7 @@ export class NetworkEndpoints {
     if (!lease) throw new PluginError(`this node has no subnet of network ${q.NetworkID}: its gateway was never requested here`, 500);
     const { bridge, mtu } = await this.overlay.ensureNetwork(net.key);
     const { hostName, peerName } = await this.overlay.createEndpointLink({ bridge, endpointId: q.EndpointID, mac: ep.mac, mtu });
+    await this.overlay.forgetNeighbour(bridge, ep.address.split('/')[0]!);
     await this.state.putEndpoint({ ...ep, sandboxKey: q.SandboxKey, hostInterface: hostName });
     await this.dns?.joined(q.EndpointID, q.NetworkID, q.SandboxKey);
     // No Gateway: Docker adds docker_gwbridge for the default route (egress), as for overlay networks.

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { run } from '../common/exec.js';
 import { formatCidr, keyToCidr } from '../common/cidr.js';
 import type { Logger } from '../common/log.js';
-import { createEndpointLink, deleteEndpointLink, endpointLinkNames } from '../flannel/endpoint.js';
+import { createEndpointLink, deleteEndpointLink, endpointLinkNames, forgetNeighbour } from '../flannel/endpoint.js';
 import type { LocalNode, OverlayState } from '../flannel/model.js';
 import { bridgeName, VXLAN_OVERHEAD } from '../flannel/names.js';
 import { OverlayReconciler, type ReconcileReport, type ReconcileStats, type RepairKind } from '../flannel/reconciler.js';
@@ -144,6 +144,10 @@ export class OverlaySync implements OverlayPort {
   async createEndpointLink(args: { bridge: string; endpointId: string; mac: string; mtu: number }): Promise<{ hostName: string; peerName: string }> {
     checkEndpointId(args.endpointId);
     return createEndpointLink(args);
+  }
+
+  async forgetNeighbour(bridge: string, address: string): Promise<void> {
+    await forgetNeighbour(bridge, address);
   }
 
   async deleteEndpointLink(endpointId: string): Promise<void> {

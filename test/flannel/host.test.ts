@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../common/exec.js';
 import { setLogLevel } from '../../common/log.js';
-import { createEndpointLink, deleteEndpointLink, endpointLinkNames } from '../../flannel/endpoint.js';
+import { createEndpointLink, deleteEndpointLink, endpointLinkNames, forgetNeighbour } from '../../flannel/endpoint.js';
 import { Kernel } from '../../flannel/kernel.js';
 import type { OverlayState } from '../../flannel/model.js';
 import { OverlayReconciler } from '../../flannel/reconciler.js';
@@ -81,6 +81,12 @@ serial('endpoint link: veth on the bridge with MAC and MTU; idempotent create an
   t.is((await k.link('swbr300'))!.mac, gatewayMac, 'the gateway MAC does not change when a port joins');
   await t.throwsAsync(createEndpointLink({ ...spec, endpointId: randomBytes(32).toString('hex'), bridge: 'nobridge0' }));
   t.false((await k.links()).some((l) => l.name.startsWith('swve') && l.name !== names.hostName), 'failed create leaves nothing');
+  // A previous holder's MAC for an address on the bridge: forgotten, so the next holder's is learnt (ARP).
+  await run('ip', ['-n', ns, 'neigh', 'replace', '10.140.1.9', 'lladdr', '02:42:0a:8c:01:09', 'dev', 'swbr300', 'nud', 'reachable']);
+  await forgetNeighbour('swbr300', '10.140.1.9', ns);
+  t.notRegex((await run('ip', ['-n', ns, 'neigh', 'show', 'dev', 'swbr300'])).stdout, /10\.140\.1\.9 /);
+  await forgetNeighbour('swbr300', '10.140.1.9', ns);
+  await t.throwsAsync(forgetNeighbour('swbr300', '10.140.1.9; x', ns), { message: /bad address/ });
   await deleteEndpointLink(endpointId, ns);
   await deleteEndpointLink(endpointId, ns);
   t.false((await k.links()).some((l) => l.name === names.hostName || l.name === names.peerName));

@@ -10,6 +10,7 @@ function setup() {
   const byDocker = new Map<string, string>();
   const endpoints = new Map<string, EndpointRecord>();
   const links: string[] = [];
+  const forgotten: string[] = [];
   const ensured: string[] = [];
   const state: NetworkStatePort = {
     async bindDockerNetwork(pool, dockerId, options) {
@@ -30,8 +31,9 @@ function setup() {
     async ensureNetwork(key) { ensured.push(key); return { bridge: 'swbr6515', mtu: 1450 }; },
     async createEndpointLink(a) { links.push(a.endpointId); return { hostName: 'swveaaaa', peerName: 'swcaaaa' }; },
     async deleteEndpointLink(id) { const i = links.indexOf(id); if (i >= 0) links.splice(i, 1); },
+    async forgetNeighbour(bridge, address) { forgotten.push(`${bridge} ${address}`); },
   };
-  return { driver: new NetworkEndpoints(state, overlay, pino({ level: 'silent' })), endpoints, links, ensured };
+  return { driver: new NetworkEndpoints(state, overlay, pino({ level: 'silent' })), endpoints, links, ensured, forgotten };
 }
 
 const createNet = { NetworkID: 'dn1', Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': { mtu: '1400' } }, IPv4Data: [{ AddressSpace: 'l', Pool: '10.128.0.0/20', Gateway: '10.128.1.1/25' }], IPv6Data: [] };
@@ -76,7 +78,7 @@ test('CreateEndpoint never echoes what Docker set, and supplies a MAC only when 
 });
 
 test('Join plumbs a veth and routes the whole network via the local gateway; Leave and DeleteEndpoint undo it', async (t) => {
-  const { driver, links, endpoints } = setup();
+  const { driver, links, endpoints, forgotten } = setup();
   await driver.createNetwork(createNet);
   await driver.createEndpoint({ NetworkID: 'dn1', EndpointID: 'e1', Interface: { Address: '10.128.1.5/25', MacAddress: '02:00:00:00:00:01' }, Options: null });
   const j = await driver.join({ NetworkID: 'dn1', EndpointID: 'e1', SandboxKey: '/var/run/docker/netns/abc', Options: {} });
@@ -85,6 +87,7 @@ test('Join plumbs a veth and routes the whole network via the local gateway; Lea
     StaticRoutes: [{ Destination: '10.128.0.0/20', RouteType: 0, NextHop: '10.128.1.1' }],
   });
   t.deepEqual(links, ['e1']);
+  t.deepEqual(forgotten, ['swbr6515 10.128.1.5'], 'the gateway forgets a previous holder\'s MAC for the address');
   t.deepEqual(await driver.endpointOperInfo({ NetworkID: 'dn1', EndpointID: 'e1' }), { ip_address: '10.128.1.5/25', mac_address: '02:00:00:00:00:01', host_interface: 'swveaaaa' });
   await driver.leave({ NetworkID: 'dn1', EndpointID: 'e1' });
   t.deepEqual(links, []);
