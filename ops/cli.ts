@@ -7,7 +7,7 @@ import { readPrefixes } from './etcd-snapshot.js';
 import { diagnose, renderFindings } from './doctor.js';
 import { queryAsContainer, QueryError, QTYPES, renderQuery, type QType } from './dns-query.js';
 import { renderTrace, trace, traceOk } from './trace.js';
-import { buildStatus, STATUS_PREFIXES, type ClusterStatus } from './status-model.js';
+import { buildStatus, STATUS_PREFIXES, type ClusterStatus, type StatusSnapshot } from './status-model.js';
 import { renderStatus } from './status-render.js';
 
 /** Settings `status` takes from the plugin when the shell has none (the operator runs it on any swarm node). */
@@ -48,24 +48,41 @@ async function pluginSettings(name: string): Promise<Record<string, string>> {
   return out;
 }
 
-/** The cluster's status from one consistent read of etcd, and how many range reads it took. */
-async function readStatus(o: EtcdOptions): Promise<{ status: ClusterStatus; reads: number; now: number }> {
+type Prefix = keyof typeof STATUS_PREFIXES;
+
+/** One consistent read of `which` prefixes (default all five), and how many range reads it took. */
+async function readSnapshot(o: EtcdOptions, which: readonly Prefix[] = Object.keys(STATUS_PREFIXES) as Prefix[]): Promise<{ config: Config; data: StatusSnapshot; reads: number }> {
   const config = await opsConfig(o);
   const client = createEtcdClient({ ...config.etcd, requestTimeoutMs: Math.min(config.etcd.requestTimeoutMs, 3000) });
   try {
-    const prefixes = Object.fromEntries(Object.entries(STATUS_PREFIXES).map(([k, p]) => [k, `${config.etcd.prefix}${p}`])) as Record<keyof typeof STATUS_PREFIXES, string>;
-    let snap;
-    try {
-      snap = await readPrefixes(client, prefixes);
-    } catch (e) {
-      throw new OpsError(`cannot read etcd at ${config.etcd.endpoints.join(',')}: ${(e as Error).message.split('\n')[0]!.replace(/\s*Resolution note:.*$/, '')}`);
-    }
-    const now = Date.now();
-    // A reconciler checks every RECONCILE_INTERVAL_SECONDS; its time is published to the minute.
-    const staleMs = 3 * config.reconcileIntervalSeconds * 1000 + 2 * CHECK_RESOLUTION_MS;
-    return { status: buildStatus(config.etcd.prefix, snap.data, now, staleMs), reads: snap.reads, now };
+    const prefixes = Object.fromEntries(which.map((k) => [k, `${config.etcd.prefix}${STATUS_PREFIXES[k]}`])) as Record<Prefix, string>;
+    const snap = await readPrefixes(client, prefixes);
+    const empty = Object.fromEntries((Object.keys(STATUS_PREFIXES) as Prefix[]).map((k) => [k, new Map<string, string>()])) as StatusSnapshot;
+    return { config, data: { ...empty, ...snap.data }, reads: snap.reads };
+  } catch (e) {
+    if (e instanceof OpsError) throw e;
+    throw new OpsError(`cannot read etcd at ${config.etcd.endpoints.join(',')}: ${(e as Error).message.split('\n')[0]!.replace(/\s*Resolution note:.*$/, '')}`);
   } finally {
     client.close();
+  }
+}
+
+/** The cluster's status from one consistent read of etcd. */
+async function readStatus(o: EtcdOptions): Promise<{ status: ClusterStatus; reads: number; now: number }> {
+  const { config, data, reads } = await readSnapshot(o);
+  const now = Date.now();
+  // A reconciler checks every RECONCILE_INTERVAL_SECONDS; its time is published to the minute.
+  const staleMs = 3 * config.reconcileIntervalSeconds * 1000 + 2 * CHECK_RESOLUTION_MS;
+  return { status: buildStatus(config.etcd.prefix, data, now, staleMs), reads, now };
+}
+
+/** A bad container or destination is the user's input: one line, exit 2. */
+function asked<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof QueryError) throw new OpsError(e.message);
+    throw e;
   }
 }
 
@@ -99,52 +116,17 @@ export async function guarded(name: string, fn: () => Promise<number>): Promise<
 export async function runDnsQuery(o: EtcdOptions & { json?: boolean; container: string }, qname: string, qtype: string, print = stdout): Promise<number> {
   const type = qtype.toUpperCase();
   if (!(QTYPES as readonly string[]).includes(type)) throw new OpsError(`unknown query type ${JSON.stringify(qtype)}: one of ${QTYPES.join(', ')}`);
-  const config = await opsConfig(o);
-  const client = createEtcdClient({ ...config.etcd, requestTimeoutMs: Math.min(config.etcd.requestTimeoutMs, 3000) });
-  try {
-    let view;
-    try {
-      view = (await readPrefixes(client, { view: `${config.etcd.prefix}${STATUS_PREFIXES.view}` })).data.view;
-    } catch (e) {
-      throw new OpsError(`cannot read etcd at ${config.etcd.endpoints.join(',')}: ${(e as Error).message.split('\n')[0]!.replace(/\s*Resolution note:.*$/, '')}`);
-    }
-    let r;
-    try {
-      r = queryAsContainer(config.etcd.prefix, view, o.container, qname, type as QType, config.dnsDockerCompatibilityMode);
-    } catch (e) {
-      if (e instanceof QueryError) throw new OpsError(e.message);
-      throw e;
-    }
-    print(o.json ? JSON.stringify(r, null, 2) : renderQuery(r));
-    return 0;
-  } finally {
-    client.close();
-  }
+  const { config, data } = await readSnapshot(o, ['view']);
+  const r = asked(() => queryAsContainer(config.etcd.prefix, data.view, o.container, qname, type as QType, config.dnsDockerCompatibilityMode));
+  print(o.json ? JSON.stringify(r, null, 2) : renderQuery(r));
+  return 0;
 }
 
 export async function runTrace(o: EtcdOptions & { json?: boolean; from: string; to: string }, print = stdout): Promise<number> {
-  const config = await opsConfig(o);
-  const client = createEtcdClient({ ...config.etcd, requestTimeoutMs: Math.min(config.etcd.requestTimeoutMs, 3000) });
-  try {
-    const prefixes = Object.fromEntries(Object.entries(STATUS_PREFIXES).map(([k, p]) => [k, `${config.etcd.prefix}${p}`])) as Record<keyof typeof STATUS_PREFIXES, string>;
-    let snap;
-    try {
-      snap = await readPrefixes(client, prefixes);
-    } catch (e) {
-      throw new OpsError(`cannot read etcd at ${config.etcd.endpoints.join(',')}: ${(e as Error).message.split('\n')[0]!.replace(/\s*Resolution note:.*$/, '')}`);
-    }
-    let r;
-    try {
-      r = trace(config.etcd.prefix, snap.data, o.from, o.to, config.dnsDockerCompatibilityMode);
-    } catch (e) {
-      if (e instanceof QueryError) throw new OpsError(e.message);
-      throw e;
-    }
-    print(o.json ? JSON.stringify(r, null, 2) : renderTrace(r));
-    return traceOk(r) ? 0 : 1;
-  } finally {
-    client.close();
-  }
+  const { config, data } = await readSnapshot(o);
+  const r = asked(() => trace(config.etcd.prefix, data, o.from, o.to, config.dnsDockerCompatibilityMode));
+  print(o.json ? JSON.stringify(r, null, 2) : renderTrace(r));
+  return traceOk(r) ? 0 : 1;
 }
 
 /** Adds `status`, `doctor`, `trace` and `dns query` (under the existing `dns` command). */
