@@ -4,10 +4,10 @@
  * answered, or that the query leaves swarmnet (forwarded from the container's namespace, as Docker forwards).
  */
 import { isIPv4 } from 'node:net';
-import { isRecord, viewRoot } from '../common/docker-view.js';
 import { ClusterTable } from '../dns/cluster-table.js';
 import { lookup, ptrLookup, reverseKey } from '../dns/resolver.js';
 import type { View } from '../dns/table.js';
+import { findContainer, viewRecords } from './view-records.js';
 
 export const QTYPES = ['A', 'AAAA', 'PTR', 'MX', 'TXT', 'SRV', 'CNAME', 'NS', 'SOA'] as const;
 export type QType = (typeof QTYPES)[number];
@@ -24,40 +24,17 @@ export interface DnsQueryResult {
   explanation: string;
 }
 
-export class QueryError extends Error {}
-
-/** The container record named by `target` (full id, id prefix of 4+ characters, or name) among `view`'s keys. */
-export function findContainer(root: string, view: Map<string, string>, target: string): { node: string; id: string; record: Record<string, unknown> } {
-  const want = target.replace(/^\//, '');
-  const found: { node: string; id: string; record: Record<string, unknown> }[] = [];
-  for (const [k, v] of view) {
-    const parts = k.slice(root.length).split('/');
-    if (parts[0] !== 'containers' || parts.length !== 3) continue;
-    let rec: unknown;
-    try { rec = JSON.parse(v); } catch { continue; }
-    if (!isRecord(rec)) continue;
-    const id = parts[2]!;
-    const name = typeof rec.name === 'string' ? rec.name.replace(/^\//, '') : '';
-    if (id === want || name === want) return { node: parts[1]!, id, record: rec };
-    if (want.length >= 4 && id.startsWith(want)) found.push({ node: parts[1]!, id, record: rec });
-  }
-  if (found.length === 1) return found[0]!;
-  if (found.length > 1) throw new QueryError(`${target} names ${found.length} containers (${found.map((f) => f.id.slice(0, 12)).join(', ')}): give more of the id`);
-  throw new QueryError(`no container ${target} on a swarmnet network in Docker's view (only containers on swarmnet networks are mirrored to etcd)`);
-}
-
 /** Resolves `qname` of `qtype` as swarmnet answers `target`. `compat`: DNS_DOCKER_COMPATIBILITY_MODE. */
 export function queryAsContainer(prefix: string, view: Map<string, string>, target: string, qnameIn: string, qtype: QType, compat: boolean): DnsQueryResult {
-  const root = viewRoot(prefix);
-  const c = findContainer(root, view, target);
+  const c = findContainer(viewRecords(prefix, view).containers, target);
   const table = new ClusterTable(prefix, c.node);
   table.reset(view);
-  const networks = Object.keys(isRecord(c.record.networks) ? c.record.networks : {}).filter((id) => table.isOurNetwork(id));
+  const networks = Object.keys(c.networks).filter((id) => table.isOurNetwork(id));
   table.setViews([{ id: 'query', networks }]);
   const v: View = table.table.views.get('query')!;
   let qname = qnameIn.toLowerCase().replace(/\.$/, '');
   if (qtype === 'PTR' && isIPv4(qname)) qname = `${qname.split('.').reverse().join('.')}.in-addr.arpa`;
-  const container = { id: c.id, name: typeof c.record.name === 'string' ? c.record.name.replace(/^\//, '') : '', node: c.node, networks: v.nets.map((n) => n.name) };
+  const container = { id: c.id, name: c.name, node: c.node, networks: v.nets.map((n) => n.name) };
   const base = { container, qname, qtype };
   const forwarded = (): DnsQueryResult => ({
     ...base, outcome: 'forwarded', answers: [],

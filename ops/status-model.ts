@@ -3,14 +3,14 @@
  * (ops/etcd-snapshot.ts) fetches the prefixes with a bounded number of range reads and this file never asks for more.
  */
 import { isRecord } from '../common/docker-view.js';
-import type { NodeStatusRecord, Refusal } from '../plugin/node-status.js';
+import { ALLOCATION_CALLS, type NodeStatusRecord, type Refusal } from '../plugin/node-status.js';
+import { takesTraffic, viewRecords, type ViewContainer } from './view-records.js';
 
 type KV = Map<string, string>;
 
 /** A refusal needs attention this long (the user is likely still looking at what failed); `refusals` keeps it. */
 export const RECENT_REFUSAL_MS = 15 * 60_000;
-/** Refused calls whose error Docker does not show the user (`docker network create` prints an id anyway). */
-const HIDDEN_BY_DOCKER = new Set(['/IpamDriver.RequestPool', '/NetworkDriver.AllocateNetwork']);
+
 
 /** The prefixes `status` reads (keys relative to ETCD_PREFIX), each with one paginated range read. */
 export const STATUS_PREFIXES = {
@@ -61,16 +61,17 @@ export interface ClusterStatus {
   unreadable: number;
 }
 
-const parse = (v: string): unknown => {
+export const parseJson = (v: string): unknown => {
   try { return JSON.parse(v); } catch { return undefined; }
 };
 const rest = (key: string, prefix: string): string[] => key.slice(prefix.length).split('/');
 const keyToCidr = (k: string): string => k.replace(/-(\d+)$/, '/$1');
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 const optNum = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+export const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 
-function nodeRecord(v: unknown): NodeStatusRecord | undefined {
+/** A node's status record as published (plugin/node-status.ts), validated; undefined if it is none. */
+export function nodeRecord(v: unknown): NodeStatusRecord | undefined {
   if (!isRecord(v) || !str(v.node)) return undefined;
   const o = isRecord(v.overlay) ? v.overlay : {};
   const d = isRecord(v.dns) ? v.dns : {};
@@ -102,7 +103,7 @@ export function buildStatus(prefix: string, s: StatusSnapshot, now: number, stal
   const nodes = new Map<string, NodeSummary>();
   const refusals: ClusterStatus['refusals'] = [];
   for (const [k, v] of s.nodes) {
-    const rec = nodeRecord(parse(v));
+    const rec = nodeRecord(parseJson(v));
     if (!rec || rest(k, p('nodes'))[0] !== rec.node) { unreadable++; continue; }
     const { refusals: r, ...summary } = rec;
     nodes.set(rec.node, { ...summary, hostSubnets: {}, endpoints: 0 });
@@ -110,31 +111,21 @@ export function buildStatus(prefix: string, s: StatusSnapshot, now: number, stal
   }
 
   // Docker's names for networks, services and their tasks (the view the managers and nodes mirror).
-  const dockerNets = new Map<string, { name: string; subnet: string }>();
-  const services: { id: string; name: string; mode: 'vip' | 'dnsrr'; vips: Record<string, string>; draining: Set<string> }[] = [];
-  const tasks = new Map<string, { live: boolean; id: string }[]>();
-  for (const [k, v] of s.view) {
-    const parts = rest(k, p('view'));
-    const val = parse(v);
-    if (!isRecord(val)) { unreadable++; continue; }
-    if (parts[0] === 'networks' && parts.length === 2) dockerNets.set(parts[1]!, { name: str(val.name), subnet: str(val.subnet) });
-    else if (parts[0] === 'services' && parts.length === 2) {
-      const vips = isRecord(val.vips) ? Object.fromEntries(Object.entries(val.vips).filter(([, ip]) => typeof ip === 'string')) as Record<string, string> : {};
-      const draining = new Set(Array.isArray(val.draining) ? val.draining.filter((x): x is string => typeof x === 'string') : []);
-      services.push({ id: parts[1]!, name: str(val.name), mode: val.endpointMode === 'dnsrr' ? 'dnsrr' : 'vip', vips, draining });
-    } else if (parts[0] === 'containers' && parts.length === 3) {
-      const sid = str(val.serviceId);
-      if (!sid) continue;
-      const list = tasks.get(sid) ?? [];
-      list.push({ id: parts[2]!, live: val.live !== false });
-      tasks.set(sid, list);
-    }
+  const view = viewRecords(prefix, s.view);
+  unreadable += view.unreadable;
+  const dockerNets = view.networks;
+  const tasks = new Map<string, ViewContainer[]>();
+  for (const c of view.containers) {
+    if (!c.serviceId) continue;
+    const list = tasks.get(c.serviceId) ?? [];
+    list.push(c);
+    tasks.set(c.serviceId, list);
   }
 
   const networks = new Map<string, NetworkSummary>();
   const bySubnet = new Map([...dockerNets].map(([id, n]) => [n.subnet, id]));
   for (const [k, v] of s.networks) {
-    const val = parse(v);
+    const val = parseJson(v);
     if (!isRecord(val) || !str(val.subnet)) { unreadable++; continue; }
     const dockerId = str(val.dockerNetworkId) || bySubnet.get(str(val.subnet));
     networks.set(rest(k, p('networks'))[0]!, {
@@ -155,7 +146,7 @@ export function buildStatus(prefix: string, s: StatusSnapshot, now: number, stal
   }
   for (const [k, v] of s.endpoints) {
     const [node] = rest(k, p('endpoints'));
-    const val = parse(v);
+    const val = parseJson(v);
     if (!node || !isRecord(val)) { unreadable++; continue; }
     const n = networks.get(str(val.networkId));
     if (n) n.endpoints[node] = (n.endpoints[node] ?? 0) + 1;
@@ -164,11 +155,11 @@ export function buildStatus(prefix: string, s: StatusSnapshot, now: number, stal
   }
 
   const netName = (dockerId: string): string => dockerNets.get(dockerId)?.name || dockerId;
-  const serviceSummaries: ServiceSummary[] = services.map((svc) => {
-    const list = tasks.get(svc.id) ?? [];
-    const healthy = list.filter((t) => t.live && !svc.draining.has(t.id)).length;
+  const serviceSummaries: ServiceSummary[] = [...view.services].map(([id, svc]) => {
+    const list = tasks.get(id) ?? [];
+    const healthy = list.filter((t) => takesTraffic(svc, t)).length;
     return {
-      id: svc.id, name: svc.name, mode: svc.mode, tasks: list.length, healthy,
+      id, name: svc.name, mode: svc.mode, tasks: list.length, healthy,
       vips: Object.fromEntries(Object.entries(svc.vips).map(([net, ip]) => [netName(net), ip])),
     };
   });
@@ -184,8 +175,7 @@ export function buildStatus(prefix: string, s: StatusSnapshot, now: number, stal
     if (svc.tasks > 0 && svc.healthy === 0) attention.push(`service ${svc.name}: none of its ${svc.tasks} task(s) is healthy: ${svc.mode === 'vip' ? 'its VIP refuses connections' : 'its name has no address'}`);
   }
   for (const r of refusals) {
-    // Docker shows the user every other failed call; these it hides behind a network id.
-    if (now - r.at <= RECENT_REFUSAL_MS && HIDDEN_BY_DOCKER.has(r.call)) attention.push(`node ${r.node} refused ${r.call.replace(/^\//, '')} ${ago(now, r.at)}: ${r.error}`);
+    if (now - r.at <= RECENT_REFUSAL_MS && ALLOCATION_CALLS.has(r.call)) attention.push(`node ${r.node} refused ${r.call.replace(/^\//, '')} ${ago(now, r.at)}: ${r.error}`);
   }
 
   const byName = <T>(f: (x: T) => string) => (a: T, b: T) => f(a).localeCompare(f(b));

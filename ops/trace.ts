@@ -6,10 +6,11 @@
  * outside swarmnet's networks.
  */
 import { isIPv4 } from 'node:net';
-import { contains, parseCidr, parseIp } from '../common/cidr.js';
-import { isRecord, viewRoot } from '../common/docker-view.js';
-import { findContainer, queryAsContainer, QueryError, type DnsQueryResult } from './dns-query.js';
-import { STATUS_PREFIXES, type StatusSnapshot } from './status-model.js';
+import { contains, keyToCidr, parseCidr, parseIp } from '../common/cidr.js';
+import { isRecord } from '../common/docker-view.js';
+import { queryAsContainer, type DnsQueryResult } from './dns-query.js';
+import { nodeRecord, parseJson, str, STATUS_PREFIXES, type StatusSnapshot } from './status-model.js';
+import { findContainer, QueryError, takesTraffic, viewRecords, type ViewContainer } from './view-records.js';
 
 export interface Hop {
   address: string;
@@ -41,10 +42,6 @@ export interface TraceResult {
   targets: TraceTarget[];
 }
 
-interface Container { id: string; name: string; node: string; serviceId?: string; live: boolean; networks: Record<string, string> }
-
-const parse = (v: string): unknown => { try { return JSON.parse(v); } catch { return undefined; } };
-const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 
 /** `to` as given: `name`, `ip`, `name:port` or `ip:port`. */
 export function parseDestination(to: string): { host: string; port?: number } {
@@ -57,78 +54,56 @@ export function parseDestination(to: string): { host: string; port?: number } {
 
 export function trace(prefix: string, s: StatusSnapshot, fromTarget: string, to: string, compat: boolean): TraceResult {
   const { host, port } = parseDestination(to);
-  const root = viewRoot(prefix);
   const p = (k: keyof typeof STATUS_PREFIXES): string => `${prefix}${STATUS_PREFIXES[k]}`;
 
   // Docker's view: networks by id, services, containers with their addresses.
-  const netNames = new Map<string, string>();
+  const view = viewRecords(prefix, s.view);
+  const netName = (id: string): string => view.networks.get(id)?.name || id;
   const netSubnets = new Map<string, ReturnType<typeof parseCidr>>();
-  const services = new Map<string, { name: string; mode: string; vips: Record<string, string>; draining: Set<string> }>();
-  const containers: Container[] = [];
-  for (const [k, v] of s.view) {
-    const parts = k.slice(root.length).split('/');
-    const rec = parse(v);
-    if (!isRecord(rec)) continue;
-    if (parts[0] === 'networks' && parts.length === 2) {
-      netNames.set(parts[1]!, str(rec.name) || parts[1]!);
-      try { if (str(rec.subnet)) netSubnets.set(parts[1]!, parseCidr(str(rec.subnet))); } catch { /* no subnet: no address lookup */ }
-    }
-    else if (parts[0] === 'services' && parts.length === 2) {
-      services.set(parts[1]!, {
-        name: str(rec.name), mode: str(rec.endpointMode),
-        vips: isRecord(rec.vips) ? Object.fromEntries(Object.entries(rec.vips).filter(([, ip]) => typeof ip === 'string')) as Record<string, string> : {},
-        draining: new Set(Array.isArray(rec.draining) ? rec.draining.filter((x): x is string => typeof x === 'string') : []),
-      });
-    } else if (parts[0] === 'containers' && parts.length === 3) {
-      const nets = isRecord(rec.networks) ? rec.networks : {};
-      containers.push({
-        id: parts[2]!, name: str(rec.name).replace(/^\//, ''), node: parts[1]!, live: rec.live !== false,
-        ...(str(rec.serviceId) ? { serviceId: str(rec.serviceId) } : {}),
-        networks: Object.fromEntries(Object.entries(nets).map(([id, n]) => [id, isRecord(n) ? str(n.address).split('/')[0]! : ''])),
-      });
-    }
+  for (const [id, n] of view.networks) {
+    try { if (n.subnet) netSubnets.set(id, parseCidr(n.subnet)); } catch { /* no subnet: no address lookup */ }
   }
+  const containers = view.containers;
   // Nodes' public addresses and LB backends (their status records), host subnets by owner.
   const publicIp = new Map<string, string>();
   const lbOf = new Map<string, string>();
   for (const v of s.nodes.values()) {
-    const rec = parse(v);
-    if (!isRecord(rec)) continue;
-    publicIp.set(str(rec.node), str(rec.publicIp));
-    if (isRecord(rec.lb)) lbOf.set(str(rec.node), str(rec.lb.backend));
+    const rec = nodeRecord(parseJson(v));
+    if (!rec) continue;
+    publicIp.set(rec.node, rec.publicIp);
+    if (rec.lb.backend) lbOf.set(rec.node, rec.lb.backend);
   }
   const subnets: { node: string; cidr: ReturnType<typeof parseCidr> }[] = [];
   for (const [k, v] of s.nodeSubnets) {
     const node = k.slice(p('nodeSubnets').length).split('/')[1];
-    try { if (node) subnets.push({ node, cidr: parseCidr(v.replace(/-(\d+)$/, '/$1')) }); } catch { /* a bad record: not a path */ }
+    try { if (node) subnets.push({ node, cidr: keyToCidr(v) }); } catch { /* a bad record: not a path */ }
   }
   const networks: { id: string; cidr: ReturnType<typeof parseCidr> }[] = [];
   for (const v of s.networks.values()) {
-    const rec = parse(v);
+    const rec = parseJson(v);
     try { if (isRecord(rec) && str(rec.subnet)) networks.push({ id: str(rec.id), cidr: parseCidr(str(rec.subnet)) }); } catch { /* idem */ }
   }
 
   // The client (an unknown one is a clear error), and the name's answer as its resolver gives it.
-  const client = findContainer(root, s.view, fromTarget);
-  const fromRec = containers.find((c) => c.id === client.id)!;
-  const fromNets = new Set(Object.keys(fromRec.networks).filter((id) => netNames.has(id)));
-  const from = { id: fromRec.id, name: fromRec.name, node: fromRec.node, networks: [...fromNets].map((id) => netNames.get(id)!).sort() };
+  const fromRec = findContainer(containers, fromTarget);
+  const fromNets = new Set(Object.keys(fromRec.networks).filter((id) => view.networks.has(id)));
+  const from = { id: fromRec.id, name: fromRec.name, node: fromRec.node, networks: [...fromNets].map(netName).sort() };
   const dns = isIPv4(host) ? undefined : queryAsContainer(prefix, s.view, fromRec.id, host, 'A', compat);
   const addresses = dns ? dns.answers : [host];
-  const hop = (address: string, c: Container | undefined, node: string | undefined): Hop => ({
+  const hop = (address: string, c: ViewContainer | undefined, node: string | undefined): Hop => ({
     address, ...(c ? { container: c.name || c.id.slice(0, 12) } : {}), ...(node ? { node } : {}),
     ...(node === undefined ? { path: 'unknown' as const } : node === from.node ? { path: 'local' as const } : { path: 'vxlan' as const, via: publicIp.get(node) || '(its public address is unknown: no status record)' }),
   });
 
   const targets = addresses.map((address): TraceTarget => {
     const ip = parseIp(address);
-    const svc = [...services.values()].find((x) => Object.values(x.vips).includes(address));
-    if (svc) {
+    const found = [...view.services].find(([, x]) => Object.values(x.vips).includes(address));
+    if (found) {
+      const [sid, svc] = found;
       const netId = Object.entries(svc.vips).find(([, v]) => v === address)![0];
-      const network = netNames.get(netId) ?? netId;
+      const network = netName(netId);
       if (!fromNets.has(netId)) return { address, kind: 'unreachable', network, service: svc.name, hops: [], note: `the VIP of ${svc.name} on ${network}, a network ${from.name} is not on: isolated` };
-      const sid = [...services].find(([, x]) => x === svc)![0];
-      const backends = containers.filter((c) => c.serviceId === sid && c.live && !svc.draining.has(c.id) && c.networks[netId]);
+      const backends = containers.filter((c) => c.serviceId === sid && takesTraffic(svc, c) && c.networks[netId]);
       const hops = backends.map((c) => hop(c.networks[netId]!, c, c.node));
       const note = hops.length
         ? `the VIP of service ${svc.name} on ${network}: ${from.node}'s load balancer (${lbOf.get(from.node) || 'backend unknown'}) sends each connection to one of ${hops.length} backend(s), same port; the backend sees the client's own address (its node's gateway when the client lands on itself)`
@@ -139,7 +114,7 @@ export function trace(prefix: string, s: StatusSnapshot, fromTarget: string, to:
     if (!net) return { address, kind: 'outside', hops: [], note: 'not in a swarmnet network: leaves through docker_gwbridge (Docker\'s egress, masqueraded to the node\'s address)' };
     const holder = containers.find((c) => Object.values(c.networks).includes(address));
     const holderNet = holder ? Object.entries(holder.networks).find(([, a]) => a === address)![0] : [...netSubnets].find(([, c]) => contains(c, ip))?.[0];
-    const network = holderNet ? netNames.get(holderNet) ?? holderNet : net.id;
+    const network = holderNet ? netName(holderNet) : net.id;
     if (holderNet && !fromNets.has(holderNet)) return { address, kind: 'unreachable', network, hops: [], note: `an address of ${network}, a network ${from.name} is not on: isolated` };
     const owner = holder?.node ?? subnets.find((x) => contains(x.cidr, ip))?.node;
     const h = hop(address, holder, owner);

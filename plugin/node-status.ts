@@ -29,6 +29,12 @@ export interface NodeStatusRecord {
 
 export interface Refusal { at: number; call: string; error: string }
 
+/**
+ * Calls whose refusal Docker hides from the user: `docker network create` prints an id anyway and the network stays
+ * unusable. The plugin logs and counts these; `swarmnet status` lists them (every other failed call Docker shows).
+ */
+export const ALLOCATION_CALLS: ReadonlySet<string> = new Set(['/IpamDriver.RequestPool', '/NetworkDriver.AllocateNetwork']);
+
 export const nodeStatusPrefix = (prefix: string): string => `${prefix}/swarmnet/nodes/`;
 
 /** Times that change on every periodic check are published at this resolution, so an idle node writes rarely. */

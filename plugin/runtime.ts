@@ -22,7 +22,7 @@ import { startLbPlane } from './lb-plane.js';
 import { createEtcdClient, NodeLease } from './state/etcd-client.js';
 import { allocationRefusals, dockerEventLag, etcdProbeFailures, etcdRoundTrip, registerRuntimeMetrics } from './metrics.js';
 import { startEtcdProbe } from './etcd-probe.js';
-import { coarse, NodeStatusPublisher } from './node-status.js';
+import { ALLOCATION_CALLS, coarse, NodeStatusPublisher } from './node-status.js';
 import { AddressAudit } from './address-audit.js';
 import { version } from '../common/version.js';
 
@@ -39,8 +39,6 @@ export interface Runtime {
 const RESTART_GRACE_MS = 15_000;
 /** How often the etcd round trip is measured (one Status request). */
 const ETCD_PROBE_MS = 5_000;
-/** Calls whose failure leaves a network Docker shows as created but cannot use. */
-const ALLOCATION_CALLS = new Set(['/IpamDriver.RequestPool', '/NetworkDriver.AllocateNetwork']);
 
 /**
  * Starts every part in dependency order. Any failure undoes what was started and throws: the daemon retries the

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { queryAsContainer, QueryError, renderQuery } from '../../ops/dns-query.js';
+import { queryAsContainer, renderQuery } from '../../ops/dns-query.js';
+import { QueryError } from '../../ops/view-records.js';
 
 const P = '/flannel';
 const key = (k: string): string => `${P}/swarmnet/docker/${k}`;

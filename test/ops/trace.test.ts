@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { StatusSnapshot } from '../../ops/status-model.js';
-import { QueryError } from '../../ops/dns-query.js';
+import { QueryError } from '../../ops/view-records.js';
 import { parseDestination, renderTrace, trace, traceOk } from '../../ops/trace.js';
 
 const P = '/flannel';
