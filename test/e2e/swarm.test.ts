@@ -7,7 +7,7 @@ import { Etcd3 } from 'etcd3';
 import { execFileSync, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BRIDGE_PREFIX, ROUTE_PROTO, VETH_HOST_PREFIX, VETH_PEER_PREFIX, VXLAN_PREFIX } from '../../flannel/names.js';
@@ -222,33 +222,19 @@ const PROMETHEUS_SERIES = ['swarmnet_ready', 'swarmnet_plugin_call_seconds_count
   'swarmnet_lb_vips', 'swarmnet_lb_backends', 'swarmnet_lb_syncs_total', 'swarmnet_etcd_round_trip_seconds_count', 'swarmnet_overlay_reconcile_runs_total',
   'swarmnet_node_lease_grants_total', 'swarmnet_process_process_cpu_seconds_total'];
 
-/** GET from this host (Prometheus on the sandbox bridge). */
-function hostGet(url: string): Promise<string> {
+/** GET, from this host, of a URL (Prometheus on the sandbox bridge) or of a path on a node's Engine API socket (what the
+ * docker CLI shows only interactively): the body, or an error naming the request. */
+function httpGet(where: string | { socketPath: string; path: string }, timeoutMs = 60_000): Promise<string> {
+  const what = typeof where === 'string' ? where : `${where.socketPath} ${where.path}`;
   return new Promise((resolve, reject) => {
-    const req = request(url, { timeout: 10_000 }, (res) => {
+    const onResponse = (res: IncomingMessage): void => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => { body += d; });
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${url}: ${res.statusCode} ${body.slice(0, 300)}`))));
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-/** GET on a node's Engine API (JSON), for what the docker CLI shows only interactively. */
-function engineGet(node: SandboxNode, path: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: node.socket, path, timeout: 60_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => { body += d; });
-      res.on('end', () => {
-        if (res.statusCode !== 200) reject(new Error(`${node.name}: GET ${path}: ${res.statusCode} ${body.trim()}`));
-        else resolve(JSON.parse(body));
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`${node.name}: GET ${path} timed out`)));
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${what}: ${res.statusCode} ${body.trim().slice(0, 300)}`))));
+    };
+    const req = typeof where === 'string' ? request(where, { timeout: timeoutMs }, onResponse) : request({ ...where, timeout: timeoutMs }, onResponse);
+    req.on('timeout', () => req.destroy(new Error(`GET ${what} timed out`)));
     req.on('error', reject);
     req.end();
   });
@@ -694,7 +680,7 @@ if (!enabled) {
     t.timeout(3 * 60_000);
     const prom = c.sb.prometheus;
     t.truthy(prom, 'the sandbox runs Prometheus');
-    const api = async (path: string): Promise<any> => JSON.parse(await hostGet(`${prom!.url}${path}`)).data; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const api = async (path: string): Promise<any> => JSON.parse(await httpGet(`${prom!.url}${path}`, 10_000)).data; // eslint-disable-line @typescript-eslint/no-explicit-any
     const scalar = async (q: string): Promise<number> => Number((await api(`/api/v1/query?query=${encodeURIComponent(q)}`)).result[0]?.value[1] ?? NaN);
     let up: { health: string; scrapeUrl: string; lastError: string }[] = [];
     for (let i = 0; i < 30; i++) {
@@ -1128,7 +1114,7 @@ if (!enabled) {
     t.truthy(plugin, 'the sandbox records what it installed');
     const manifest = JSON.parse(readFileSync(fileURLToPath(new URL('../../config.json', import.meta.url)), 'utf8'));
     // What `docker plugin install` shows the user before "Do you grant the above permissions?", from the Engine API.
-    const privileges = await engineGet(c.sb.manager, `/plugins/privileges?remote=${encodeURIComponent(plugin!.ref)}`) as { Name: string; Value: string[] }[];
+    const privileges = JSON.parse(await httpGet({ socketPath: c.sb.manager.socket, path: `/plugins/privileges?remote=${encodeURIComponent(plugin!.ref)}` })) as { Name: string; Value: string[] }[];
     t.log(`privileges: ${privileges.map((p) => `${p.Name}=[${p.Value.join(',')}]`).join(' ')}`);
     // One entry per mount, one for the network, one for all capabilities.
     const byName: Record<string, string[]> = {};
