@@ -103,7 +103,8 @@ export class DnsInjector {
    * container): without it the container silently falls back to Docker's resolver. Counted for `swarmnet doctor`.
    */
   async verifyAll(): Promise<void> {
-    await Promise.all([...this.entries.values()].filter((e) => e.served).map((e) => this.run(e, async () => {
+    // One namespace at a time: a node with hundreds of containers spawns one nft at a time, not a burst.
+    for (const e of [...this.entries.values()].filter((x) => x.served)) await this.run(e, async () => {
       const served = e.served;
       const ns = this.kernel.netnsId(e.key);
       if (!served || this.stopped || !ns || ns.dev !== served.ns.dev || ns.ino !== served.ns.ino) return;
@@ -115,7 +116,7 @@ export class DnsInjector {
       } catch (err) {
         this.o.log.warn({ netns: e.key, err: (err as Error).message }, 'cannot check or restore the DNS takeover');
       }
-    })));
+    });
   }
 
   /** Join: serve the namespace now if it exists (bounded; a failure leaves the container on Docker's resolver). */
