@@ -7,7 +7,7 @@ import type { LocalNode, OverlayState } from '../flannel/model.js';
 import { bridgeName, VXLAN_OVERHEAD } from '../flannel/names.js';
 import { OverlayReconciler, type ReconcileReport, type ReconcileStats, type RepairKind } from '../flannel/reconciler.js';
 import { PluginError } from './protocol/contract.js';
-import type { Ipam, OverlayState as IpamOverlayState, OverlayWatch } from './ipam/ipam.js';
+import type { Ipam, OverlayState as IpamOverlayState, RecordsWatch } from './ipam/ipam.js';
 import { overlayReconcileDuration, reconcileRepairs } from './metrics.js';
 import type { OverlayPort } from './network-endpoints.js';
 import type { PrefixWatch } from './state/watch.js';
@@ -22,13 +22,13 @@ export function toOverlayState(s: IpamOverlayState, node: LocalNode): OverlaySta
 }
 
 /**
- * Feeds the overlay reconciler from etcd (on every watch event, coalesced, and periodically through the reconciler's
- * own timer) and gives the network driver its kernel operations. Join needs the bridge now, so `ensureNetwork`
- * refreshes from etcd and reconciles before it answers.
+ * Feeds the overlay reconciler from IPAM's records, which watch events keep current (on every change, coalesced, and
+ * periodically to repair kernel drift: neither reads etcd) and gives the network driver its kernel operations.
+ * Join needs the bridge now, so `ensureNetwork` reconciles before it answers.
  */
 export class OverlaySync implements OverlayPort {
   private readonly reconciler: OverlayReconciler;
-  private cancelWatch?: OverlayWatch;
+  private cancelWatch?: RecordsWatch;
   private refreshing?: Promise<ReconcileReport | undefined>;
   private again = false;
   private timer?: NodeJS.Timeout;
@@ -49,14 +49,20 @@ export class OverlaySync implements OverlayPort {
 
   async start(): Promise<void> {
     await ensureIpForwarding(this.log);
-    this.cancelWatch = await this.ipam.watchOverlay(() => void this.refresh());
+    // A change in a network this node has no part in touches nothing here (per-node interest).
+    this.cancelWatch = await this.ipam.watchRecords((id) => { if (id === undefined || this.concerns(id)) void this.refresh(); });
     await this.refresh();
-    // Periodic full refresh: repairs kernel drift and covers watch events lost while etcd was unreachable.
+    // Periodic pass: repairs kernel drift (the watch resumes or re-lists by itself after etcd was unreachable).
     const tick = (): void => {
       this.timer = setTimeout(() => void this.refresh().finally(() => { if (this.timer) tick(); }), this.intervalMs);
       this.timer.unref();
     };
     tick();
+  }
+
+  /** Whether this node programs the network: it holds a host subnet there (or keeps one that vanished, see holdLocalLeases). */
+  private concerns(networkId: string): boolean {
+    return this.held.has(networkId) || this.ipam.records.holds(networkId, this.node.name);
   }
 
   /** The kernel reconciler's counters and times (metrics, the node's status record). */
@@ -74,8 +80,8 @@ export class OverlaySync implements OverlayPort {
   }
 
   /**
-   * Re-reads etcd and reconciles; concurrent callers share a run, and a call during a run schedules one more.
-   * Resolves with the last run's report, or undefined when etcd could not be read.
+   * Reconciles the kernel with the records; concurrent callers share a run, and a call during a run schedules one
+   * more. Resolves with the last run's report, or undefined when the run failed before reaching the kernel.
    */
   refresh(): Promise<ReconcileReport | undefined> {
     if (this.refreshing) {
@@ -87,7 +93,7 @@ export class OverlaySync implements OverlayPort {
       do {
         this.again = false;
         try {
-          const state = await this.holdLocalLeases(toOverlayState(await this.ipam.overlayState(), this.node));
+          const state = await this.holdLocalLeases(toOverlayState(this.ipam.overlayState((id) => this.concerns(id)), this.node));
           const before = { ...this.reconciler.stats.repairs };
           report = await this.reconciler.update(state);
           // Only this loop drives the reconciler, one update at a time: every report is a pass of its own.
@@ -97,7 +103,7 @@ export class OverlaySync implements OverlayPort {
             if (delta > 0) reconcileRepairs.inc({ plane: `overlay-${k}` }, delta);
           }
         } catch (e) {
-          // etcd unreachable: the kernel keeps its last state; the watch's reconnect or the next call retries.
+          // the kernel keeps its last state; the next change or period retries
           this.log.warn({ err: (e as Error).message }, 'overlay refresh failed');
           report = undefined;
         }
@@ -135,7 +141,7 @@ export class OverlaySync implements OverlayPort {
     const net = await this.ipam.network(keyToCidr(networkKey));
     if (!net) throw new PluginError(`unknown network ${networkKey}`, 404);
     const report = await this.refresh();
-    if (!report) throw new PluginError(`could not read network ${net.subnet} from etcd`, 503);
+    if (!report) throw new PluginError(`overlay for network ${net.subnet} could not be reconciled`, 500);
     const bridge = bridgeName(net.vni);
     if (!report.ok) throw new PluginError(`overlay for network ${net.subnet} is not ready: ${report.errors.slice(0, 2).join('; ')}`, 500);
     return { bridge, mtu: net.mtu ?? this.node.underlayMtu - VXLAN_OVERHEAD };

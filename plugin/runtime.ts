@@ -19,7 +19,7 @@ import { RestartReconciler } from './restart-reconcile.js';
 import { startDnsPlane } from './dns-plane.js';
 import { watchDockerView } from './docker-view-watch.js';
 import { startLbPlane } from './lb-plane.js';
-import { createEtcdClient, NodeLease } from './state/etcd-client.js';
+import { createEtcdClient, etcdCallStats, NodeLease } from './state/etcd-client.js';
 import { allocationRefusals, dockerEventLag, etcdProbeFailures, etcdRoundTrip, registerRuntimeMetrics } from './metrics.js';
 import { startEtcdProbe } from './etcd-probe.js';
 import { ALLOCATION_CALLS, coarse, NodeStatusPublisher } from './node-status.js';
@@ -132,7 +132,7 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     // One watch feeds both planes; its first snapshot is delivered before this resolves.
     const viewWatch = await watchDockerView(client, config.etcd.prefix, [dns.view, lb.view]);
     undo.push(() => viewWatch.close());
-    undo.push(registerRuntimeMetrics({ lease, overlay, ipam, watches: { 'docker-view': viewWatch, ...overlay.watches } }));
+    undo.push(registerRuntimeMetrics({ lease, overlay, ipam, etcd: etcdCallStats(client), watches: { 'docker-view': viewWatch, ...overlay.watches } }));
 
     // Address records without a container (doctor): checked every 3 reconcile intervals, reported after two sightings.
     const audit = new AddressAudit({ docker, ipam, intervalMs: 3 * config.reconcileIntervalSeconds * 1000, log: logger('address-audit') });

@@ -5,6 +5,7 @@ import { ADDRESS_SPACE_GLOBAL, ADDRESS_SPACE_LOCAL, PluginError, type IpamDriver
 import type { PoolRequest, ReleaseAddressRequest, RequestAddressRequest, RequestPoolRequest } from '../protocol/schemas.js';
 import { Keys, hex } from '../state/keys.js';
 import type { NodeLease } from '../state/etcd-client.js';
+import { NetworkRecords, type NetworkRecord, type RecordKind } from '../state/network-records.js';
 import { PrefixWatch } from '../state/watch.js';
 import { planReclaim, planRestart, type LiveEndpoints } from './restart-plan.js';
 import {
@@ -16,15 +17,7 @@ const GATEWAY = 'com.docker.network.gateway';
 const MAC_OPTION = 'com.docker.network.endpoint.macaddress';
 const MAX_ATTEMPTS = 20;
 
-export interface NetworkRecord {
-  id: string;
-  subnet: string;
-  vni: number;
-  vipBlock: string;
-  flannelId?: string;
-  dockerNetworkId?: string;
-  mtu?: number;
-}
+export type { NetworkRecord };
 
 export interface HostLease {
   networkId: string;
@@ -65,8 +58,15 @@ export interface IpamOptions {
 
 interface AddressValue { node: string; key?: string }
 
-/** Cancels the overlay's watches when called; `watches` by role, for their counters. */
-export type OverlayWatch = (() => Promise<void>) & { watches: Record<'networks' | 'flannel-networks', PrefixWatch> };
+/** Cancels the record watches when called; `watches` by role, for their counters. */
+export type RecordsWatch = (() => Promise<void>) & { watches: Record<'networks' | 'flannel-networks' | 'node-subnets', PrefixWatch> };
+
+/** Where a node starts looking for a free host subnet: spread by its name, so nodes joining at once rarely collide. */
+export function startIndex(node: string, count: number): number {
+  let h = 0x811c9dc5; // FNV-1a
+  for (let i = 0; i < node.length; i++) h = Math.imul(h ^ node.charCodeAt(i), 0x01000193) >>> 0;
+  return count > 0 ? h % count : 0;
+}
 
 /**
  * IPAM over etcd. Network ids are the network's subnet key (`10.128.0.0-20`): the subnet is what both the manager
@@ -86,9 +86,12 @@ export class Ipam implements IpamDriver {
   private readonly byDockerId = new Map<string, string>();
   /** Address records this process created or released, by address space (metrics). */
   readonly stats = { allocated: { local: 0, global: 0 }, released: { local: 0, global: 0 } };
+  /** Networks and host leases cluster-wide, from watch events (watchRecords); etcd is asked while it is not ready. */
+  readonly records: NetworkRecords;
 
   constructor(private readonly o: IpamOptions) {
     this.keys = new Keys(o.prefix);
+    this.records = new NetworkRecords(o.prefix);
   }
 
   /** Forget cached node-owned state (after the node lease was lost and re-granted). */
@@ -226,8 +229,20 @@ export class Ipam implements IpamDriver {
   // ---- lookups for the network driver and the overlay ----
 
   async network(subnet: Cidr): Promise<NetworkRecord | undefined> {
-    const v = await this.o.client.get(this.keys.network(cidrToKey(subnet))).string();
-    return v === null ? undefined : (JSON.parse(v) as NetworkRecord);
+    return this.readNetwork(cidrToKey(subnet));
+  }
+
+  /** One network record from etcd (what was read is noted in the records: it may be ahead of the watch). */
+  private async readNetwork(id: string): Promise<NetworkRecord | undefined> {
+    const key = this.keys.network(id);
+    const res = await this.o.client.get(key).exec();
+    const kv = res.kvs[0];
+    if (!kv) {
+      this.records.apply('networks', 'delete', key, undefined, Number(res.header.revision));
+      return undefined;
+    }
+    this.records.apply('networks', 'put', key, kv.value.toString(), Number(kv.mod_revision));
+    return JSON.parse(kv.value.toString()) as NetworkRecord;
   }
 
   /**
@@ -237,6 +252,7 @@ export class Ipam implements IpamDriver {
   async unusedRecords(live: LiveEndpoints): Promise<{ network: string; address: string }[]> {
     const out: { network: string; address: string }[] = [];
     for (const net of await this.networks()) {
+      if (this.records.ready && !this.records.holds(net.id, this.o.node)) continue; // no host subnet here: no records
       const prefix = this.keys.addressKeys(net.id, this.o.node);
       const kvs = await this.o.client.getAll().prefix(prefix).strings();
       const records = Object.entries(kvs).map(([k, ip]) => ({ networkId: net.id, address: formatIp(parseInt(ip, 16)), node: this.o.node, key: k.slice(prefix.length) }));
@@ -245,25 +261,36 @@ export class Ipam implements IpamDriver {
     return out;
   }
 
+  /** Every network: from the watched records once they are ready, else (at start) from etcd. */
   async networks(): Promise<NetworkRecord[]> {
+    if (this.records.ready) return this.records.allNetworks();
     const all = await this.o.client.getAll().prefix(this.keys.networks()).strings();
     return Object.values(all).map((v) => JSON.parse(v) as NetworkRecord);
   }
 
+  /**
+   * The record behind a Docker network id: the candidate comes from memory and the record itself is read (one key).
+   * A miss reads every network record once, as the watch may not have brought a binding made elsewhere yet.
+   */
   async networkByDockerId(dockerNetworkId: string): Promise<NetworkRecord | undefined> {
-    const hint = this.byDockerId.get(dockerNetworkId);
-    if (hint !== undefined) {
-      const v = await this.o.client.get(this.keys.network(hint)).string();
-      const net = v === null ? undefined : (JSON.parse(v) as NetworkRecord);
-      if (net?.dockerNetworkId === dockerNetworkId) return net;
-      this.byDockerId.delete(dockerNetworkId); // deleted or re-created: look again
+    const find = (nets: NetworkRecord[]): string | undefined => nets.find((n) => n.dockerNetworkId === dockerNetworkId)?.id;
+    let hint = this.byDockerId.get(dockerNetworkId) ?? find(await this.networks());
+    if (hint === undefined && this.records.ready) {
+      hint = find(Object.values(await this.o.client.getAll().prefix(this.keys.networks()).strings()).map((v) => JSON.parse(v) as NetworkRecord));
     }
-    const net = (await this.networks()).find((n) => n.dockerNetworkId === dockerNetworkId);
-    if (net) {
-      if (this.byDockerId.size >= 4096) this.byDockerId.clear();
-      this.byDockerId.set(dockerNetworkId, net.id);
+    if (hint === undefined) return undefined;
+    const net = await this.readNetwork(hint);
+    if (net?.dockerNetworkId !== dockerNetworkId) {
+      this.byDockerId.delete(dockerNetworkId); // deleted or re-created: look again next time
+      return undefined;
     }
+    this.remember(dockerNetworkId, net.id);
     return net;
+  }
+
+  private remember(dockerNetworkId: string, id: string): void {
+    if (this.byDockerId.size >= 4096) this.byDockerId.clear();
+    this.byDockerId.set(dockerNetworkId, id);
   }
 
   /** Record what CreateNetwork learned (Docker's network id, -o mtu). */
@@ -272,7 +299,10 @@ export class Ipam implements IpamDriver {
       const net = await this.network(subnet);
       if (!net) throw new PluginError(`unknown network ${formatCidr(subnet)}`, 400);
       const next = { ...net, ...patch };
-      await this.o.client.put(this.keys.network(net.id)).value(JSON.stringify(next)).exec();
+      const value = JSON.stringify(next);
+      const res = await this.o.client.put(this.keys.network(net.id)).value(value).exec();
+      this.records.apply('networks', 'put', this.keys.network(net.id), value, Number(res.header.revision));
+      if (next.dockerNetworkId) this.remember(next.dockerNetworkId, next.id);
       return next;
     });
   }
@@ -286,37 +316,40 @@ export class Ipam implements IpamDriver {
     });
   }
 
-  async overlayState(): Promise<OverlayState> {
-    const nets = await this.networks();
-    const leases: OverlayState['leases'] = [];
-    for (const n of nets) {
-      const owners = await this.o.client.getAll().prefix(this.keys.nodeSubnets(n.id)).strings();
-      const byKey = new Map(Object.entries(owners).map(([k, v]) => [v, k.slice(this.keys.nodeSubnets(n.id).length)]));
-      const flannel = await this.o.client.getAll().prefix(this.keys.flannelLeases(n.id)).strings();
-      for (const [k, v] of Object.entries(flannel)) {
-        const subnetKey = k.slice(this.keys.flannelLeases(n.id).length);
-        const lease = JSON.parse(v) as { PublicIP: string; BackendData: { VtepMAC: string } };
-        leases.push({ networkId: n.id, subnet: keyToCidr(subnetKey), publicIp: lease.PublicIP, vtepMac: lease.BackendData.VtepMAC, node: byKey.get(subnetKey) ?? '' });
+  /** The networks `wanted` picks (default all) and their host leases, from memory (the records the watches keep current). */
+  overlayState(wanted: (networkId: string) => boolean = () => true): OverlayState {
+    const networks: OverlayState['networks'] = [];
+    for (const n of this.records.allNetworks()) {
+      if (!wanted(n.id)) continue;
+      try {
+        networks.push({ id: n.id, vni: n.vni, subnet: parseCidr(n.subnet), mtu: n.mtu });
+      } catch {
+        // a record with an unparsable subnet cannot be programmed; desiredKernelState reports what it skips
       }
     }
-    return { networks: nets.map((n) => ({ id: n.id, vni: n.vni, subnet: parseCidr(n.subnet), mtu: n.mtu })), leases };
+    const leases = this.records.allLeases().filter((l) => wanted(l.networkId)).map((l) => ({ networkId: l.networkId, subnet: keyToCidr(l.subnetKey), publicIp: l.publicIp, vtepMac: l.vtepMac, node: l.node }));
+    return { networks, leases };
   }
 
   /**
-   * Calls `onChange` after any change to networks or host leases, and after every full resync (start, compaction,
-   * a watch that could not resume); the consumer re-reads `overlayState`. Address changes do not fire it.
+   * Keeps `records` current from three watches (networks, flannel leases, their owners) and calls `onChange` after
+   * every change (with the network it concerns) and every full listing (start, compaction, a watch that could not
+   * resume; no network). A change costs its own size: nothing is re-read. Address changes do not reach it.
    */
-  async watchOverlay(onChange: () => void): Promise<OverlayWatch> {
-    const handlers = { onSnapshot: onChange, onEvent: onChange };
+  async watchRecords(onChange: (networkId?: string) => void): Promise<RecordsWatch> {
     const watches: PrefixWatch[] = [];
     const close = async (): Promise<void> => { await Promise.all(watches.map((w) => w.close())); };
+    const start = (kind: RecordKind): Promise<PrefixWatch> => PrefixWatch.start(this.o.client, this.records.root(kind), {
+      onSnapshot: (kvs, rev) => { this.records.reset(kind, kvs, rev); onChange(); },
+      onEvent: (ev) => { if (this.records.apply(kind, ev.type, ev.key, ev.value, ev.revision)) onChange(this.records.networkOf(kind, ev.key)); },
+    });
     try {
-      for (const p of [this.keys.networks(), `${this.o.prefix}/networks/`]) watches.push(await PrefixWatch.start(this.o.client, p, handlers));
+      for (const kind of ['networks', 'flannel', 'owners'] as const) watches.push(await start(kind));
     } catch (e) {
       await close();
       throw e;
     }
-    return Object.assign(close, { watches: { networks: watches[0]!, 'flannel-networks': watches[1]! } });
+    return Object.assign(close, { watches: { networks: watches[0]!, 'flannel-networks': watches[1]!, 'node-subnets': watches[2]! } });
   }
 
   async putEndpoint(rec: EndpointRecord): Promise<void> {
@@ -462,8 +495,10 @@ export class Ipam implements IpamDriver {
 
   private async createNetwork(wanted: Cidr | undefined, flannelId: string | undefined): Promise<NetworkRecord> {
     const c = this.o.client;
+    // Subnets found taken by a failed transaction: the records may not have seen them yet.
+    const conflicts = new Set<string>();
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const taken = new Set((await this.networks()).map((n) => n.id));
+      const taken = new Set([...(await this.networks()).map((n) => n.id), ...conflicts]);
       let subnet = wanted;
       if (!subnet) {
         for (const cand of networkCandidates(this.o.availableSubnets, this.o.networkSubnetSize)) {
@@ -486,9 +521,11 @@ export class Ipam implements IpamDriver {
         )
         .commit();
       if (res.succeeded) {
+        this.records.apply('networks', 'put', this.keys.network(id), JSON.stringify(rec), Number(res.header.revision));
         log.info({ network: id, vni }, 'network created');
         return rec;
       }
+      conflicts.add(id);
       if (wanted) {
         const existing = await this.network(wanted);
         if (existing) return existing; // a concurrent replay created it
@@ -504,15 +541,22 @@ export class Ipam implements IpamDriver {
       const again = this.hostLeases.get(net.id);
       if (again) return again;
       const c = this.o.client;
-      const network = keyToCidr(net.id);
+      const candidates = [...hostSubnets(keyToCidr(net.id), this.o.hostSubnetSize)];
+      const from = startIndex(this.o.node, candidates.length);
       const leaseId = await this.o.lease.id();
       const ownerKey = this.keys.nodeSubnet(net.id, this.o.node);
+      // Subnets a failed transaction found taken that the records had not seen yet (nodes joining at once).
+      const conflicts = new Set<string>();
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const mine = await c.get(ownerKey).string();
-        const taken = new Set(Object.keys(await c.getAll().prefix(this.keys.flannelLeases(net.id)).strings()).map((k) => k.slice(this.keys.flannelLeases(net.id).length)));
         let subnet: Cidr | undefined = mine !== null ? keyToCidr(mine) : undefined;
         if (!subnet) {
-          for (const s of hostSubnets(network, this.o.hostSubnetSize)) if (!taken.has(cidrToKey(s))) { subnet = s; break; }
+          const taken = this.records.ready ? this.records.takenSubnets(net.id) : await this.takenSubnets(net.id);
+          for (let i = 0; i < candidates.length && !subnet; i++) {
+            const cand = candidates[(from + i) % candidates.length]!;
+            const k = cidrToKey(cand);
+            if (!taken.has(k) && !conflicts.has(k)) subnet = cand;
+          }
           if (!subnet) throw new PluginError(`network ${net.subnet} has no free /${this.o.hostSubnetSize} host subnet for node ${this.o.node}`, 400);
         }
         const lease: HostLease = {
@@ -525,12 +569,23 @@ export class Ipam implements IpamDriver {
           : c.if(ownerKey, 'Create', '==', 0).and(leaseKey, 'Create', '==', 0);
         const res = await txn.then(c.put(leaseKey).value(flannel).lease(leaseId), c.put(ownerKey).value(cidrToKey(subnet)).lease(leaseId)).commit();
         if (res.succeeded) {
+          // Join builds the bridge from the records next: they must hold this lease before the watch brings it.
+          const rev = Number(res.header.revision);
+          this.records.apply('flannel', 'put', leaseKey, flannel, rev);
+          this.records.apply('owners', 'put', ownerKey, cidrToKey(subnet), rev);
           this.hostLeases.set(net.id, lease);
           return lease;
         }
+        if (mine === null) conflicts.add(cidrToKey(subnet));
       }
       throw new PluginError('could not lease a host subnet: too much contention, try again', 503);
     });
+  }
+
+  /** Host subnets leased in a network, read from etcd (before the records are ready). */
+  private async takenSubnets(id: string): Promise<Set<string>> {
+    const prefix = this.keys.flannelLeases(id);
+    return new Set((await this.o.client.getAll().prefix(prefix).keys()).map((k) => k.slice(prefix.length)));
   }
 
   private async releaseHostLease(id: string): Promise<void> {
@@ -539,7 +594,9 @@ export class Ipam implements IpamDriver {
     const mine = await c.get(ownerKey).string();
     this.hostLeases.delete(id);
     if (mine === null) return;
-    const left = await c.getAll().prefix(this.keys.addresses(id)).strings();
+    // This node's addresses are in its own host subnet: read that range only, not the network's every record.
+    const block = keyToCidr(mine);
+    const left = await c.getAll().inRange({ start: this.keys.address(id, block.network), end: this.keys.address(id, lastAddress(block) + 1) }).strings();
     if (Object.values(left).some((v) => (JSON.parse(v) as AddressValue).node === this.o.node)) return; // still in use here
     await c.if(ownerKey, 'Value', '==', mine).then(c.delete().key(ownerKey), c.delete().key(this.keys.flannelLease(id, keyToCidr(mine)))).commit();
     this.used.delete(id);

@@ -1,9 +1,51 @@
 import { readFileSync } from 'node:fs';
-import { Etcd3, type IOptions, type Lease } from 'etcd3';
+import { Etcd3, type IKeyValue, type IOptions, type Lease } from 'etcd3';
 import type { Config } from '../config.js';
 import { logger } from '../../common/log.js';
 
 const log = logger('etcd');
+
+/**
+ * What this process asked etcd for, counted where every request passes (the KV client): reads and the keys and bytes
+ * they returned (watch snapshots included), writes, transactions and how many lost their compare. This is what makes
+ * "a change costs O(the change)" measurable (metrics; test/daemon/etcd-reads.test.ts guards it).
+ */
+export interface EtcdCallStats { reads: number; keysRead: number; bytesRead: number; writes: number; txns: number; txnsFailed: number }
+
+const counted = new WeakMap<Etcd3, EtcdCallStats>();
+
+/** The counters of a client made by createEtcdClient (zeros for any other). */
+export function etcdCallStats(client: Etcd3): EtcdCallStats {
+  return counted.get(client) ?? { reads: 0, keysRead: 0, bytesRead: 0, writes: 0, txns: 0, txnsFailed: 0 };
+}
+
+function countCalls(client: Etcd3): void {
+  const s: EtcdCallStats = { reads: 0, keysRead: 0, bytesRead: 0, writes: 0, txns: 0, txnsFailed: 0 };
+  const read = (kvs: IKeyValue[] | undefined): void => {
+    for (const kv of kvs ?? []) { s.keysRead++; s.bytesRead += kv.key.length + kv.value.length; }
+  };
+  const kv = client.kv;
+  const range = kv.range.bind(kv);
+  const txn = kv.txn.bind(kv);
+  const put = kv.put.bind(kv);
+  const del = kv.deleteRange.bind(kv);
+  kv.range = async (req, opts) => {
+    s.reads++;
+    const res = await range(req, opts);
+    read(res.kvs);
+    return res;
+  };
+  kv.txn = async (req, opts) => {
+    s.txns++;
+    const res = await txn(req, opts);
+    if (!res.succeeded) s.txnsFailed++;
+    for (const r of res.responses ?? []) read(r.response_range?.kvs);
+    return res;
+  };
+  kv.put = (req, opts) => { s.writes++; return put(req, opts); };
+  kv.deleteRange = (req, opts) => { s.writes++; return del(req, opts); };
+  counted.set(client, s);
+}
 
 /** The one long-lived etcd client of the process: TLS and auth from config, a deadline on every unary call. */
 export function createEtcdClient(etcd: Config['etcd']): Etcd3 {
@@ -22,7 +64,9 @@ export function createEtcdClient(etcd: Config['etcd']): Etcd3 {
     };
   }
   if (etcd.username && etcd.password) opts.auth = { username: etcd.username, password: etcd.password };
-  return new Etcd3(opts);
+  const client = new Etcd3(opts);
+  countCalls(client);
+  return client;
 }
 
 /** Exponential backoff with ±20 % jitter, capped; etcd3 restarts it from `first` after any successful response. */

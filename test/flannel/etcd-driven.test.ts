@@ -13,7 +13,7 @@ import { Lab, eventually, hasTools, isRoot, ping, type LabContainer, type LabHos
 
 /**
  * The control plane driving the data plane: three namespace hosts, each with its own IPAM instance on a real etcd,
- * its overlay fed by `watchOverlay` only (no periodic pass). A node's lease ending removes its entries on the others.
+ * its overlay fed by `watchRecords` only (no periodic pass). A node's lease ending removes its entries on the others.
  */
 
 setLogLevel('silent');
@@ -58,7 +58,7 @@ test.before(async () => {
     // Serialised, so an older read never overwrites a newer one (as the runtime's overlay sync does).
     let chain: Promise<unknown> = Promise.resolve();
     const refresh = (): void => { chain = chain.then(async () => recs[i]!.update(await overlayInput(n.ipam, hosts[i]!.node))).catch(() => undefined); };
-    cancels.push(await n.ipam.watchOverlay(refresh));
+    cancels.push(await n.ipam.watchRecords(refresh));
     const gw = (await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } })).Address;
     const addr = (await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: {} })).Address;
     const [ip, len] = addr.split('/') as [string, string];

