@@ -161,3 +161,20 @@ export function planEntries(desired: DesiredState, actual: EntriesActual): Entri
   plan.ip = [...dels, ...adds];
   return plan;
 }
+
+/**
+ * The entries a complete, successful run left in the kernel: exactly what the desired state it applied describes.
+ * A change of leases is planned against it without reading the kernel (the periodic pass reads it and repairs drift).
+ */
+export function entriesOf(d: DesiredState): EntriesActual {
+  const neighbours = new Map<string, NeighInfo[]>();
+  const fdb = new Map<string, FdbInfo[]>();
+  for (const n of d.neighbours) neighbours.set(n.dev, [...(neighbours.get(n.dev) ?? []), { dev: n.dev, ip: n.ip, mac: n.mac, permanent: true }]);
+  for (const f of d.fdb) fdb.set(f.dev, [...(fdb.get(f.dev) ?? []), { mac: f.mac, dst: f.dst, self: true, permanent: true }]);
+  return {
+    links: new Set(d.links.map((l) => l.name)),
+    addresses: d.addresses,
+    routes: d.routes.map((r) => ({ dst: r.dst, via: r.via, dev: r.dev, onlink: true })),
+    neighbours, fdb,
+  };
+}

@@ -1,14 +1,17 @@
 import { logger, type Logger } from '../common/log.js';
 import { desiredKernelState, type DesiredState, type Skipped } from './desired.js';
-import { planEntries, planLinks } from './diff.js';
+import { entriesOf, planEntries, planLinks } from './diff.js';
 import { Kernel, type BatchResult } from './kernel.js';
 import type { OverlayState } from './model.js';
 import { OwnershipRecord } from './ownership.js';
 
 /**
- * Keeps the kernel equal to the overlay's desired state: on every update() and every interval it reads the kernel
- * (only our objects), computes the minimal repair and applies it. Runs are serialised and coalesced. A failed
- * command is logged and counted; the next run retries it, so a run never needs to roll back to converge.
+ * Keeps the kernel equal to the overlay's desired state: every interval (and on reconcile()) it reads the kernel (only
+ * our objects), computes the minimal repair and applies it. An update() that changes only routes, neighbours and FDB
+ * entries after a complete run is planned against what that run put in place, without reading the kernel: a lease
+ * event costs its own commands, not a read of every entry (the periodic pass still catches drift). Runs are
+ * serialised and coalesced. A failed command is logged and counted; the next run retries it, so a run never needs to
+ * roll back to converge.
  */
 
 export type RepairKind = 'links' | 'addresses' | 'routes' | 'neighbours' | 'fdb' | 'rules';
@@ -68,6 +71,10 @@ export class OverlayReconciler {
   private periodic = false;
   private lastSkipped = '';
   private lastForeign = '';
+  /** What the last complete run put in place, and the underlay MTU it saw; cleared by any incomplete run. */
+  private applied?: { desired: DesiredState; underlayMtu: number };
+  /** A run that reads the kernel was asked for (start, the period, reconcile()). */
+  private wantFull = true;
 
   constructor(opts: ReconcilerOptions) {
     this.kernel = new Kernel(opts.netns);
@@ -76,14 +83,23 @@ export class OverlayReconciler {
     this.intervalMs = opts.intervalMs ?? 10_000;
   }
 
-  /** Sets the control-plane state and reconciles now. */
-  update(state: OverlayState): Promise<ReconcileReport> {
+  /**
+   * Sets the control-plane state and reconciles now: against the kernel as the last complete run left it, or (`full`)
+   * against a fresh read of the kernel.
+   */
+  update(state: OverlayState, full = false): Promise<ReconcileReport> {
     this.state = state;
-    return this.reconcile();
+    if (full) this.wantFull = true;
+    return this.queue();
   }
 
-  /** Runs a reconcile after any in-flight one; calls made while one is queued share it. */
+  /** Runs a reconcile that reads the kernel after any in-flight one; calls made while one is queued share it. */
   reconcile(): Promise<ReconcileReport> {
+    this.wantFull = true;
+    return this.queue();
+  }
+
+  private queue(): Promise<ReconcileReport> {
     if (this.pending) return this.pending;
     const p = this.tail.then(() => {
       this.pending = undefined;
@@ -117,13 +133,16 @@ export class OverlayReconciler {
     const report: ReconcileReport = { ok: true, changes: zero(), errors: [], skipped: [], durationMs: 0 };
     const state = this.state;
     this.runDesired = undefined;
+    const full = this.wantFull;
+    this.wantFull = false;
     if (state) {
       try {
-        await this.apply(state, report);
+        if (full || !(await this.applyChange(state, report))) await this.apply(state, report);
       } catch (e) {
         report.errors.push((e as Error).message);
       }
     }
+    if (report.errors.length) this.applied = undefined;
     report.ok = report.errors.length === 0;
     report.durationMs = performance.now() - started;
     this.stats.runs++;
@@ -153,6 +172,27 @@ export class OverlayReconciler {
 
   private collect(report: ReconcileReport, r: BatchResult): void {
     if (r.failed > 0) report.errors.push(...(r.errors.length ? r.errors : [`${r.failed} command(s) failed`]));
+  }
+
+  /**
+   * The fast path of update(): when only routes, neighbours and FDB entries changed since the last complete run, apply
+   * the difference from what it put in place. False when it does not apply (the caller does a full run).
+   */
+  private async applyChange(state: OverlayState, report: ReconcileReport): Promise<boolean> {
+    const last = this.applied;
+    if (!last) return false;
+    const desired = desiredKernelState(state, { mtu: last.underlayMtu });
+    const same = (k: 'links' | 'addresses' | 'filterRules'): boolean => JSON.stringify(desired[k]) === JSON.stringify(last.desired[k]);
+    if (!same('links') || !same('addresses') || !same('filterRules')) return false;
+    this.runDesired = JSON.stringify(desired);
+    report.skipped = desired.skipped;
+    this.logOnce(desired);
+    const ep = planEntries(desired, entriesOf(last.desired));
+    this.collect(report, await this.kernel.bridgeBatch(ep.bridge));
+    this.collect(report, await this.kernel.ipBatch(ep.ip));
+    for (const k of ['addresses', 'routes', 'neighbours', 'fdb'] as const) report.changes[k] += ep.counts[k];
+    this.applied = { desired, underlayMtu: last.underlayMtu };
+    return true;
   }
 
   private async apply(state: OverlayState, report: ReconcileReport): Promise<void> {
@@ -194,6 +234,7 @@ export class OverlayReconciler {
 
     // Phase 3: filter rules.
     await this.applyRules(desired, report);
+    this.applied = { desired, underlayMtu: underlay.mtu };
   }
 
   private async applyRules(desired: DesiredState, report: ReconcileReport): Promise<void> {

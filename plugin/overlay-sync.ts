@@ -31,6 +31,7 @@ export class OverlaySync implements OverlayPort {
   private cancelWatch?: RecordsWatch;
   private refreshing?: Promise<ReconcileReport | undefined>;
   private again = false;
+  private full = false;
   private timer?: NodeJS.Timeout;
   private readonly intervalMs: number;
   /** This node's host-subnet leases as last seen in etcd, by network (see holdLocalLeases). */
@@ -51,10 +52,10 @@ export class OverlaySync implements OverlayPort {
     await ensureIpForwarding(this.log);
     // A change in a network this node has no part in touches nothing here (per-node interest).
     this.cancelWatch = await this.ipam.watchRecords((id) => { if (id === undefined || this.concerns(id)) void this.refresh(); });
-    await this.refresh();
+    await this.refresh(true);
     // Periodic pass: repairs kernel drift (the watch resumes or re-lists by itself after etcd was unreachable).
     const tick = (): void => {
-      this.timer = setTimeout(() => void this.refresh().finally(() => { if (this.timer) tick(); }), this.intervalMs);
+      this.timer = setTimeout(() => void this.refresh(true).finally(() => { if (this.timer) tick(); }), this.intervalMs);
       this.timer.unref();
     };
     tick();
@@ -81,9 +82,11 @@ export class OverlaySync implements OverlayPort {
 
   /**
    * Reconciles the kernel with the records; concurrent callers share a run, and a call during a run schedules one
-   * more. Resolves with the last run's report, or undefined when the run failed before reaching the kernel.
+   * more. `full`: read the kernel (the period, Join) rather than trust what the last complete run put in place.
+   * Resolves with the last run's report, or undefined when the run failed before reaching the kernel.
    */
-  refresh(): Promise<ReconcileReport | undefined> {
+  refresh(full = false): Promise<ReconcileReport | undefined> {
+    this.full ||= full;
     if (this.refreshing) {
       this.again = true;
       return this.refreshing;
@@ -95,7 +98,9 @@ export class OverlaySync implements OverlayPort {
         try {
           const state = await this.holdLocalLeases(toOverlayState(this.ipam.overlayState((id) => this.concerns(id)), this.node));
           const before = { ...this.reconciler.stats.repairs };
-          report = await this.reconciler.update(state);
+          const readKernel = this.full;
+          this.full = false;
+          report = await this.reconciler.update(state, readKernel);
           // Only this loop drives the reconciler, one update at a time: every report is a pass of its own.
           overlayReconcileDuration.observe(report.durationMs / 1000);
           for (const k of Object.keys(before) as RepairKind[]) {
@@ -140,7 +145,7 @@ export class OverlaySync implements OverlayPort {
   async ensureNetwork(networkKey: string): Promise<{ bridge: string; mtu: number }> {
     const net = await this.ipam.network(keyToCidr(networkKey));
     if (!net) throw new PluginError(`unknown network ${networkKey}`, 404);
-    const report = await this.refresh();
+    const report = await this.refresh(true);
     if (!report) throw new PluginError(`overlay for network ${net.subnet} could not be reconciled`, 500);
     const bridge = bridgeName(net.vni);
     if (!report.ok) throw new PluginError(`overlay for network ${net.subnet} is not ready: ${report.errors.slice(0, 2).join('; ')}`, 500);

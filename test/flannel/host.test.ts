@@ -93,6 +93,29 @@ serial('endpoint link: veth on the bridge with MAC and MTU; idempotent create an
   t.throws(() => endpointLinkNames('../etc'), { message: /hex/ });
 });
 
+serial('a lease change is applied from what the last complete run put in place; drift waits for a run that reads the kernel', async (t) => {
+  const k = new Kernel(ns);
+  const r = new OverlayReconciler({ stateDir, netns: ns });
+  t.true((await r.update(state)).ok);
+  // Someone deletes our route to p; then a third node's lease arrives.
+  await ip('route', 'del', '10.140.2.0/24', 'proto', '83');
+  const q = { networkId: 'N', subnet: '10.140.3.0/24', publicIp: '192.168.50.4', vtepMac: vtepMac('q', 300), node: 'q' };
+  const change = await r.update({ ...state, leases: [...state.leases, q] });
+  t.deepEqual(change.changes, { links: 0, addresses: 0, routes: 1, neighbours: 1, fdb: 1, rules: 0 }, 'only q\'s entries: the kernel was not read');
+  t.deepEqual((await k.ourRoutes()).map((x) => x.dst).sort(), ['10.140.3.0/24'], 'the deleted route is still missing');
+  t.is(r.stats.drift.routes, undefined);
+  // The next run that reads the kernel (the period; reconcile()) repairs it, as drift.
+  const full = await r.reconcile();
+  t.is(full.changes.routes, 1);
+  t.deepEqual((await k.ourRoutes()).map((x) => x.dst).sort(), ['10.140.2.0/24', '10.140.3.0/24']);
+  t.is(r.stats.drift.routes?.count, 1);
+  // q leaves: its entries go without a kernel read too.
+  const leave = await r.update(state);
+  t.deepEqual(leave.changes, { links: 0, addresses: 0, routes: 1, neighbours: 1, fdb: 1, rules: 0 });
+  t.deepEqual((await k.ourRoutes()).map((x) => x.dst), ['10.140.2.0/24']);
+  await r.stop();
+});
+
 serial('restart: a new reconciler adopts its recorded links and removes them when the network goes', async (t) => {
   const k = new Kernel(ns);
   const bridgeMac = (await k.link('swbr300'))!.mac;
