@@ -327,7 +327,7 @@ export class Ipam implements IpamDriver {
         // a record with an unparsable subnet cannot be programmed; desiredKernelState reports what it skips
       }
     }
-    const leases = this.records.allLeases().filter((l) => wanted(l.networkId)).map((l) => ({ networkId: l.networkId, subnet: keyToCidr(l.subnetKey), publicIp: l.publicIp, vtepMac: l.vtepMac, node: l.node }));
+    const leases = this.records.leasesOf(wanted).map((l) => ({ networkId: l.networkId, subnet: keyToCidr(l.subnetKey), publicIp: l.publicIp, vtepMac: l.vtepMac, node: l.node }));
     return { networks, leases };
   }
 

@@ -20,32 +20,37 @@ export interface LeaseRecord { networkId: string; subnetKey: string; publicIp: s
 export type RecordKind = 'networks' | 'flannel' | 'owners';
 
 /**
- * Values by key at the etcd revision that wrote them: the newest wins, whichever path brought it first — the watch,
- * or this node's own write or read (so Join sees the host subnet it just leased before the watch delivers it).
+ * Values by (group, name) at the etcd revision that wrote them: the newest wins, whichever path brought it first —
+ * the watch, or this node's own write or read (so Join sees the host subnet it just leased before the watch delivers
+ * it). Grouped by network, so what concerns one network is found without walking the others.
  */
 class Versioned<T> {
-  readonly entries = new Map<string, { value: T; rev: number }>();
+  readonly groups = new Map<string, Map<string, { value: T; rev: number }>>();
 
-  put(key: string, value: T, rev: number): boolean {
-    const cur = this.entries.get(key);
+  put(group: string, name: string, value: T, rev: number): boolean {
+    let g = this.groups.get(group);
+    const cur = g?.get(name);
     if (cur && cur.rev >= rev) return false;
-    this.entries.set(key, { value, rev });
+    if (!g) this.groups.set(group, (g = new Map()));
+    g.set(name, { value, rev });
     return true;
   }
 
-  delete(key: string, rev: number): boolean {
-    const cur = this.entries.get(key);
-    if (!cur || cur.rev > rev) return false;
-    return this.entries.delete(key);
+  delete(group: string, name: string, rev: number): boolean {
+    const g = this.groups.get(group);
+    const cur = g?.get(name);
+    if (!g || !cur || cur.rev > rev) return false;
+    g.delete(name);
+    if (g.size === 0) this.groups.delete(group);
+    return true;
   }
 
   /** The whole set as of `rev`; entries written after it (this node's own) stay. */
-  reset(values: Map<string, T>, rev: number): void {
-    for (const [k, e] of this.entries) if (e.rev <= rev && !values.has(k)) this.entries.delete(k);
-    for (const [k, v] of values) {
-      const cur = this.entries.get(k);
-      if (!cur || cur.rev <= rev) this.entries.set(k, { value: v, rev });
+  reset(values: Map<string, Map<string, T>>, rev: number): void {
+    for (const [group, g] of this.groups) {
+      for (const [name, e] of g) if (e.rev <= rev && !values.get(group)?.has(name)) this.delete(group, name, rev);
     }
+    for (const [group, g] of values) for (const [name, v] of g) this.put(group, name, v, rev);
   }
 }
 
@@ -74,10 +79,11 @@ function parseLease(value: string): { publicIp: string; vtepMac: string } | unde
  */
 export class NetworkRecords {
   readonly stats = { rejected: 0 };
+  /** '' → network id → record. */
   private readonly networks = new Versioned<NetworkRecord>();
-  /** `<network>/<subnet key>` → the flannel lease's reachability. */
+  /** network → subnet key → the flannel lease's reachability. */
   private readonly leases = new Versioned<{ publicIp: string; vtepMac: string }>();
-  /** `<network>/<node>` → subnet key. */
+  /** network → node → subnet key. */
   private readonly owners = new Versioned<string>();
   private readonly roots: Record<RecordKind, string>;
   private readonly synced = new Set<RecordKind>();
@@ -94,55 +100,54 @@ export class NetworkRecords {
 
   /** A whole prefix as of `rev` (a watch's listing). */
   reset(kind: RecordKind, kvs: Map<string, string>, rev: number): void {
-    const values = new Map<string, unknown>();
+    const values = new Map<string, Map<string, unknown>>();
     for (const [k, v] of kvs) {
-      const e = this.decode(kind, k, v);
-      if (e) values.set(e.key, e.value);
+      const at = this.locate(kind, k);
+      const value = at && this.decode(kind, k, at[1], v);
+      if (!at || value === undefined) continue;
+      let g = values.get(at[0]);
+      if (!g) values.set(at[0], (g = new Map()));
+      g.set(at[1], value);
     }
-    this.set(kind).reset(values as Map<string, never>, rev);
+    this.set(kind).reset(values as Map<string, Map<string, never>>, rev);
     this.synced.add(kind);
   }
 
   /** The network a key of this kind belongs to (undefined for keys that are not records). */
   networkOf(kind: RecordKind, key: string): string | undefined {
-    const name = this.name(kind, key);
-    return name === undefined ? undefined : name.split('/')[0];
+    const at = this.locate(kind, key);
+    return at && (kind === 'networks' ? at[1] : at[0]);
   }
 
   /** One watch event, or this node's own write or read of a key at `rev`. True when the records changed. */
   apply(kind: RecordKind, type: 'put' | 'delete', key: string, value: string | undefined, rev: number): boolean {
-    const name = this.name(kind, key);
-    if (name === undefined) return false;
-    if (type === 'delete') return this.set(kind).delete(name, rev);
-    const e = this.decode(kind, key, value ?? '');
+    const at = this.locate(kind, key);
+    if (!at) return false;
+    if (type === 'delete') return this.set(kind).delete(at[0], at[1], rev);
+    const decoded = this.decode(kind, key, at[1], value ?? '');
     // A record that no longer validates is gone for the planes (and counted), not kept at its old value.
-    if (!e) return this.set(kind).delete(name, rev);
-    return this.set(kind).put(e.key, e.value as never, rev);
+    if (decoded === undefined) return this.set(kind).delete(at[0], at[1], rev);
+    return this.set(kind).put(at[0], at[1], decoded as never, rev);
   }
 
-  network(id: string): NetworkRecord | undefined { return this.networks.entries.get(id)?.value; }
+  network(id: string): NetworkRecord | undefined { return this.networks.groups.get('')?.get(id)?.value; }
 
-  allNetworks(): NetworkRecord[] { return [...this.networks.entries.values()].map((e) => e.value); }
+  allNetworks(): NetworkRecord[] { return [...(this.networks.groups.get('')?.values() ?? [])].map((e) => e.value); }
 
   /** Subnet keys leased in a network (taken for allocation). */
-  takenSubnets(networkId: string): Set<string> {
-    const out = new Set<string>();
-    const p = `${networkId}/`;
-    for (const k of this.leases.entries.keys()) if (k.startsWith(p)) out.add(k.slice(p.length));
-    return out;
-  }
+  takenSubnets(networkId: string): Set<string> { return new Set(this.leases.groups.get(networkId)?.keys()); }
 
   /** Whether `node` holds a host subnet in the network. */
-  holds(networkId: string, node: string): boolean { return this.owners.entries.has(`${networkId}/${node}`); }
+  holds(networkId: string, node: string): boolean { return this.owners.groups.get(networkId)?.has(node) ?? false; }
 
-  /** Every host lease with its owner. */
-  allLeases(): LeaseRecord[] {
-    const owner = new Map<string, string>();
-    for (const [k, e] of this.owners.entries) owner.set(`${k.slice(0, k.indexOf('/'))}/${e.value}`, k.slice(k.indexOf('/') + 1));
+  /** The host leases of the networks `wanted` picks (default all), with their owners: O(those leases). */
+  leasesOf(wanted: (networkId: string) => boolean = () => true): LeaseRecord[] {
     const out: LeaseRecord[] = [];
-    for (const [k, e] of this.leases.entries) {
-      const i = k.indexOf('/');
-      out.push({ networkId: k.slice(0, i), subnetKey: k.slice(i + 1), ...e.value, node: owner.get(k) ?? '' });
+    for (const [networkId, leases] of this.leases.groups) {
+      if (!wanted(networkId)) continue;
+      const owner = new Map<string, string>();
+      for (const [node, e] of this.owners.groups.get(networkId) ?? []) owner.set(e.value, node);
+      for (const [subnetKey, e] of leases) out.push({ networkId, subnetKey, ...e.value, node: owner.get(subnetKey) ?? '' });
     }
     return out;
   }
@@ -151,19 +156,17 @@ export class NetworkRecords {
     return (kind === 'networks' ? this.networks : kind === 'flannel' ? this.leases : this.owners) as Versioned<unknown>;
   }
 
-  /** The record's name inside its set, or undefined for keys of the prefix that are not records (flannel configs). */
-  private name(kind: RecordKind, key: string): string | undefined {
+  /** The record's group and name, or undefined for keys of the prefix that are not records (flannel configs). */
+  private locate(kind: RecordKind, key: string): [string, string] | undefined {
     const root = this.roots[kind];
     if (!key.startsWith(root)) return undefined;
     const parts = key.slice(root.length).split('/');
-    if (kind === 'networks') return parts.length === 1 && parts[0] ? parts[0] : undefined;
-    if (kind === 'flannel') return parts.length === 3 && parts[1] === 'subnets' && SUBNET_KEY.test(parts[2]!) ? `${parts[0]}/${parts[2]}` : undefined;
-    return parts.length === 2 && parts[0] && parts[1] ? `${parts[0]}/${parts[1]}` : undefined;
+    if (kind === 'networks') return parts.length === 1 && parts[0] ? ['', parts[0]] : undefined;
+    if (kind === 'flannel') return parts.length === 3 && parts[0] && parts[1] === 'subnets' && SUBNET_KEY.test(parts[2]!) ? [parts[0], parts[2]!] : undefined;
+    return parts.length === 2 && parts[0] && parts[1] ? [parts[0], parts[1]] : undefined;
   }
 
-  private decode(kind: RecordKind, key: string, value: string): { key: string; value: unknown } | undefined {
-    const name = this.name(kind, key);
-    if (name === undefined) return undefined;
+  private decode(kind: RecordKind, key: string, name: string, value: string): unknown {
     let decoded: unknown;
     try {
       decoded = kind === 'networks' ? parseNetwork(name, value) : kind === 'flannel' ? parseLease(value) : SUBNET_KEY.test(value) ? value : undefined;
@@ -173,8 +176,7 @@ export class NetworkRecords {
     if (decoded === undefined) {
       this.stats.rejected++;
       log.warn({ record: key }, 'malformed record in etcd ignored');
-      return undefined;
     }
-    return { key: name, value: decoded };
+    return decoded;
   }
 }
