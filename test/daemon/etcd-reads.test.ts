@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,7 +64,11 @@ async function waitFor<T>(fn: () => Promise<T>, ms: number, what: string): Promi
   }
 }
 
-const sock = (h: HostName): string => join(dir, `${h}.sock`);
+/** Each daemon's socket in a directory of its own, as Docker gives each plugin: the hook socket goes beside it. */
+const sock = (h: HostName): string => {
+  mkdirSync(join(dir, h), { recursive: true });
+  return join(dir, h, 'plugin.sock');
+};
 async function call(h: HostName, path: string, body: unknown): Promise<Record<string, unknown>> {
   const r = await callPlugin(sock(h), path, JSON.stringify(body));
   if (r.status !== 200) throw new Error(`${h} ${path} → ${r.status} ${JSON.stringify(r.body)}`);
