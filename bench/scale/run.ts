@@ -25,6 +25,10 @@ import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatIp, maskOf, parseIp } from '../../common/cidr.js';
 import { run, toolEnv } from '../../common/exec.js';
+import { waitFor as retryFor } from '../../test/helpers/wait.js';
+
+/** Retries fn; ms is a guard for a busy machine, not an expected time. */
+const waitFor = <T>(fn: () => Promise<T>, ms: number, what: string): Promise<T> => retryFor(fn, ms, what, 250);
 
 const TAG = 'snsc';
 /** Everything on disk (sockets, state, etcd data, logs, the PID list a later run cleans up with). */
@@ -182,18 +186,6 @@ async function ok(h: Host, path: string, body: unknown): Promise<Record<string, 
   return r.body;
 }
 
-/** Retries fn; ms is a guard for a busy machine, not an expected time. */
-async function waitFor<T>(fn: () => Promise<T>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (Date.now() > end) throw new Error(`${what}: ${(e as Error).message}`);
-      await sleep(250);
-    }
-  }
-}
 
 interface CallStat { host: number; path: string; status: number; s: number; err?: string }
 

@@ -1,12 +1,9 @@
 import test from 'ava';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { cidrToKey, formatCidr, parseCidr, subnets } from '../../common/cidr.js';
-import { callPlugin } from '../helpers/plugin-client.js';
+import { canRunDaemons, DaemonHosts, ip } from '../helpers/daemon-hosts.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The scale guard (docs/performance.md, control plane): a change in the cluster costs a node a constant number of
@@ -17,75 +14,15 @@ import { callPlugin } from '../helpers/plugin-client.js';
  * lease added, one removed, a container of Docker's view — where re-reading a prefix would cost LEASES keys or more.
  */
 
-const MAIN = new URL('../../dist/plugin/main.js', import.meta.url).pathname;
-const canRun = process.getuid?.() === 0 && existsSync('/usr/bin/etcd') && existsSync(MAIN);
-const run = canRun ? test.serial : test.skip;
+const run = canRunDaemons ? test.serial : test.skip;
 
-const P = 'sner';
-const HOSTS = { a: { ns: `${P}-a`, ip: '10.94.0.1', dev: `${P}-ua`, peer: `${P}-ha` }, b: { ns: `${P}-b`, ip: '10.94.0.2', dev: `${P}-ub`, peer: `${P}-hb` } } as const;
-type HostName = keyof typeof HOSTS;
-const PREFIX = '/sner';
-const BRIDGE = `${P}-br`;
-const BRIDGE_IP = '10.94.0.254';
-const ETCD = `http://${BRIDGE_IP}:23989`;
+const lab = new DaemonHosts('sner', '10.94.0', ['a', 'b'] as const, 23989);
+type HostName = 'a' | 'b';
+const { hosts: HOSTS, prefix: PREFIX } = lab;
 const LEASES = 300;
 /** A change may cost a few single-key reads (a Join reads its network's record); never a listing. */
 const MAX_KEYS = 8;
-const dir = mkdtempSync(join(tmpdir(), `${P}-`));
-const procs: ChildProcess[] = [];
-
-function ip(...args: string[]): string {
-  const r = spawnSync('ip', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
-const ipTry = (...args: string[]): void => void spawnSync('ip', args, { encoding: 'utf8' });
-
-function cleanup(): void {
-  for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-  for (const h of Object.values(HOSTS)) {
-    ipTry('link', 'del', h.peer);
-    ipTry('netns', 'del', h.ns);
-  }
-  ipTry('link', 'del', BRIDGE);
-  rmSync(dir, { recursive: true, force: true });
-}
-
-/** Retries fn; ms is a guard for a busy machine, not an expected time. */
-async function waitFor<T>(fn: () => Promise<T>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (Date.now() > end) throw new Error(`${what}: ${(e as Error).message}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-/** Each daemon's socket in a directory of its own, as Docker gives each plugin: the hook socket goes beside it. */
-const sock = (h: HostName): string => {
-  mkdirSync(join(dir, h), { recursive: true });
-  return join(dir, h, 'plugin.sock');
-};
-async function call(h: HostName, path: string, body: unknown): Promise<Record<string, unknown>> {
-  const r = await callPlugin(sock(h), path, JSON.stringify(body));
-  if (r.status !== 200) throw new Error(`${h} ${path} → ${r.status} ${JSON.stringify(r.body)}`);
-  return (r.body ?? {}) as Record<string, unknown>;
-}
-
-function startDaemon(h: HostName): void {
-  procs.push(spawn('ip', ['netns', 'exec', HOSTS[h].ns, process.execPath, MAIN], {
-    env: {
-      ...process.env, PLUGIN_SOCKET: sock(h), NODE_NAME: `host-${h}`, ETCD_ENDPOINTS: ETCD, ETCD_PREFIX: PREFIX,
-      DOCKER_SOCKET: join(dir, 'no-docker.sock'), STATE_DIR: join(dir, `state-${h}`), METRICS_ADDRESS: `${HOSTS[h].ip}:9474`,
-      UNDERLAY_INTERFACE: HOSTS[h].dev, AVAILABLE_SUBNETS: '10.150.0.0/16', NETWORK_SUBNET_SIZE: '16', DEFAULT_HOST_SUBNET_SIZE: '26',
-      RECONCILE_INTERVAL_SECONDS: '2', LOG_LEVEL: 'error',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  }));
-}
+const call = (h: HostName, path: string, body: unknown): Promise<Record<string, unknown>> => lab.call(h, path, body);
 
 /** The daemon's counters of what it read from etcd, and its watch events, from its /metrics. */
 function counters(h: HostName): Promise<{ keys: number; reads: number; viewEvents: number }> {
@@ -114,29 +51,18 @@ function routed(h: HostName): Set<string> {
   return new Set(routes.filter((r) => r.dev.startsWith('swvx')).map((r) => r.dst));
 }
 
-test.before(async () => {
-  if (!canRun) return;
-  cleanup();
-  ip('link', 'add', BRIDGE, 'type', 'bridge');
-  ip('addr', 'add', `${BRIDGE_IP}/24`, 'dev', BRIDGE);
-  ip('link', 'set', BRIDGE, 'up');
-  for (const h of Object.values(HOSTS)) {
-    ip('netns', 'add', h.ns);
-    ip('link', 'add', h.peer, 'type', 'veth', 'peer', 'name', h.dev, 'netns', h.ns);
-    ip('link', 'set', h.peer, 'master', BRIDGE, 'up');
-    ip('-n', h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', h.dev);
-    ip('-n', h.ns, 'link', 'set', h.dev, 'up');
-    ip('-n', h.ns, 'link', 'set', 'lo', 'up');
+test.before(() => {
+  if (!canRunDaemons) return;
+  lab.setup();
+  for (const h of ['a', 'b'] as const) {
+    lab.startDaemon(h, {
+      METRICS_ADDRESS: `${HOSTS[h].ip}:9474`, AVAILABLE_SUBNETS: '10.150.0.0/16', NETWORK_SUBNET_SIZE: '16', DEFAULT_HOST_SUBNET_SIZE: '26',
+      RECONCILE_INTERVAL_SECONDS: '2',
+    });
   }
-  const peer = `http://${BRIDGE_IP}:23990`;
-  procs.push(spawn('/usr/bin/etcd', ['--name', P, '--data-dir', join(dir, 'etcd'),
-    '--listen-client-urls', ETCD, '--advertise-client-urls', ETCD, '--listen-peer-urls', peer,
-    '--initial-advertise-peer-urls', peer, '--initial-cluster', `${P}=${peer}`], { stdio: 'ignore' }));
-  startDaemon('a');
-  startDaemon('b');
 });
 test.after.always(() => {
-  if (canRun && !process.env.SNER_KEEP) cleanup();
+  if (canRunDaemons && !process.env.SNER_KEEP) lab.cleanup();
 });
 
 /** Docker's calls on a task node that make it lease a host subnet of the network. */
@@ -147,7 +73,7 @@ async function joinNetwork(h: HostName, cidr: string, gateway: string): Promise<
 }
 
 run(`a change costs a node at most ${MAX_KEYS} keys read from etcd with ${LEASES} other host leases in its network, and idle costs none`, async (t) => {
-  const etcd = new Etcd3({ hosts: ETCD });
+  const etcd = new Etcd3({ hosts: lab.etcd });
   t.teardown(() => etcd.close());
   await waitFor(() => call('a', '/Plugin.Activate', null), 30_000, 'daemon a listening');
   const pool = await waitFor(() => call('a', '/IpamDriver.RequestPool', { AddressSpace: 'SwarmnetGlobal', Pool: '', SubPool: '', Options: {}, V6: false }), 60_000, 'manager RequestPool');

@@ -1,10 +1,8 @@
 import test from 'ava';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { Etcd3 } from 'etcd3';
-import { callPlugin } from '../helpers/plugin-client.js';
+import { canRunDaemons, DaemonHosts, ip } from '../helpers/daemon-hosts.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The whole daemon (dist/plugin/main.js as a plain process) on two hosts in network namespaces, talking to a real
@@ -13,107 +11,26 @@ import { callPlugin } from '../helpers/plugin-client.js';
  * and routes), then checks cross-host traffic, etcd and the kernel, and that teardown leaves nothing behind.
  */
 
-const MAIN = new URL('../../dist/plugin/main.js', import.meta.url).pathname;
-const isRoot = process.getuid?.() === 0;
-const canRun = isRoot && existsSync('/usr/bin/etcd') && existsSync(MAIN);
-const run = canRun ? test.serial : test.skip;
+const run = canRunDaemons ? test.serial : test.skip;
 
-const P = 'snrt';
-const HOSTS = { a: { ns: `${P}-a`, ip: '10.97.0.1', dev: `${P}-ua`, peer: `${P}-ha` }, b: { ns: `${P}-b`, ip: '10.97.0.2', dev: `${P}-ub`, peer: `${P}-hb` } } as const;
-type HostName = keyof typeof HOSTS;
-const PREFIX = '/snrt';
-/** The underlay: a bridge in the root namespace that this test owns, with etcd on its address. */
-const BRIDGE = `${P}-br`;
-const BRIDGE_IP = '10.97.0.254';
-const ETCD = `http://${BRIDGE_IP}:23979`;
-const dir = mkdtempSync(join(tmpdir(), `${P}-`));
-const procs: ChildProcess[] = [];
-
-function ip(...args: string[]): string {
-  const r = spawnSync('ip', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
-const ipTry = (...args: string[]): void => void spawnSync('ip', args, { encoding: 'utf8' });
+const lab = new DaemonHosts('snrt', '10.97.0', ['a', 'b'] as const, 23979);
+const HOSTS = lab.hosts;
+const PREFIX = lab.prefix;
+const call = (h: 'a' | 'b', path: string, body: unknown): Promise<Record<string, unknown>> => lab.call(h, path, body);
 const inNs = (ns: string, cmd: string, args: string[]) => spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8', timeout: 20_000 });
 
-function cleanup(): void {
-  for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-  for (const h of Object.values(HOSTS)) {
-    ipTry('link', 'del', h.peer); // the pair goes at once, even while a dying process still holds the namespace
-    ipTry('netns', 'del', h.ns);
-  }
-  ipTry('link', 'del', BRIDGE);
-  for (const c of ['ca', 'cb', 'cb2']) ipTry('netns', 'del', `${P}-${c}`);
-  rmSync(dir, { recursive: true, force: true });
-}
-
-/** Retries fn; ms is a guard for a busy machine, not an expected time. */
-async function waitFor<T>(fn: () => Promise<T>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (Date.now() > end) throw new Error(`${what}: ${(e as Error).message}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-/** Each daemon's socket in a directory of its own, as Docker gives each plugin: the hook socket goes beside it. */
-const sock = (h: HostName): string => {
-  mkdirSync(join(dir, h), { recursive: true });
-  return join(dir, h, 'plugin.sock');
-};
-async function call(h: HostName, path: string, body: unknown): Promise<Record<string, unknown>> {
-  const r = await callPlugin(sock(h), path, JSON.stringify(body));
-  if (r.status !== 200) throw new Error(`${h} ${path} → ${r.status} ${JSON.stringify(r.body)}`);
-  return (r.body ?? {}) as Record<string, unknown>;
-}
-
-function startDaemon(h: HostName): ChildProcess {
-  const child = spawn('ip', ['netns', 'exec', HOSTS[h].ns, process.execPath, MAIN], {
-    env: {
-      ...process.env, PLUGIN_SOCKET: sock(h), NODE_NAME: `host-${h}`, ETCD_ENDPOINTS: ETCD, ETCD_PREFIX: PREFIX,
-      DOCKER_SOCKET: join(dir, 'no-docker.sock'), STATE_DIR: join(dir, `state-${h}`), METRICS_ADDRESS: '',
-      UNDERLAY_INTERFACE: HOSTS[h].dev, AVAILABLE_SUBNETS: '10.140.0.0/16', RECONCILE_INTERVAL_SECONDS: '2', LOG_LEVEL: 'error',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  procs.push(child);
-  return child;
-}
-
-test.before(async () => {
-  if (!canRun) return;
-  cleanup();
-  ip('link', 'add', BRIDGE, 'type', 'bridge');
-  ip('addr', 'add', `${BRIDGE_IP}/24`, 'dev', BRIDGE);
-  ip('link', 'set', BRIDGE, 'up');
-  for (const h of Object.values(HOSTS)) {
-    ip('netns', 'add', h.ns);
-    ip('link', 'add', h.peer, 'type', 'veth', 'peer', 'name', h.dev, 'netns', h.ns);
-    ip('link', 'set', h.peer, 'master', BRIDGE, 'up');
-    ip('-n', h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', h.dev);
-    ip('-n', h.ns, 'link', 'set', h.dev, 'up');
-    ip('-n', h.ns, 'link', 'set', 'lo', 'up');
-  }
-  const peer = `http://${BRIDGE_IP}:23980`;
-  procs.push(spawn('/usr/bin/etcd', ['--name', P, '--data-dir', join(dir, 'etcd'),
-    '--listen-client-urls', ETCD, '--advertise-client-urls', ETCD, '--listen-peer-urls', peer,
-    '--initial-advertise-peer-urls', peer, '--initial-cluster', `${P}=${peer}`], { stdio: 'ignore' }));
-  startDaemon('a');
-  startDaemon('b');
+test.before(() => {
+  if (!canRunDaemons) return;
+  lab.setup();
+  for (const h of ['a', 'b'] as const) lab.startDaemon(h, { AVAILABLE_SUBNETS: '10.140.0.0/16', RECONCILE_INTERVAL_SECONDS: '2' });
 });
 test.after.always(() => {
-  if (canRun && !process.env.SNRT_KEEP) cleanup();
+  if (canRunDaemons && !process.env.SNRT_KEEP) lab.cleanup();
 });
 
 /** What dockerd does with a Join reply: move the peer into the sandbox, rename, address, routes. */
 function plumbContainer(name: string, join: Record<string, unknown>, address: string, mac: string, hostNs: string): void {
-  const ns = `${P}-${name}`;
-  ip('netns', 'add', ns);
+  const ns = lab.addNamespace(name);
   const src = (join.InterfaceName as { SrcName: string }).SrcName;
   ip('-n', hostNs, 'link', 'set', src, 'netns', ns);
   ip('-n', ns, 'link', 'set', src, 'name', 'eth0');
@@ -166,7 +83,7 @@ run('swarm call sequence on two hosts: local addresses, cross-host traffic, clea
   t.is(links(HOSTS.a.ns).filter((l) => /^sw(vx|br)/.test(l)).length, 2, 'one VXLAN device and one bridge per network');
 
   // etcd: flannel-format leases name each host's public IP; the VIP is outside both host subnets.
-  const etcd = new Etcd3({ hosts: ETCD });
+  const etcd = new Etcd3({ hosts: lab.etcd });
   t.teardown(() => etcd.close());
   const leases = await etcd.getAll().prefix(`${PREFIX}/networks/`).strings();
   const hostLeases = Object.entries(leases).filter(([k]) => k.includes('/subnets/'));
@@ -176,17 +93,17 @@ run('swarm call sequence on two hosts: local addresses, cross-host traffic, clea
 
   // Cross-host traffic over VXLAN, both ways (the overlay converges on the lease watch, so allow a moment).
   await waitFor(async () => {
-    const r = inNs(`${P}-ca`, 'busybox', ['ping', '-c', '1', '-W', '1', bIp]);
+    const r = inNs('snrt-ca', 'busybox', ['ping', '-c', '1', '-W', '1', bIp]);
     if (r.status !== 0) throw new Error(r.stdout + r.stderr);
   }, 30_000, 'ping a → b');
-  t.is(inNs(`${P}-cb`, 'busybox', ['ping', '-c', '2', '-W', '5', aIp]).status, 0, 'ping b → a');
-  const mtu = JSON.parse(ip('-n', `${P}-ca`, '-json', 'link', 'show', 'eth0')) as { mtu: number }[];
+  t.is(inNs('snrt-cb', 'busybox', ['ping', '-c', '2', '-W', '5', aIp]).status, 0, 'ping b → a');
+  const mtu = JSON.parse(ip('-n', 'snrt-ca', '-json', 'link', 'show', 'eth0')) as { mtu: number }[];
   t.is(mtu[0]!.mtu, 1400, 'the network mtu option reaches the container interface');
 
   // Teardown as Docker does it: Leave, DeleteEndpoint, ReleaseAddress; then the network and pools.
   for (const h of ['a', 'b'] as const) {
     const ep = eps[h]!;
-    ipTry('netns', 'del', `${P}-c${h}`);
+    spawnSync('ip', ['netns', 'del', `snrt-c${h}`]);
     await call(h, '/NetworkDriver.Leave', { NetworkID: 'swarmnet0net1', EndpointID: ep.id });
     await call(h, '/NetworkDriver.DeleteEndpoint', { NetworkID: 'swarmnet0net1', EndpointID: ep.id });
     await call(h, '/IpamDriver.ReleaseAddress', { PoolID: ep.poolId, Address: ep.address.split('/')[0] });

@@ -24,6 +24,15 @@ export async function retry<T>(fn: () => Promise<T>, guardMs = 30_000, stepMs = 
   }
 }
 
+/** retry, naming `what` in the error the guard ends it with. */
+export async function waitFor<T>(fn: () => Promise<T>, guardMs: number, what: string, stepMs = 100): Promise<T> {
+  try {
+    return await retry(fn, guardMs, stepMs);
+  } catch (e) {
+    throw new Error(`${what}: ${(e as Error).message}`);
+  }
+}
+
 /**
  * p's outcome if it settles before a guard timer of guardMs fires, else a rejection naming `what`. For "gives up
  * by itself": the call must end on its own deadline, which is far shorter than the guard.
