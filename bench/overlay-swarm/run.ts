@@ -91,7 +91,7 @@ async function iperf(p: Path, streams: number): Promise<Throughput> {
   });
 }
 
-/** Echo server and 1-byte ping-pong client (one connection, TCP_NODELAY); the client prints round trips in µs. */
+/** Echo server and 1-byte ping-pong client (one connection, TCP_NODELAY); the client prints its count and p50/p99 in µs. */
 const ECHO = `require('node:net').createServer((s) => { s.setNoDelay(true); s.on('data', (d) => s.write(d)); s.on('error', () => {}); }).listen(5202, '0.0.0.0');`;
 const PINGPONG = `
 const [host, seconds] = [process.argv[1], Number(process.argv[2])];
@@ -102,7 +102,12 @@ const s = require('node:net').connect(5202, host, () => {
   s.on('data', () => {
     const t = process.hrtime.bigint();
     if (t >= warm) rtts.push(Number(t - t0) / 1000);
-    if (t >= end) { console.log(JSON.stringify(rtts)); process.exit(0); }
+    if (t >= end) {
+      rtts.sort((a, b) => a - b);
+      const at = (p) => rtts[Math.min(rtts.length - 1, Math.floor(rtts.length * p))];
+      process.stdout.write(JSON.stringify({ n: rtts.length, p50: at(0.5), p99: at(0.99) }) + '\\n', () => process.exit(0));
+      return;
+    }
     t0 = process.hrtime.bigint(); s.write('x');
   });
   s.write('x');
@@ -113,8 +118,8 @@ interface Rr { rps: number; p50: number; p99: number }
 async function pingPong(p: Path): Promise<Rr> {
   return withServer(p.server.netns, [process.execPath, '-e', ECHO], 5202, async () => {
     const r = await inNs(p.client.netns, process.execPath, ['-e', PINGPONG, p.target, String(RR_SECONDS)], (RR_SECONDS + 30) * 1000);
-    const rtts = JSON.parse(r.stdout) as number[];
-    return { rps: rtts.length / RR_SECONDS, p50: pct(rtts, 0.5), p99: pct(rtts, 0.99) };
+    const { n, p50, p99 } = JSON.parse(r.stdout) as { n: number; p50: number; p99: number };
+    return { rps: n / RR_SECONDS, p50, p99 };
   });
 }
 
@@ -212,9 +217,14 @@ async function main(): Promise<void> {
       { key: 'vip', label: 'swarmnet (service VIP)', client: swClient, server: swServer, target: vip },
     ];
     const paths = all.filter((p) => WANTED.includes(p.key));
-    const mtu = async (netns: string): Promise<string> => (await inNs(netns, 'cat', ['/sys/class/net/eth0/mtu'])).stdout.trim();
+    // The MTU of the interface a client uses towards its target (read with ip: /sys would be this namespace's).
+    const mtu = async (p?: Path): Promise<string> => {
+      if (!p) return '-';
+      const dev = (JSON.parse((await inNs(p.client.netns, 'ip', ['-j', 'route', 'get', p.target])).stdout) as { dev: string }[])[0]?.dev ?? '';
+      return String((JSON.parse((await inNs(p.client.netns, 'ip', ['-j', 'link', 'show', 'dev', dev])).stdout) as { mtu: number }[])[0]?.mtu);
+    };
     log(`\noverlay side by side: ${started.toISOString()}; machine ${cpus().length} × ${cpus()[0]?.model ?? '?'}, kernel ${kernel}; Docker ${n1.engine} on both nodes`);
-    log(`  MTU: Docker's overlay ${await mtu(ovServer.netns)}, swarmnet ${await mtu(swServer.netns)}; VIP ${vip} → ${swServer.address}; iperf3 ${SECONDS} s (1 and ${PARALLEL} streams), ping-pong ${RR_SECONDS} s, ${ROUNDS} rounds interleaved`);
+    log(`  MTU: Docker's overlay ${await mtu(all[1])}, swarmnet ${await mtu(all[2])}, underlay ${await mtu(all[0])}; VIP ${vip} → ${swServer.address}; iperf3 ${SECONDS} s (1 and ${PARALLEL} streams), ping-pong ${RR_SECONDS} s, ${ROUNDS} rounds interleaved`);
     const data = await measure(paths);
     log(`\n${started.toISOString()} · ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}) · kernel ${kernel} · Docker ${n1.engine}`);
     table('TCP throughput, one stream', 'Gbit/s', paths, data, 'tcp1', true);
