@@ -17,6 +17,8 @@ const lab = new DaemonHosts('snrt', '10.97.0', ['a', 'b'] as const, 23979);
 const HOSTS = lab.hosts;
 const PREFIX = lab.prefix;
 const call = (h: 'a' | 'b', path: string, body: unknown): Promise<Record<string, unknown>> => lab.call(h, path, body);
+/** The namespaces plumbContainer makes for the containers on hosts a and b. */
+const CONTAINER_NS = { a: `${lab.prefix.slice(1)}-ca`, b: `${lab.prefix.slice(1)}-cb` } as const;
 const inNs = (ns: string, cmd: string, args: string[]) => spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8', timeout: 20_000 });
 
 test.before(() => {
@@ -93,17 +95,17 @@ run('swarm call sequence on two hosts: local addresses, cross-host traffic, clea
 
   // Cross-host traffic over VXLAN, both ways (the overlay converges on the lease watch, so allow a moment).
   await waitFor(async () => {
-    const r = inNs('snrt-ca', 'busybox', ['ping', '-c', '1', '-W', '1', bIp]);
+    const r = inNs(CONTAINER_NS.a, 'busybox', ['ping', '-c', '1', '-W', '1', bIp]);
     if (r.status !== 0) throw new Error(r.stdout + r.stderr);
   }, 30_000, 'ping a → b');
-  t.is(inNs('snrt-cb', 'busybox', ['ping', '-c', '2', '-W', '5', aIp]).status, 0, 'ping b → a');
-  const mtu = JSON.parse(ip('-n', 'snrt-ca', '-json', 'link', 'show', 'eth0')) as { mtu: number }[];
+  t.is(inNs(CONTAINER_NS.b, 'busybox', ['ping', '-c', '2', '-W', '5', aIp]).status, 0, 'ping b → a');
+  const mtu = JSON.parse(ip('-n', CONTAINER_NS.a, '-json', 'link', 'show', 'eth0')) as { mtu: number }[];
   t.is(mtu[0]!.mtu, 1400, 'the network mtu option reaches the container interface');
 
   // Teardown as Docker does it: Leave, DeleteEndpoint, ReleaseAddress; then the network and pools.
   for (const h of ['a', 'b'] as const) {
     const ep = eps[h]!;
-    spawnSync('ip', ['netns', 'del', `snrt-c${h}`]);
+    spawnSync('ip', ['netns', 'del', CONTAINER_NS[h]]);
     await call(h, '/NetworkDriver.Leave', { NetworkID: 'swarmnet0net1', EndpointID: ep.id });
     await call(h, '/NetworkDriver.DeleteEndpoint', { NetworkID: 'swarmnet0net1', EndpointID: ep.id });
     await call(h, '/IpamDriver.ReleaseAddress', { PoolID: ep.poolId, Address: ep.address.split('/')[0] });
