@@ -11,7 +11,7 @@ import { run } from '../lib/proc.mjs';
  */
 export const PACKAGES = {
   'docker.io': { bins: ['dockerd', 'containerd', 'containerd-shim-runc-v2', 'runc', 'docker-proxy', 'docker-init', 'ctr'], for: ['sandbox', 'tests', 'bench'], why: 'Docker Engine 20.10 for sandbox nodes (and runc for 28)' },
-  'etcd-server': { bins: ['etcd'], for: ['sandbox', 'tests'], why: 'the etcd that holds swarmnet state' },
+  'etcd-server': { bins: ['etcd'], for: ['sandbox', 'tests', 'bench'], why: 'the etcd that holds swarmnet state (and the IPAM and scale benchmarks\' own)' },
   'docker-registry': { bins: ['docker-registry'], for: ['sandbox'], why: 'the sandbox\'s registry: the plugin is pushed there and installed from it on every node' },
   prometheus: { bins: ['prometheus', 'promtool'], for: ['sandbox', 'tests'], why: 'the sandbox\'s Prometheus (scrapes every plugin, loads the alert rules); promtool checks and unit-tests the rules' },
   'etcd-client': { bins: ['etcdctl'], for: ['tests'], why: 'etcdctl sets up auth in the etcd security tests' },
