@@ -1,6 +1,6 @@
 import { logger, type Logger } from '../common/log.js';
 import { desiredKernelState, type DesiredState, type Skipped } from './desired.js';
-import { entriesOf, planEntries, planLinks } from './diff.js';
+import { entriesOf, planEntries, planLinks, type EntriesPlan } from './diff.js';
 import { Kernel, type BatchResult } from './kernel.js';
 import type { OverlayState } from './model.js';
 import { OwnershipRecord } from './ownership.js';
@@ -184,13 +184,8 @@ export class OverlayReconciler {
     const desired = desiredKernelState(state, { mtu: last.underlayMtu });
     const same = (k: 'links' | 'addresses' | 'filterRules'): boolean => JSON.stringify(desired[k]) === JSON.stringify(last.desired[k]);
     if (!same('links') || !same('addresses') || !same('filterRules')) return false;
-    this.runDesired = JSON.stringify(desired);
-    report.skipped = desired.skipped;
-    this.logOnce(desired);
-    const ep = planEntries(desired, entriesOf(last.desired));
-    this.collect(report, await this.kernel.bridgeBatch(ep.bridge));
-    this.collect(report, await this.kernel.ipBatch(ep.ip));
-    for (const k of ['addresses', 'routes', 'neighbours', 'fdb'] as const) report.changes[k] += ep.counts[k];
+    this.begin(desired, report);
+    await this.applyEntries(planEntries(desired, entriesOf(last.desired)), report);
     this.applied = { desired, underlayMtu: last.underlayMtu };
     return true;
   }
@@ -200,9 +195,7 @@ export class OverlayReconciler {
     const underlay = links.find((l) => l.name === state.node.underlayInterface);
     if (!underlay) throw new Error(`underlay interface ${state.node.underlayInterface} not found`);
     const desired = desiredKernelState(state, { mtu: underlay.mtu });
-    this.runDesired = JSON.stringify(desired);
-    report.skipped = desired.skipped;
-    this.logOnce(desired);
+    this.begin(desired, report);
 
     // Phase 1: links. Record before creating, forget after deleting.
     const lp = planLinks(desired, links, (n) => this.record.has(n));
@@ -226,15 +219,25 @@ export class OverlayReconciler {
       Promise.all(vxlans.map(async (d) => [d, await this.kernel.neighbours(d)] as const)),
       Promise.all(vxlans.map(async (d) => [d, await this.kernel.fdb(d)] as const)),
     ]);
-    const ep = planEntries(desired, { links: present, addresses, routes, neighbours: new Map(neigh), fdb: new Map(fdb) });
-    // FDB first: a route is only useful once its VTEP is reachable.
-    this.collect(report, await this.kernel.bridgeBatch(ep.bridge));
-    this.collect(report, await this.kernel.ipBatch(ep.ip));
-    for (const k of ['addresses', 'routes', 'neighbours', 'fdb'] as const) report.changes[k] += ep.counts[k];
+    await this.applyEntries(planEntries(desired, { links: present, addresses, routes, neighbours: new Map(neigh), fdb: new Map(fdb) }), report);
 
     // Phase 3: filter rules.
     await this.applyRules(desired, report);
     this.applied = { desired, underlayMtu: underlay.mtu };
+  }
+
+  /** A run's desired state: kept to tell drift from updates, its skipped input reported and logged. */
+  private begin(desired: DesiredState, report: ReconcileReport): void {
+    this.runDesired = JSON.stringify(desired);
+    report.skipped = desired.skipped;
+    this.logOnce(desired);
+  }
+
+  private async applyEntries(ep: EntriesPlan, report: ReconcileReport): Promise<void> {
+    // FDB first: a route is only useful once its VTEP is reachable.
+    this.collect(report, await this.kernel.bridgeBatch(ep.bridge));
+    this.collect(report, await this.kernel.ipBatch(ep.ip));
+    for (const k of ['addresses', 'routes', 'neighbours', 'fdb'] as const) report.changes[k] += ep.counts[k];
   }
 
   private async applyRules(desired: DesiredState, report: ReconcileReport): Promise<void> {

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues, type Metric, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 import type { LatencyBuckets } from '../common/latency-buckets.js';
+import type { EtcdCallStats } from './state/etcd-client.js';
 
 /** The daemon's Prometheus registry. Components register their own metrics on it. */
 export const registry = new Registry();
@@ -96,7 +97,7 @@ export interface RuntimeParts {
   overlay: { stats: { runs: number; failedRuns: number; drift: Partial<Record<string, { count: number }>> } };
   ipam: { stats: { allocated: Record<'local' | 'global', number>; released: Record<'local' | 'global', number> } };
   /** What the process asked etcd for (plugin/state/etcd-client.ts). */
-  etcd: { reads: number; keysRead: number; bytesRead: number; writes: number; txns: number; txnsFailed: number };
+  etcd: EtcdCallStats;
   /** The etcd watches by role (docker-view, networks, flannel-networks, node-subnets). */
   watches: Record<string, { stats: { snapshots: number; events: number; disconnects: number; connected: boolean; lastEventAt?: number } }>;
 }

@@ -17,20 +17,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { run } from '../../common/exec.js';
 import type { SandboxNode } from '../../scripts/lab/sandbox.mjs';
+import { lab, systemToolsOnly } from '../lab.js';
 
-// The lab is plain JavaScript beside the sources (scripts/lab), not compiled into dist/: load it from the repository.
-const REPO = fileURLToPath(new URL('../../..', import.meta.url)); // dist/bench/dns-inject → repo root
-const lab = async <T>(f: string): Promise<T> => (await import(pathToFileURL(join(REPO, 'scripts/lab', f)).href)) as T;
 const { docker } = await lab<typeof import('../../scripts/lab/dockerd.mjs')>('dockerd.mjs');
 const { down, LAYOUT, up } = await lab<typeof import('../../scripts/lab/sandbox.mjs')>('sandbox.mjs');
 const { pluginPid, waitServiceRunning } = await lab<typeof import('../../scripts/lab/services.mjs')>('services.mjs');
-// `npm run` puts node_modules/.bin first in PATH (a dev dependency there is called `nft`): the system's tools only.
-process.env.PATH = (process.env.PATH ?? '').split(':').filter((d) => d && !d.includes('node_modules')).join(':') || '/usr/sbin:/usr/bin:/sbin:/bin';
+systemToolsOnly();
 
 const STARTS = Number(process.env.SWARMNET_BENCH_STARTS ?? 50);
 const EVENTS = Number(process.env.SWARMNET_BENCH_EVENTS ?? 10);

@@ -24,10 +24,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { run } from '../../common/exec.js';
+import { lab, REPO, systemToolsOnly } from '../lab.js';
 
-const REPO = fileURLToPath(new URL('../../..', import.meta.url)); // dist/bench/dns → repo root
 const PREFIX = 'sndns';
 const NETNS = `${PREFIX}-d`;
 const DATA = `/var/lib/${PREFIX}`;
@@ -60,14 +60,12 @@ interface Lab {
 }
 
 async function loadLab(): Promise<Lab> {
-  const d = await import(pathToFileURL(join(REPO, 'scripts/lab/dockerd.mjs')).href) as Partial<Lab>;
-  const b = await import(pathToFileURL(join(REPO, 'scripts/lab/busybox-image.mjs')).href) as Partial<Lab>;
+  const d = await lab<Partial<Lab>>('dockerd.mjs');
+  const b = await lab<Partial<Lab>>('busybox-image.mjs');
   return { ...d, ...b } as Lab;
 }
 
-// `npm run` puts node_modules/.bin first in PATH, and a dev dependency there is called `nft` (@vercel/nft): every
-// tool here must be the system's.
-process.env.PATH = (process.env.PATH ?? '').split(':').filter((d) => d && !d.includes('node_modules')).join(':') || '/usr/sbin:/usr/bin:/sbin:/bin';
+systemToolsOnly();
 
 const cleanups: (() => Promise<unknown>)[] = [];
 const log = (s: string): void => { process.stdout.write(`${s}\n`); };

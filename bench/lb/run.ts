@@ -16,9 +16,7 @@
  */
 import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { run } from '../../common/exec.js';
 import { logger, setLogLevel } from '../../common/log.js';
 import type { LbState, VipEntry } from '../../lb/desired.js';
@@ -27,9 +25,10 @@ import { NftablesBackend } from '../../lb/nftables/kernel.js';
 import { renderFull } from '../../lb/nftables/render.js';
 import { LbReconciler } from '../../lb/reconciler.js';
 import type { SandboxNode } from '../../scripts/lab/sandbox.mjs';
+import { lab, systemToolsOnly } from '../lab.js';
 
 setLogLevel('silent');
-process.env.PATH = (process.env.PATH ?? '').split(':').filter((d) => d && !d.includes('node_modules')).join(':') || '/usr/sbin:/usr/bin:/sbin:/bin';
+systemToolsOnly();
 const PARTS = process.env.SWARMNET_BENCH_PARTS ?? '1234';
 const SERVICES = Number(process.env.SWARMNET_BENCH_SERVICES ?? 10_000);
 const EVENTS = Number(process.env.SWARMNET_BENCH_EVENTS ?? 50);
@@ -154,8 +153,6 @@ async function firstPacket(): Promise<void> {
 }
 
 // ---- 3. convergence on the sandbox
-const REPO = fileURLToPath(new URL('../../..', import.meta.url)); // dist/bench/lb → repo root
-const lab = async <T>(f: string): Promise<T> => (await import(pathToFileURL(join(REPO, 'scripts/lab', f)).href)) as T;
 
 async function convergence(): Promise<void> {
   const { docker } = await lab<typeof import('../../scripts/lab/dockerd.mjs')>('dockerd.mjs');

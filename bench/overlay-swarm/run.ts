@@ -14,17 +14,14 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { run } from '../../common/exec.js';
 import type { SandboxNode } from '../../scripts/lab/sandbox.mjs';
+import { lab, systemToolsOnly } from '../lab.js';
 
-const REPO = fileURLToPath(new URL('../../..', import.meta.url)); // dist/bench/overlay-swarm → repo root
-const lab = async <T>(f: string): Promise<T> => (await import(pathToFileURL(join(REPO, 'scripts/lab', f)).href)) as T;
 const { docker } = await lab<typeof import('../../scripts/lab/dockerd.mjs')>('dockerd.mjs');
 const { down, LAYOUT, up } = await lab<typeof import('../../scripts/lab/sandbox.mjs')>('sandbox.mjs');
 const { serviceContainers, waitServiceRunning } = await lab<typeof import('../../scripts/lab/services.mjs')>('services.mjs');
-process.env.PATH = (process.env.PATH ?? '').split(':').filter((d) => d && !d.includes('node_modules')).join(':') || '/usr/sbin:/usr/bin:/sbin:/bin';
+systemToolsOnly();
 
 const ENGINE = process.env.SWARMNET_BENCH_DOCKER ?? '20.10';
 const ROUNDS = Number(process.env.SWARMNET_BENCH_ROUNDS ?? 6);

@@ -263,7 +263,11 @@ export class Ipam implements IpamDriver {
 
   /** Every network: from the watched records once they are ready, else (at start) from etcd. */
   async networks(): Promise<NetworkRecord[]> {
-    if (this.records.ready) return this.records.allNetworks();
+    return this.records.ready ? this.records.allNetworks() : this.listNetworks();
+  }
+
+  /** Every network record, read from etcd. */
+  private async listNetworks(): Promise<NetworkRecord[]> {
     const all = await this.o.client.getAll().prefix(this.keys.networks()).strings();
     return Object.values(all).map((v) => JSON.parse(v) as NetworkRecord);
   }
@@ -275,9 +279,7 @@ export class Ipam implements IpamDriver {
   async networkByDockerId(dockerNetworkId: string): Promise<NetworkRecord | undefined> {
     const find = (nets: NetworkRecord[]): string | undefined => nets.find((n) => n.dockerNetworkId === dockerNetworkId)?.id;
     let hint = this.byDockerId.get(dockerNetworkId) ?? find(await this.networks());
-    if (hint === undefined && this.records.ready) {
-      hint = find(Object.values(await this.o.client.getAll().prefix(this.keys.networks()).strings()).map((v) => JSON.parse(v) as NetworkRecord));
-    }
+    if (hint === undefined && this.records.ready) hint = find(await this.listNetworks());
     if (hint === undefined) return undefined;
     const net = await this.readNetwork(hint);
     if (net?.dockerNetworkId !== dockerNetworkId) {

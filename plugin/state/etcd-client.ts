@@ -13,14 +13,15 @@ const log = logger('etcd');
 export interface EtcdCallStats { reads: number; keysRead: number; bytesRead: number; writes: number; txns: number; txnsFailed: number }
 
 const counted = new WeakMap<Etcd3, EtcdCallStats>();
+const noCalls = (): EtcdCallStats => ({ reads: 0, keysRead: 0, bytesRead: 0, writes: 0, txns: 0, txnsFailed: 0 });
 
 /** The counters of a client made by createEtcdClient (zeros for any other). */
 export function etcdCallStats(client: Etcd3): EtcdCallStats {
-  return counted.get(client) ?? { reads: 0, keysRead: 0, bytesRead: 0, writes: 0, txns: 0, txnsFailed: 0 };
+  return counted.get(client) ?? noCalls();
 }
 
 function countCalls(client: Etcd3): void {
-  const s: EtcdCallStats = { reads: 0, keysRead: 0, bytesRead: 0, writes: 0, txns: 0, txnsFailed: 0 };
+  const s = noCalls();
   const read = (kvs: IKeyValue[] | undefined): void => {
     for (const kv of kvs ?? []) { s.keysRead++; s.bytesRead += kv.key.length + kv.value.length; }
   };
