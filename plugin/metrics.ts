@@ -95,7 +95,7 @@ export class BucketsHistogram<T extends string> extends Histogram<T> {
 export interface RuntimeParts {
   lease: { stats: { lost: number; granted: number } };
   overlay: { stats: { runs: number; failedRuns: number; drift: Partial<Record<string, { count: number }>> } };
-  ipam: { stats: { allocated: Record<'local' | 'global', number>; released: Record<'local' | 'global', number> } };
+  ipam: { stats: { allocated: Record<'local' | 'global', number>; released: Record<'local' | 'global', number> }; owedReleases: number };
   /** What the process asked etcd for (plugin/state/etcd-client.ts). */
   etcd: EtcdCallStats;
   /** The etcd watches by role (docker-view, networks, flannel-networks, node-subnets). */
@@ -114,6 +114,7 @@ export function registerRuntimeMetrics(p: RuntimeParts): () => void {
     new Counter({ name: 'swarmnet_node_lease_grants_total', help: 'Node leases granted (1 at start, then one per loss)', registers: [], collect() { this.reset(); this.inc(p.lease.stats.granted); } }),
     new Counter({ name: 'swarmnet_ipam_addresses_allocated_total', help: 'Address records created by this node, by address space (local: a container\'s address on its node; global: a manager\'s VIP or placeholder); replays and adoptions not counted', labelNames: ['space'] as const, registers: [], collect() { this.reset(); for (const s of spaces) this.inc({ space: s }, p.ipam.stats.allocated[s]); } }),
     new Counter({ name: 'swarmnet_ipam_addresses_released_total', help: 'Address records this node released, by address space (a removed network takes its records with it uncounted)', labelNames: ['space'] as const, registers: [], collect() { this.reset(); for (const s of spaces) this.inc({ space: s }, p.ipam.stats.released[s]); } }),
+    new Gauge({ name: 'swarmnet_ipam_owed_releases', help: 'Address releases Docker asked for while etcd was down, retried every 2 s until etcd takes them (their addresses stay taken meanwhile)', registers: [], collect() { this.set(p.ipam.owedReleases); } }),
     new Counter({ name: 'swarmnet_etcd_requests_total', help: 'Unary requests this node sent to etcd, by kind (read: a range, watch listings included; write: put or delete; txn: a transaction)', labelNames: ['kind'] as const, registers: [], collect() { this.reset(); this.inc({ kind: 'read' }, p.etcd.reads); this.inc({ kind: 'write' }, p.etcd.writes); this.inc({ kind: 'txn' }, p.etcd.txns); } }),
     new Counter({ name: 'swarmnet_etcd_keys_read_total', help: 'Keys returned to this node by etcd reads (ranges, watch listings, reads inside transactions): a change should cost a constant number, whatever the cluster size', registers: [], collect() { this.reset(); this.inc(p.etcd.keysRead); } }),
     new Counter({ name: 'swarmnet_etcd_read_bytes_total', help: 'Bytes of keys and values returned to this node by etcd reads', registers: [], collect() { this.reset(); this.inc(p.etcd.bytesRead); } }),

@@ -87,6 +87,7 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
       availableSubnets: config.availableSubnets, networkSubnetSize: config.networkSubnetSize,
       hostSubnetSize: config.hostSubnetSize, vniStart: config.vniStart, vtepMac,
     });
+    undo.push(() => ipam.close());
     // What a previous run of the plugin recorded stays alive under this run's lease until Docker says what runs.
     const held = await ipam.holdNodeRecords();
     if (held) log.info({ addresses: held }, 'this node\'s address records moved to the new node lease');

@@ -4,7 +4,7 @@ import { logger } from '../../common/log.js';
 import { ADDRESS_SPACE_GLOBAL, ADDRESS_SPACE_LOCAL, PluginError, type IpamDriver } from '../protocol/contract.js';
 import type { PoolRequest, ReleaseAddressRequest, RequestAddressRequest, RequestPoolRequest } from '../protocol/schemas.js';
 import { Keys, hex } from '../state/keys.js';
-import type { NodeLease } from '../state/etcd-client.js';
+import { etcdFailure, type NodeLease } from '../state/etcd-client.js';
 import { NetworkRecords, type NetworkRecord, type RecordKind } from '../state/network-records.js';
 import { PrefixWatch } from '../state/watch.js';
 import { planReclaim, planRestart, type LiveEndpoints } from './restart-plan.js';
@@ -88,6 +88,10 @@ export class Ipam implements IpamDriver {
   readonly stats = { allocated: { local: 0, global: 0 }, released: { local: 0, global: 0 } };
   /** Networks and host leases cluster-wide, from watch events (watchRecords); etcd is asked while it is not ready. */
   readonly records: NetworkRecords;
+  /** Releases etcd could not take yet, by pool and address (releaseAddress). */
+  private readonly owed = new Map<string, ReleaseAddressRequest>();
+  private owedTimer?: NodeJS.Timeout;
+  private closed = false;
 
   constructor(private readonly o: IpamOptions) {
     this.keys = new Keys(o.prefix);
@@ -159,6 +163,13 @@ export class Ipam implements IpamDriver {
   }
 
   async requestAddress(req: RequestAddressRequest): Promise<{ Address: string; Data: Record<string, string> }> {
+    const r = await this.allocate(req);
+    // Handed out again (a replay of the same key): a release still owed for it must not take it away.
+    this.owed.delete(owedKey(req.PoolID, r.Address));
+    return r;
+  }
+
+  private async allocate(req: RequestAddressRequest): Promise<{ Address: string; Data: Record<string, string> }> {
     const ref = this.pool(req.PoolID);
     const opts = req.Options ?? {};
     let wanted: number | undefined;
@@ -189,7 +200,60 @@ export class Ipam implements IpamDriver {
     });
   }
 
+  /**
+   * Docker releases an address once and never again: a release that etcd cannot take now (it is down) is owed, not
+   * failed. It is retried until etcd answers, unless the address is handed out again meanwhile; until then the
+   * record keeps the address taken, so nothing else can get it. A plugin restart forgets what is owed: the restart
+   * reconciliation releases those records then.
+   */
   async releaseAddress(req: ReleaseAddressRequest): Promise<void> {
+    try {
+      await this.release(req);
+      this.owed.delete(owedKey(req.PoolID, req.Address));
+    } catch (e) {
+      if (!(e instanceof PluginError) || e.status !== 503) throw e;
+      if (!this.owed.has(owedKey(req.PoolID, req.Address))) log.warn({ pool: req.PoolID, address: req.Address, err: e.message }, 'address release owed until etcd answers');
+      this.owed.set(owedKey(req.PoolID, req.Address), { PoolID: req.PoolID, Address: req.Address });
+      this.payOwedLater();
+    }
+  }
+
+  /** Releases owed because etcd was down (see releaseAddress). */
+  get owedReleases(): number {
+    return this.owed.size;
+  }
+
+  private payOwedLater(): void {
+    if (this.owedTimer || this.closed) return;
+    this.owedTimer = setTimeout(() => {
+      this.owedTimer = undefined;
+      void this.payOwed().finally(() => { if (this.owed.size) this.payOwedLater(); });
+    }, OWED_RETRY_MS);
+    this.owedTimer.unref();
+  }
+
+  private async payOwed(): Promise<void> {
+    for (const [k, req] of [...this.owed]) {
+      try {
+        await this.release(req);
+        if (this.owed.get(k) === req) this.owed.delete(k);
+        log.info({ pool: req.PoolID, address: req.Address }, 'owed address release done');
+      } catch (e) {
+        if (e instanceof PluginError && e.status === 503) return; // etcd still away: try again later
+        this.owed.delete(k);
+        log.warn({ pool: req.PoolID, address: req.Address, err: (e as Error).message }, 'owed address release dropped');
+      }
+    }
+  }
+
+  /** Stops retrying owed releases (the runtime stops). */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.owedTimer);
+    this.owedTimer = undefined;
+  }
+
+  private async release(req: ReleaseAddressRequest): Promise<void> {
     const ref = this.pool(req.PoolID);
     let ip: number;
     try {
@@ -341,9 +405,12 @@ export class Ipam implements IpamDriver {
   async watchRecords(onChange: (networkId?: string) => void): Promise<RecordsWatch> {
     const watches: PrefixWatch[] = [];
     const close = async (): Promise<void> => { await Promise.all(watches.map((w) => w.close())); };
+    // Until all three listings are in, the records are partial (networks without their leases): a consumer acting on
+    // them would take down routes to other nodes for a moment. One call once they are whole.
+    let whole = false;
     const start = (kind: RecordKind): Promise<PrefixWatch> => PrefixWatch.start(this.o.client, this.records.root(kind), {
-      onSnapshot: (kvs, rev) => { this.records.reset(kind, kvs, rev); onChange(); },
-      onEvent: (ev) => { if (this.records.apply(kind, ev.type, ev.key, ev.value, ev.revision)) onChange(this.records.networkOf(kind, ev.key)); },
+      onSnapshot: (kvs, rev) => { this.records.reset(kind, kvs, rev); if (whole) onChange(); },
+      onEvent: (ev) => { if (this.records.apply(kind, ev.type, ev.key, ev.value, ev.revision) && whole) onChange(this.records.networkOf(kind, ev.key)); },
     });
     try {
       for (const kind of ['networks', 'flannel', 'owners'] as const) watches.push(await start(kind));
@@ -351,6 +418,8 @@ export class Ipam implements IpamDriver {
       await close();
       throw e;
     }
+    whole = true;
+    onChange();
     return Object.assign(close, { watches: { networks: watches[0]!, 'flannel-networks': watches[1]!, 'node-subnets': watches[2]! } });
   }
 
@@ -732,10 +801,14 @@ export class Ipam implements IpamDriver {
     } catch (e) {
       if (e instanceof PluginError) throw e;
       log.error({ err: (e as Error).message }, 'etcd operation failed');
-      throw new PluginError(`etcd is unavailable: ${(e as Error).message}`, 503);
+      throw new PluginError(`etcd is unavailable: ${etcdFailure(e as Error)}`, 503);
     }
   }
 }
+
+/** How often releases owed while etcd was down are tried again. */
+const OWED_RETRY_MS = 2000;
+const owedKey = (poolId: string, address: string): string => `${poolId} ${address.split('/')[0]}`;
 
 /** Jittered exponential delay between optimistic-transaction retries: 2, 4, 8 … capped at 100 ms. */
 function backoff(attempt: number): Promise<void> {

@@ -139,3 +139,12 @@ export class NodeLease {
     else this.lease.release();
   }
 }
+
+/** What went wrong with an etcd call, in words an operator can act on: etcd3's circuit breaker names a mechanism
+ * ("Execution prevented because the circuit breaker is open"), not the cause. */
+export function etcdFailure(e: Error): string {
+  if (e.name === 'BrokenCircuitError' || /circuit breaker is open/i.test(e.message)) {
+    return 'no answer from etcd (its last calls failed; calls pause for a few seconds, then try it again)';
+  }
+  return e.message;
+}

@@ -203,6 +203,23 @@ test('plugin restart: the new run holds the old run\'s records under its lease b
   await second.close(true);
 });
 
+test('watching the records: the first change a consumer hears of already holds every network with all its leases (a restarted plugin never programs a partial view)', async (t) => {
+  const prefix = randomPrefix();
+  const a = node(prefix, 'a');
+  const b = node(prefix, 'b');
+  const p = await a.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  for (const n of [a, b]) await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const fresh = node(prefix, 'a');
+  const seen: string[] = [];
+  const cancel = await fresh.ipam.watchRecords(() => {
+    const s = fresh.ipam.overlayState((id) => fresh.ipam.records.holds(id, 'a'));
+    seen.push(`${s.networks.length} network(s), leases of ${s.leases.map((l) => l.node).sort().join(',')}`);
+  });
+  t.teardown(cancel);
+  t.true(seen.length > 0);
+  t.deepEqual([...new Set(seen)], ['1 network(s), leases of a,b'], 'every view the consumer was told of');
+});
+
 test('a dead node: its host subnet and addresses are reclaimed after the lease TTL', async (t) => {
   const prefix = randomPrefix();
   const mgr = node(prefix, 'mgr');
@@ -244,6 +261,41 @@ test('etcd restart: calls fail with 503 while it is down and nothing is lost aft
     const b = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: {} });
     t.not(b.Address, a.Address);
   } finally {
+    await n.close();
+    await own.stop();
+  }
+});
+
+test('a release while etcd is down is owed, not lost: answered, retried until etcd takes it; an address handed out again meanwhile keeps its record', async (t) => {
+  const own = await TestEtcd.start();
+  const prefix = randomPrefix();
+  const n = makeNode(own.endpoint, prefix, 'w');
+  try {
+    const p = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+    const lp = await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+    const macA = { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:0a' };
+    const macB = { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:0b' };
+    const a = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: macA });
+    const b = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: macB });
+    const vip = await n.ipam.requestAddress({ PoolID: p.PoolID, Address: '', Options: {} });
+    await own.stopProcess();
+    // Docker never asks twice: each release is answered, and owed.
+    await beforeGuard(n.ipam.releaseAddress({ PoolID: lp.PoolID, Address: a.Address }), 90_000, 'the release kept retrying');
+    await n.ipam.releaseAddress({ PoolID: lp.PoolID, Address: b.Address });
+    await n.ipam.releaseAddress({ PoolID: p.PoolID, Address: vip.Address });
+    t.is(n.ipam.owedReleases, 3);
+    await own.startProcess();
+    // B's container comes back first (a replay of its MAC): its release is no longer owed.
+    const again = await retry(() => n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: macB }), 60_000, 200);
+    t.is(again.Address, b.Address);
+    t.true(await until(() => n.ipam.owedReleases === 0, 60_000), `${n.ipam.owedReleases} release(s) still owed`);
+    const hexOf = (addr: string): string => parseIp(addr.split('/')[0]!).toString(16).padStart(8, '0');
+    const local = await n.client.getAll().prefix(`${prefix}/swarmnet/addresses/`).keys();
+    t.deepEqual(local.map((k) => k.slice(k.lastIndexOf('/') + 1)), [hexOf(b.Address)], 'A released, B kept');
+    t.deepEqual(await n.client.getAll().prefix(`${prefix}/swarmnet/leader-addresses/`).keys(), [], 'the VIP released');
+    t.deepEqual(await checkInvariants(n.client, prefix), []);
+  } finally {
+    n.ipam.close();
     await n.close();
     await own.stop();
   }

@@ -26,7 +26,7 @@ export function registerAll(): void {
   registerRuntimeMetrics({
     lease: { stats: { lost: 1, granted: 2 } },
     overlay: { stats: { runs: 5, failedRuns: 1, drift: { fdb: { count: 2 } } } },
-    ipam: { stats: { allocated: { local: 3, global: 1 }, released: { local: 1, global: 0 } } },
+    ipam: { stats: { allocated: { local: 3, global: 1 }, released: { local: 1, global: 0 } }, owedReleases: 0 },
     etcd: { reads: 4, keysRead: 9, bytesRead: 900, writes: 3, txns: 2, txnsFailed: 1 },
     watches: {
       'docker-view': { stats: { snapshots: 1, events: 7, disconnects: 0, connected: true, lastEventAt: Date.now() } },
