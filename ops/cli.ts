@@ -12,7 +12,9 @@ import { buildStatus, STATUS_PREFIXES, type ClusterStatus, type StatusSnapshot }
 import { renderStatus } from './status-render.js';
 
 /** Settings `status` takes from the plugin when the shell has none (the operator runs it on any swarm node). */
-const PLUGIN_SETTINGS = ['ETCD_ENDPOINTS', 'ETCD_PREFIX', 'ETCD_USERNAME', 'ETCD_PASSWORD', 'RECONCILE_INTERVAL_SECONDS'];
+const PLUGIN_SETTINGS = ['ETCD_ENDPOINTS', 'ETCD_PREFIX', 'ETCD_USERNAME', 'ETCD_PASSWORD', 'RECONCILE_INTERVAL_SECONDS', 'ETCD_CA_FILE', 'ETCD_CERT_FILE', 'ETCD_KEY_FILE'];
+/** Settings naming a file inside the plugin: read on the host through the plugin's mounts. */
+const PLUGIN_FILES = new Set(['ETCD_CA_FILE', 'ETCD_CERT_FILE', 'ETCD_KEY_FILE']);
 
 export class OpsError extends Error {}
 
@@ -40,13 +42,24 @@ export async function opsConfig(o: EtcdOptions, env: NodeJS.ProcessEnv = process
 }
 
 async function pluginSettings(name: string): Promise<Record<string, string>> {
-  const info = await new Docker().getPlugin(name, name).inspect() as { Settings?: { Env?: string[] } };
+  const info = await new Docker().getPlugin(name, name).inspect() as { Settings?: { Env?: string[]; Mounts?: { Source?: string; Destination?: string }[] } };
   const out: Record<string, string> = {};
   for (const e of info.Settings?.Env ?? []) {
     const i = e.indexOf('=');
-    if (i > 0) out[e.slice(0, i)] = e.slice(i + 1);
+    if (i <= 0) continue;
+    const k = e.slice(0, i);
+    const v = e.slice(i + 1);
+    out[k] = PLUGIN_FILES.has(k) && v ? hostPath(v, info.Settings?.Mounts ?? []) : v;
   }
   return out;
+}
+
+/** A path inside the plugin as the host sees it (the TLS files live in the plugin's state mount); unchanged when no
+ * mount holds it (the setting's file check then names it). */
+export function hostPath(path: string, mounts: { Source?: string; Destination?: string }[]): string {
+  const m = mounts.filter((x) => x.Source && x.Destination && (path === x.Destination || path.startsWith(`${x.Destination.replace(/\/$/, '')}/`)))
+    .sort((a, b) => b.Destination!.length - a.Destination!.length)[0];
+  return m ? `${m.Source!.replace(/\/$/, '')}${path.slice(m.Destination!.replace(/\/$/, '').length)}` : path;
 }
 
 type Prefix = keyof typeof STATUS_PREFIXES;

@@ -11,7 +11,7 @@ import { down, loadSandbox, up } from './lab/sandbox.mjs';
 import { status } from './lab/status.mjs';
 
 const USAGE = `usage: npm run sandbox -- <verb>
-  up [--nodes N] [--managers M] [--docker E] [--no-hook] [--prometheus] [--no-demo] [--log-level L]
+  up [--nodes N] [--managers M] [--docker E] [--no-hook] [--prometheus] [--etcd-tls] [--no-demo] [--log-level L]
                          a swarm of N nodes (default 3; node1..M managers, default 1) with the plugin enabled
                          everywhere, then a short demo (a service on a swarmnet network, reached across nodes);
                          each node gets the runtime wrapper + createContainer hook (swarmnet host install)
@@ -19,6 +19,8 @@ const USAGE = `usage: npm run sandbox -- <verb>
                          --docker 28 (default: Docker 28.5 from Debian sid, downloaded once into build/.cache),
                          20.10 (Debian 12's docker.io) or one per node, e.g. 28,20.10 (the last one repeats);
                          --prometheus: a Prometheus on http://10.99.0.1:9090 scraping every node, with the alert rules
+                         --etcd-tls: etcd with mutual TLS (a throwaway CA) and auth; the plugins log in as a user
+                         limited to /flannel/, with their certificate in their state directory's tls/
   exec <node> <cmd...>   run a command in a node's namespaces against its dockerd, e.g. exec node2 docker service ls
   status                 nodes, swarm state, plugin state, etcd
   demo                   run the demo again on a running sandbox
@@ -57,13 +59,14 @@ async function main() {
       'no-demo': { type: 'boolean', default: false },
       'no-hook': { type: 'boolean', default: false },
       prometheus: { type: 'boolean', default: false },
+      'etcd-tls': { type: 'boolean', default: false },
       'log-level': { type: 'string', default: 'info' },
     },
     strict: true,
   });
   switch (verb) {
     case 'up': {
-      const sb = await up({ nodes: Number(values.nodes), managers: Number(values.managers), docker: values.docker, hook: !values['no-hook'], prometheus: values.prometheus, logLevel: values['log-level'] });
+      const sb = await up({ nodes: Number(values.nodes), managers: Number(values.managers), docker: values.docker, hook: !values['no-hook'], prometheus: values.prometheus, etcdTls: values['etcd-tls'], logLevel: values['log-level'] });
       printUsage(sb);
       if (!values['no-demo']) await runDemo(sb);
       return;

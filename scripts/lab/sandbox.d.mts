@@ -18,10 +18,15 @@ export interface Sandbox {
 }
 export const LAYOUT: Layout;
 export const MAX_NODES: number;
-export function etcdEndpoint(): string;
+export function etcdEndpoint(tls?: boolean): string;
+export function etcdClientOptions(): import('etcd3').IOptions;
 export function registryAddress(): string;
 export function pluginRef(version: string): string;
-export function up(opts?: { nodes?: number; managers?: number; docker?: string; hook?: boolean; prometheus?: boolean; log?: (msg: string) => void; logLevel?: string }): Promise<Sandbox>;
+export function up(opts?: { nodes?: number; managers?: number; docker?: string; hook?: boolean; prometheus?: boolean; etcdTls?: boolean; log?: (msg: string) => void; logLevel?: string }): Promise<Sandbox>;
 export function down(opts?: { log?: (msg: string) => void }): Promise<void>;
 export function loadSandbox(): Sandbox | undefined;
 export function waitPluginAdvertised(manager: SandboxNode, count: number, timeoutMs?: number): Promise<void>;
+export function stopNode(name: string, opts?: { crash?: boolean }): Promise<void>;
+export function startNode(name: string): Promise<SandboxNode>;
+export function stopSandboxEtcd(): Promise<void>;
+export function startSandboxEtcd(): Promise<void>;

@@ -6,13 +6,18 @@
 //     first, then builds it all; docker: '28', '20.10' or a per-node list ('28,20.10': see engines.mjs)
 //   down({ log }) -> Promise<void>     removes exactly what the state file lists plus leftovers with sandbox names
 //   loadSandbox() -> Sandbox | undefined   the running sandbox from the state file
+//   stopNode(name, { crash }) / startNode(name) -> node record   a node's dockerd stopped (SIGTERM, as a host shuts
+//     down; crash: SIGKILL of dockerd, containerd, shims, plugin and containers, as a machine dies) and started again
+//     on the same data root (it rejoins the swarm); the state file follows
+//   stopSandboxEtcd() / startSandboxEtcd()   the etcd stopped and started again on its data (an etcd outage)
 //   Sandbox: { nodes: [{ name, netns, address, socket, pid, startTime, mntns, role, engine, ... }], etcd: { endpoint, ... },
 //              manager (first node), layout }
-import { readdirSync, readFileSync, rmSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, rmSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { IMAGE, buildBusyboxTar, importBusybox } from './busybox-image.mjs';
 import { docker, startDockerd, stopDockerd } from './dockerd.mjs';
-import { startEtcd, stopEtcd } from './etcd.mjs';
+import { enableAuth, makePki, startEtcd, stopEtcd } from './etcd.mjs';
 import { registryPidsUnder, startRegistry, stopRegistry } from './registry.mjs';
 import { prometheusPidsUnder, startPrometheus, stopPrometheus } from './prometheus.mjs';
 import { pidsWithArgv } from './detached.mjs';
@@ -61,7 +66,24 @@ export function nodeLayout(i) {
   };
 }
 
-export const etcdEndpoint = () => `http://${LAYOUT.hostAddress}:${LAYOUT.etcdPort}`;
+/** The sandbox etcd's client URL: https when it runs with --etcd-tls. */
+export const etcdEndpoint = (tls = Boolean(loadState()?.etcd?.tls)) => `${tls ? 'https' : 'http'}://${LAYOUT.hostAddress}:${LAYOUT.etcdPort}`;
+
+/** etcd3 client options for the sandbox etcd as its root (every key): TLS and password when it has them. */
+export function etcdClientOptions() {
+  const tls = loadState()?.etcd?.tls;
+  if (!tls) return { hosts: etcdEndpoint(false) };
+  return {
+    hosts: etcdEndpoint(true),
+    credentials: { rootCertificate: readFileSync(tls.root.ca), certChain: readFileSync(tls.root.cert), privateKey: readFileSync(tls.root.key) },
+    auth: { username: 'root', password: tls.rootPassword },
+  };
+}
+
+/** A node's plugin STATE_DIR on the host (build-plugin.mjs picks it beside the node's Docker data root). */
+const stateDirOf = (k) => join(nodeLayout(k).dataRoot, 'swarmnet-state');
+/** STATE_DIR inside the plugin (config.json's `state` mount). */
+const PLUGIN_STATE_DIR = '/var/lib/swarmnet';
 export const registryAddress = () => `${LAYOUT.hostAddress}:${LAYOUT.registryPort}`;
 /** The plugin's reference in the sandbox registry for a built version. */
 export const pluginRef = (version) => `${registryAddress()}/${LAYOUT.pluginRepository}:${tagOf(version)}`;
@@ -71,11 +93,20 @@ const defaultLog = (() => {
   return (msg) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}`);
 })();
 
-/** Plugin settings of one node. */
-function pluginSettings(node, logLevel, hook) {
+/** Plugin settings of one node; etcdTls: { password } of the plugins' etcd user (mutual TLS and auth). */
+function pluginSettings(node, logLevel, hook, etcdTls) {
+  const tls = etcdTls ? {
+    // As docs/install.md tells users: the certificate in STATE_DIR/tls, a user limited to ETCD_PREFIX.
+    ETCD_CA_FILE: `${PLUGIN_STATE_DIR}/tls/ca.pem`,
+    ETCD_CERT_FILE: `${PLUGIN_STATE_DIR}/tls/client.pem`,
+    ETCD_KEY_FILE: `${PLUGIN_STATE_DIR}/tls/client.key`,
+    ETCD_USERNAME: 'swarmnet',
+    ETCD_PASSWORD: etcdTls.password,
+  } : {};
   return {
+    ...tls,
     IS_HOOK_AVAILABLE: String(hook),
-    ETCD_ENDPOINTS: etcdEndpoint(),
+    ETCD_ENDPOINTS: etcdEndpoint(Boolean(etcdTls)),
     UNDERLAY_INTERFACE: 'eth0',
     LOG_LEVEL: logLevel,
     // A lab: a node that dies (or freezes) loses its records, and its tasks their place behind VIPs, within 15 s.
@@ -99,7 +130,7 @@ async function installHostParts(n) {
   return JSON.parse(readFileSync(daemonJson, 'utf8'));
 }
 
-export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT_ENGINE, hook = true, prometheus = false, log = defaultLog, logLevel = 'info' } = {}) {
+export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT_ENGINE, hook = true, prometheus = false, etcdTls = false, log = defaultLog, logLevel = 'info' } = {}) {
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) throw new Error(`--nodes must be an integer from 1 to ${MAX_NODES}, got ${nodes}`);
   if (!Number.isInteger(managers) || managers < 1 || managers > nodes) throw new Error(`--managers must be an integer from 1 to --nodes (${nodes}), got ${managers}`);
   const engineOf = parseEngines(engineSpec, nodes);
@@ -128,11 +159,16 @@ export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT
     await createBridge(LAYOUT.bridge, `${LAYOUT.hostAddress}/24`);
     await installGuard(LAYOUT.bridge);
 
-    log(`etcd on ${etcdEndpoint()}`);
+    log(`etcd on ${etcdEndpoint(etcdTls)}${etcdTls ? ' (mutual TLS, auth: user swarmnet limited to /flannel/)' : ''}`);
     state.etcd = { dataDir: join(LAYOUT.dataDir, 'etcd') };
     saveState(state);
-    state.etcd = { ...state.etcd, ...(await startEtcd({ address: LAYOUT.hostAddress, port: LAYOUT.etcdPort, peerPort: LAYOUT.etcdPeerPort, dataDir: state.etcd.dataDir })) };
+    if (etcdTls) state.etcd.tls = await etcdPki(nodes);
+    state.etcd = { ...state.etcd, ...(await startEtcd({ address: LAYOUT.hostAddress, port: LAYOUT.etcdPort, peerPort: LAYOUT.etcdPeerPort, dataDir: state.etcd.dataDir, tls: etcdTlsOf(state) })) };
     saveState(state);
+    if (etcdTls) {
+      const t = state.etcd.tls;
+      await enableAuth({ endpoint: state.etcd.endpoint, root: t.root, rootPassword: t.rootPassword, user: 'swarmnet', password: t.password, prefix: '/flannel/' });
+    }
 
     log(`registry on ${registryAddress()} (docker-registry; every node trusts it as an insecure registry)`);
     state.registry = { dataDir: join(LAYOUT.dataDir, 'registry') };
@@ -146,7 +182,7 @@ export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT
       log('runtime wrapper + createContainer hook on every node (swarmnet host install)');
     }
     log(`starting ${nodes} node(s): namespaces and one dockerd each`);
-    const layouts = Array.from({ length: nodes }, (_, k) => ({ ...nodeLayout(k + 1), role: k < managers ? 'manager' : 'worker', engine: engines.get(engineOf[k]).version }));
+    const layouts = Array.from({ length: nodes }, (_, k) => ({ ...nodeLayout(k + 1), role: k < managers ? 'manager' : 'worker', engine: engines.get(engineOf[k]).version, engineName: engineOf[k] }));
     state.nodes = layouts;
     saveState(state);
     await Promise.all(layouts.map(async (n, k) => {
@@ -173,7 +209,7 @@ export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT
     log(`installing it on every node (docker plugin install --alias ${LAYOUT.pluginAlias} --grant-all-permissions, set, enable)`);
     await Promise.all(state.nodes.map((n) => installPlugin({
       host: `unix://${n.socket}`, remote: ref, alias: LAYOUT.pluginAlias,
-      settings: pluginSettings(n, logLevel, hook), enable: true,
+      settings: pluginSettings(n, logLevel, hook, state.etcd.tls), enable: true,
       log: (m) => log(`  ${n.name}: plugin ${m.replace(/^.*: /, '')}`),
     })));
     state.plugin = { ref, version: built.version };
@@ -248,6 +284,66 @@ function sandboxOf(state) {
 export function loadSandbox() {
   const s = loadState();
   return s ? sandboxOf(s) : undefined;
+}
+
+/**
+ * The sandbox's PKI (openssl) and passwords: a CA, etcd's server certificate, a `root` client certificate for the
+ * sandbox's own tools and one `swarmnet` certificate copied into every node's plugin state directory.
+ */
+async function etcdPki(nodes) {
+  const pki = await makePki(join(LAYOUT.dataDir, 'pki'), [LAYOUT.hostAddress, '127.0.0.1'], ['root', 'swarmnet']);
+  for (let k = 1; k <= nodes; k++) {
+    const dir = join(stateDirOf(k), 'tls');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const c = pki.clients.swarmnet;
+    for (const [from, to] of [[c.ca, 'ca.pem'], [c.cert, 'client.pem'], [c.key, 'client.key']]) copyFileSync(from, join(dir, to));
+  }
+  return { ca: pki.ca, serverCert: pki.serverCert, serverKey: pki.serverKey, root: pki.clients.root, rootPassword: randomBytes(12).toString('hex'), password: randomBytes(12).toString('hex') };
+}
+const etcdTlsOf = (state) => state.etcd.tls && { ...state.etcd.tls, client: state.etcd.tls.root };
+
+function nodeOf(state, name) {
+  const k = state?.nodes.findIndex((n) => n.name === name) ?? -1;
+  if (k < 0) throw new Error(`no sandbox node ${name}`);
+  return k;
+}
+
+export async function stopNode(name, { crash = false } = {}) {
+  const state = loadState();
+  const n = state.nodes[nodeOf(state, name)];
+  if (!crash) return stopDockerd({ pid: n.pid, startTime: n.startTime, mntns: n.mntns, graceMs: 30_000 });
+  // Containers live in mount namespaces of their own: find them through dockerd before it goes.
+  const ids = (await docker(n, ['ps', '-q'], { allowFailure: true })).stdout.split('\n').filter(Boolean);
+  const pids = ids.length ? (await docker(n, ['inspect', '--format', '{{.State.Pid}}', ...ids], { allowFailure: true })).stdout.split('\n').map(Number).filter((p) => p > 0) : [];
+  // The plugin runs in a mount namespace of its own but in the node's network namespace, like dockerd and containerd.
+  const inNetns = (await run('ip', ['netns', 'pids', n.netns], { allowFailure: true })).stdout.split('\n').filter(Boolean).map(Number);
+  for (const p of [n.pid, ...pidsInNamespace('mnt', n.mntns), ...inNetns, ...pids]) {
+    try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+  }
+  await stopDockerd({ pid: n.pid, startTime: n.startTime, mntns: n.mntns, graceMs: 1000 });
+}
+
+export async function startNode(name) {
+  const state = loadState();
+  const k = nodeOf(state, name);
+  const n = state.nodes[k];
+  const engine = await ensureEngine(n.engineName ?? DEFAULT_ENGINE, () => {});
+  const daemonConfig = JSON.parse(readFileSync(join(n.dataRoot, 'daemon.json'), 'utf8'));
+  const d = await startDockerd({ name: n.name, netns: n.netns, dataRoot: n.dataRoot, socket: n.socket, daemonConfig, nameserver: LAYOUT.hostAddress, binDir: engine.binDir });
+  state.nodes[k] = { ...n, pid: d.pid, startTime: d.startTime, mntns: d.mntns, logFile: d.logFile };
+  saveState(state);
+  return state.nodes[k];
+}
+
+export async function stopSandboxEtcd() {
+  const state = loadState();
+  await stopEtcd(state.etcd);
+}
+
+export async function startSandboxEtcd() {
+  const state = loadState();
+  state.etcd = { ...state.etcd, ...(await startEtcd({ address: LAYOUT.hostAddress, port: LAYOUT.etcdPort, peerPort: LAYOUT.etcdPeerPort, dataDir: state.etcd.dataDir, tls: etcdTlsOf(state) })) };
+  saveState(state);
 }
 
 /** Objects with sandbox names that exist now (whether or not the state file lists them). */

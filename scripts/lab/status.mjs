@@ -22,7 +22,7 @@ export async function status(log = console.log) {
     }
     log(`  ${n.name.padEnd(6)} ${n.address.padEnd(12)} Docker ${(n.engine ?? '?').padEnd(14)} dockerd ${alive ? `pid ${n.pid}` : 'DOWN'}  swarm ${swarm}  plugin ${plugin}`);
   }
-  if (sb.etcd?.endpoint) log(`  etcd   ${sb.etcd.endpoint} ${(await etcdHealthy(sb.etcd.endpoint)) ? 'healthy' : 'NOT HEALTHY'} (pid ${sb.etcd.pid})`);
+  if (sb.etcd?.endpoint) log(`  etcd   ${sb.etcd.endpoint} ${(await etcdHealthy(sb.etcd.endpoint, sb.etcd.tls?.root)) ? 'healthy' : 'NOT HEALTHY'} (pid ${sb.etcd.pid})`);
   const m = sb.manager;
   if (m?.pid && isAlive(m.pid, m.startTime)) {
     const r = await docker(m, ['node', 'ls'], { allowFailure: true });

@@ -17,7 +17,7 @@ import { childEnv } from '../../scripts/lib/proc.mjs';
 import { STAND_IN_DNS } from '../dns/docker-stand-in.js';
 import type { ClusterStatus } from '../../ops/status-model.js';
 import type { Finding } from '../../ops/doctor.js';
-import { down, etcdEndpoint, LAYOUT, pluginRef, up, type Sandbox, type SandboxNode } from '../../scripts/lab/sandbox.mjs';
+import { down, etcdClientOptions, LAYOUT, pluginRef, up, type Sandbox, type SandboxNode } from '../../scripts/lab/sandbox.mjs';
 import { DEFAULT_DIR, pushPlugin, upgradePlugin } from '../../scripts/build-plugin.mjs';
 import {
   execInContainer, httpGetFromContainer, pluginPid, removeServiceAndNetwork, serviceContainers, waitServiceRunning, type TaskContainer,
@@ -27,6 +27,8 @@ const enabled = process.env.SWARMNET_E2E === '1';
 /** The Docker Engine of the nodes (SWARMNET_DOCKER, as `--docker`: '28', '20.10' or per node '28,20.10';
  * scripts/run-tests.mjs runs the suite once per entry of its engine list). */
 const ENGINE = process.env.SWARMNET_DOCKER ?? DEFAULT_ENGINE;
+/** SWARMNET_E2E_ETCD_TLS=1: the sandbox's etcd takes only mutual TLS and authenticated users (npm run sandbox -- up --etcd-tls). */
+const ETCD_TLS = process.env.SWARMNET_E2E_ETCD_TLS === '1';
 const PREFIX = '/flannel'; // ETCD_PREFIX default, not overridden by the sandbox
 const NETWORK = 'e2e-net';
 const SERVICE = 'e2e-web';
@@ -315,8 +317,8 @@ if (!enabled) {
   test.before('sandbox up: 3 nodes, etcd, swarm, plugin on every node', async (t) => {
     t.timeout(15 * 60_000, 'sandbox up (a cold machine builds the plugin)');
     const started = Date.now();
-    const sb = await up({ nodes: 3, managers: 1, docker: ENGINE, prometheus: true, logLevel: 'debug', log: (m: string) => t.log(m) });
-    const etcd = new Etcd3({ hosts: etcdEndpoint() });
+    const sb = await up({ nodes: 3, managers: 1, docker: ENGINE, prometheus: true, etcdTls: ETCD_TLS, logLevel: 'debug', log: (m: string) => t.log(m) });
+    const etcd = new Etcd3(etcdClientOptions());
     const links = new Map<string, Set<string>>();
     const rules = new Map<string, Set<string>>();
     for (const n of sb.nodes) {
@@ -372,6 +374,31 @@ if (!enabled) {
       t.deepEqual([...body.Implements].sort(), ['IpamDriver', 'NetworkDriver'], `${n.name}: ${r.stdout}`);
     }
   });
+
+  if (ETCD_TLS) {
+    test.serial('etcd with mutual TLS and auth: every plugin reaches it over https with its certificate and user; a client without a certificate, and the plugins\' user outside /flannel/, are refused', async (t) => {
+      const { sb } = need();
+      const opts = etcdClientOptions();
+      for (const n of sb.nodes) {
+        const env = JSON.parse((await docker(n, ['plugin', 'inspect', '--format', '{{json .Settings.Env}}', LAYOUT.pluginAlias])).stdout) as string[];
+        t.true(env.includes(`ETCD_ENDPOINTS=${String(opts.hosts)}`) && env.some((e) => /^ETCD_CERT_FILE=\/var\/lib\/swarmnet\/tls\//.test(e)) && env.includes('ETCD_USERNAME=swarmnet'), `${n.name}: ${env.filter((e) => e.startsWith('ETCD_') && !e.startsWith('ETCD_PASSWORD')).join(' ')}`);
+      }
+      const noCert = new Etcd3({ hosts: opts.hosts, credentials: { rootCertificate: opts.credentials!.rootCertificate }, auth: opts.auth });
+      try {
+        await t.throwsAsync(noCert.get(`${PREFIX}/swarmnet/x`).string(), undefined, 'a client without a certificate');
+      } finally {
+        noCert.close();
+      }
+      const password = (await docker(sb.manager, ['plugin', 'inspect', '--format', '{{json .Settings.Env}}', LAYOUT.pluginAlias])).stdout.match(/ETCD_PASSWORD=([^"]+)/)?.[1];
+      const user = new Etcd3({ ...opts, auth: { username: 'swarmnet', password: password ?? '' } });
+      try {
+        t.is(await user.get(`${PREFIX}/swarmnet/x`).string(), null, 'the plugins\' user reads under /flannel/');
+        await t.throwsAsync(user.get('/elsewhere').string(), { message: /permission denied/i }, 'the plugins\' user outside /flannel/');
+      } finally {
+        user.close();
+      }
+    });
+  }
 
   test.serial(`docker network create --driver ${DRIVER} --ipam-driver ${DRIVER} --attachable succeeds`, async (t) => {
     const c = need();
