@@ -78,11 +78,12 @@ async function enginesUnavailable(spec) {
   }
 }
 
-ava('unit + integration tests', ['test/**/*.test.ts', '!test/e2e/**']);
+ava('unit + integration tests', ['test/**/*.test.ts', '!test/e2e/**', '!test/chaos/chaos.test.ts']);
 
 // The end-to-end suite runs once per Docker Engine, each against its own sandbox (the plugin build and the engine
 // download are shared), then on a mixed swarm as an upgrade in the field meets it: a Docker 28 manager, 20.10
-// workers. SWARMNET_E2E_ENGINES (space-separated `--docker` values) picks others.
+// workers, with etcd taking only mutual TLS and authenticated users. SWARMNET_E2E_ENGINES (space-separated
+// `--docker` values) picks others. Then the chaos scenarios, once, on Docker 28 (SWARMNET_CHAOS_ENGINE).
 const engines = (process.env.SWARMNET_E2E_ENGINES ?? [...ENGINE_NAMES, '28,20.10'].join(' ')).split(/\s+/).filter(Boolean);
 const e2eReason = !isRoot ? 'not root' : !has('unshare') || !has('dockerd') ? 'dockerd/unshare unavailable' : process.env.SWARMNET_SKIP_E2E ? 'SWARMNET_SKIP_E2E is set' : '';
 if (existsSync(join(root, 'test/e2e')) && e2eReason === '') {
@@ -99,8 +100,20 @@ if (existsSync(join(root, 'test/e2e')) && e2eReason === '') {
     const e2eStarted = Date.now();
     // First-instruction DNS: 100 starts on each single engine; the mixed swarm repeats the check with fewer.
     const firstRuns = process.env.SWARMNET_E2E_FIRST_RUNS ?? (engine.includes(',') ? '30' : '100');
-    ava(`end-to-end tests on Docker ${engine} (multi-node sandbox swarm)`, ['--serial', '--timeout=10m', 'test/e2e/**/*.test.ts'], { SWARMNET_E2E: '1', SWARMNET_DOCKER: engine, SWARMNET_E2E_FIRST_RUNS: firstRuns });
+    const tls = engine.includes(',');
+    ava(`end-to-end tests on Docker ${engine}${tls ? ', etcd with mutual TLS and auth' : ''} (multi-node sandbox swarm)`, ['--serial', '--timeout=10m', 'test/e2e/**/*.test.ts'],
+      { SWARMNET_E2E: '1', SWARMNET_DOCKER: engine, SWARMNET_E2E_FIRST_RUNS: firstRuns, SWARMNET_E2E_ETCD_TLS: tls ? '1' : '' });
     console.log(`end-to-end suite on Docker ${engine} took ${((Date.now() - e2eStarted) / 60000).toFixed(1)} min`);
+  }
+  const chaosEngine = process.env.SWARMNET_CHAOS_ENGINE ?? '28';
+  const unavailable = await enginesUnavailable(chaosEngine);
+  if (unavailable) {
+    skipped.push(`CHAOS SCENARIOS ON DOCKER ${chaosEngine} SKIPPED: ${unavailable}`);
+    totals.skipped++;
+  } else {
+    const chaosStarted = Date.now();
+    ava(`chaos scenarios on Docker ${chaosEngine} (3-manager sandbox swarm)`, ['--serial', '--timeout=10m', 'test/chaos/chaos.test.ts'], { SWARMNET_CHAOS: '1', SWARMNET_DOCKER: chaosEngine });
+    console.log(`chaos scenarios took ${((Date.now() - chaosStarted) / 60000).toFixed(1)} min`);
   }
 } else if (existsSync(join(root, 'test/e2e'))) {
   skipped.push(`END-TO-END SUITE SKIPPED: ${e2eReason}`);
