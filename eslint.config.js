@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import local from './scripts/lint/no-shell-strings.mjs';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'build/**', '.sandbox/**'] },
@@ -14,6 +15,12 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-constant-condition': ['error', { checkLoops: false }],
     },
+  },
+  {
+    // Programs run with argument arrays only, never a shell command string (scripts/lint/no-shell-strings.mjs).
+    files: ['**/*.ts', '**/*.js', '**/*.mjs', '**/*.cjs'],
+    plugins: { local },
+    rules: { 'local/no-shell-strings': 'error' },
   },
   {
     files: ['**/*.mjs', '**/*.js'],

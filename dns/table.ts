@@ -190,14 +190,24 @@ export function buildTable(raw: unknown): Table {
   const views = new Map<string, View>();
   const viewByIp = new Map<string, string>();
   const walk = (ids: string[]): NetIndex[] => walkOrder([...new Set(ids)].map((id) => nets.get(id)).filter((n): n is LiveNet => !!n));
+  // A source address two containers claim (networks with overlapping subnets) identifies neither: last-one-wins would
+  // answer one container from the other's networks.
+  const shared = new Set<string>();
+  const claim = (ip: string, id: string): void => {
+    const had = viewByIp.get(ip);
+    if (had === id) return;
+    if (had === undefined && !shared.has(ip)) { viewByIp.set(ip, id); return; }
+    viewByIp.delete(ip);
+    shared.add(ip);
+  };
   for (const c of t.containers) {
     views.set(c.id, { nets: walk(c.endpoints.map((e) => e.networkId)), upstreams: c.upstreams, ndots: c.ndots });
     const svc = c.serviceId ? svcById.get(c.serviceId) : undefined;
     for (const e of c.endpoints) {
       const net = nets.get(e.networkId);
       if (!net) continue;
-      viewByIp.set(e.ip, c.id);
-      if (e.ipv6) viewByIp.set(e.ipv6, c.id);
+      claim(e.ip, c.id);
+      if (e.ipv6) claim(e.ipv6, c.id);
       net.add(endpointContribution(c, e, svc));
     }
   }

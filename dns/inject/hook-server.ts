@@ -1,6 +1,7 @@
-import { chmodSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import net from 'node:net';
 import type { Logger } from '../../common/log.js';
+import { listenUnixPrivate } from '../../common/unix-socket.js';
 import type { HookAnswer } from './injector.js';
 import type { NetnsId } from './kernel.js';
 
@@ -38,7 +39,6 @@ export function parseHookRequest(line: string): HookRequest | string {
 
 export async function startHookServer(o: HookServerOptions): Promise<{ close(): Promise<void> }> {
   const within = o.answerWithinMs ?? 4500;
-  rmSync(o.path, { force: true });
   const server = net.createServer((c) => {
     let buf = '';
     let done = false;
@@ -72,11 +72,7 @@ export async function startHookServer(o: HookServerOptions): Promise<{ close(): 
     });
   });
   server.on('error', (e) => o.log.warn({ err: e.message }, 'hook socket error'));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.path, () => { server.off('error', reject); resolve(); });
-  });
-  chmodSync(o.path, 0o600);
+  await listenUnixPrivate(server, o.path);
   return {
     close: () => new Promise<void>((r) => { server.close(() => r()); rmSync(o.path, { force: true }); }),
   };

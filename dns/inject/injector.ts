@@ -76,6 +76,13 @@ export class DnsInjector {
   private verifyTimer?: NodeJS.Timeout;
   /** The set of served namespaces or their networks changed since the views were last given to the table. */
   private viewsDirty = true;
+  /**
+   * Namespace → networks Docker detached it from (Leave) that this node's record of the container may still list:
+   * the record follows Docker's event through etcd, later (or much later while etcd is away), and until then the
+   * container must not resolve that network's names. Forgotten at a Join on it, once the record no longer lists it,
+   * or when the namespace is gone.
+   */
+  private readonly left = new Map<string, Set<string>>();
 
   constructor(private readonly o: InjectorOptions) {
     this.kernel = o.kernel ?? realKernel;
@@ -125,6 +132,7 @@ export class DnsInjector {
     for (const e of this.entries.values()) e.joined.delete(endpointId);
     const entry = this.entry(sandboxKey);
     entry.joined.set(endpointId, networkId);
+    this.left.get(sandboxKey)?.delete(networkId);
     if (!entry.served) entry.joinedAt ??= performance.now();
     this.viewsDirty = true;
     this.rebuild();
@@ -133,7 +141,13 @@ export class DnsInjector {
 
   async leave(endpointId: string): Promise<void> {
     for (const e of [...this.entries.values()]) {
-      if (!e.joined.delete(endpointId)) continue;
+      const net = e.joined.get(endpointId);
+      if (net === undefined) continue;
+      e.joined.delete(endpointId);
+      if (![...e.joined.values()].includes(net)) {
+        const left = this.left.get(e.key) ?? new Set<string>();
+        this.left.set(e.key, left.add(net));
+      }
       this.viewsDirty = true;
       this.rebuild();
       if (!this.wanted(e)) await this.bounded(this.drop(e), 5000);
@@ -147,6 +161,11 @@ export class DnsInjector {
     if (this.o.cluster.localVersion !== this.seenLocalVersion) {
       this.seenLocalVersion = this.o.cluster.localVersion;
       this.viewsDirty = true;
+      for (const [key, nets] of this.left) {
+        const record = this.o.cluster.localContainer(key);
+        if (record) for (const n of nets) if (!record.networks[n]) nets.delete(n);
+        if (!nets.size) this.left.delete(key);
+      }
       for (const key of this.o.cluster.localContainers().keys()) if (!this.entries.has(key)) { this.entry(key); void this.ensure(key); }
       for (const e of [...this.entries.values()]) if (!this.wanted(e)) void this.drop(e);
     }
@@ -190,7 +209,8 @@ export class DnsInjector {
 
   private networks(e: Entry): string[] {
     const record = this.o.cluster.localContainer(e.key);
-    const fromRecord = record ? Object.keys(record.networks).filter((id) => this.o.cluster.isOurNetwork(id)) : [];
+    const left = this.left.get(e.key);
+    const fromRecord = record ? Object.keys(record.networks).filter((id) => this.o.cluster.isOurNetwork(id) && !left?.has(id)) : [];
     return [...new Set([...e.joined.values(), ...fromRecord])];
   }
 
@@ -285,6 +305,7 @@ export class DnsInjector {
   }
 
   private checkAll(): void {
+    for (const key of this.left.keys()) if (!this.kernel.netnsId(key)) this.left.delete(key);
     for (const e of [...this.entries.values()]) {
       if (this.wanted(e)) void this.ensure(e.key);
       else void this.drop(e);

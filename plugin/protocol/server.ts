@@ -1,8 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { mkdir, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { z } from 'zod';
 import type { Logger } from '../../common/log.js';
+import { listenUnixPrivate } from '../../common/unix-socket.js';
 import { ADDRESS_SPACE_GLOBAL, ADDRESS_SPACE_LOCAL, PluginError, type Driver } from './contract.js';
 import * as S from './schemas.js';
 
@@ -167,15 +166,7 @@ export function createPluginServer(opts: ServerOptions): Server {
   return server;
 }
 
-/** Listens on a unix socket, replacing a stale socket file left by a previous run. */
+/** Listens on a root-only unix socket (0600, born so: common/unix-socket.ts), replacing a stale one. */
 export async function listenUnix(server: Server, socketPath: string): Promise<void> {
-  await mkdir(dirname(socketPath), { recursive: true });
-  await rm(socketPath, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenUnixPrivate(server, socketPath);
 }

@@ -461,9 +461,10 @@ if (!enabled) {
     t.timeout(8 * 60_000);
     const jobs = Number(process.env.SWARMNET_E2E_FIRST_RUNS ?? 100);
     const before = await sumQueries(c.sb.nodes);
-    const script = `nslookup -type=a ${SERVICE} >/dev/null && grep -q '0B00007F:0035 ' /proc/net/udp`;
+    // The name travels as an argument, never as shell text (no shell strings, even in a container).
+    const script = 'nslookup -type=a "$1" >/dev/null && grep -q \'0B00007F:0035 \' /proc/net/udp';
     await docker(c.sb.manager, ['service', 'create', '--detach', '--no-resolve-image', '--name', 'e2e-first', '--mode', 'replicated-job',
-      '--replicas', String(jobs), '--max-concurrent', '6', '--network', NETWORK, 'swarmnet/busybox', 'sh', '-c', script]);
+      '--replicas', String(jobs), '--max-concurrent', '6', '--network', NETWORK, 'swarmnet/busybox', 'sh', '-c', script, 'sh', SERVICE]);
     let states: string[] = [];
     const deadline = Date.now() + 7 * 60_000;
     while (Date.now() < deadline) {
@@ -1064,8 +1065,8 @@ if (!enabled) {
     const probes = 48;
     const during = execInContainer(observers[0]!.node, observers[0]!.id, ['ping', '-c', String(probes), '-i', '0.25', '-W', '1', target.address!], 60_000);
     // And DNS inside the restarted node's task: the plugin hands it to Docker's resolver while it is away.
-    const dnsLoop = `ok=0; bad=0; i=0; while [ $i -lt ${probes} ]; do if nslookup -type=a ${SERVICE} >/dev/null 2>&1; then ok=$((ok+1)); else bad=$((bad+1)); fi; i=$((i+1)); usleep 250000; done; echo "ok=$ok bad=$bad"`;
-    const dnsDuring = execInContainer(node, target.id, ['sh', '-c', dnsLoop], 120_000);
+    const dnsLoop = 'ok=0; bad=0; i=0; while [ $i -lt "$1" ]; do if nslookup -type=a "$2" >/dev/null 2>&1; then ok=$((ok+1)); else bad=$((bad+1)); fi; i=$((i+1)); usleep 250000; done; echo "ok=$ok bad=$bad"';
+    const dnsDuring = execInContainer(node, target.id, ['sh', '-c', dnsLoop, 'sh', String(probes), SERVICE], 120_000);
     await sleep(1000);
     const restartAt = Date.now();
     await docker(node, ['plugin', 'disable', '-f', LAYOUT.pluginName]);
