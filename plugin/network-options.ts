@@ -29,9 +29,12 @@ export function parseNetworkOptions(raw: Record<string, unknown> | null | undefi
 }
 
 function parseMtu(key: string, value: unknown): number {
-  const text = String(value).trim();
-  if (!/^\d+$/.test(text) || Number(text) < MTU_MIN || Number(text) > MTU_MAX) {
-    throw new PluginError(`network option ${key}=${JSON.stringify(text)}: MTU must be an integer from ${MTU_MIN} to ${MTU_MAX}`, 400);
+  // Only a string (the CLI's -o) or a number (an API client's): String() of anything else is a coercion that can
+  // throw (an own "toString" member) or overflow the stack (a deeply nested array).
+  const text = typeof value === 'string' || typeof value === 'number' ? String(value).trim() : undefined;
+  if (text === undefined || !/^\d+$/.test(text) || Number(text) < MTU_MIN || Number(text) > MTU_MAX) {
+    const shown = text ?? (value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value);
+    throw new PluginError(`network option ${key}=${JSON.stringify(shown)}: MTU must be an integer from ${MTU_MIN} to ${MTU_MAX}`, 400);
   }
   return Number(text);
 }

@@ -162,8 +162,19 @@ export class OverlaySync implements OverlayPort {
   }
 
   async deleteEndpointLink(endpointId: string): Promise<void> {
-    checkEndpointId(endpointId);
+    // An id that cannot name a link (Docker's are 64 hex digits) has no link to delete. Refusing it would make
+    // Leave and DeleteEndpoint fail for good, and the endpoint's record, which CreateEndpoint accepted, never go.
+    if (!isEndpointLinkId(endpointId)) return;
     await deleteEndpointLink(endpointId);
+  }
+}
+
+function isEndpointLinkId(id: string): boolean {
+  try {
+    endpointLinkNames(id);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -150,13 +150,15 @@ export class Ipam implements IpamDriver {
       const net = await this.network(ref.subnet);
       if (!net) return;
       const k = this.keys;
-      // The whole network goes: config, record, VNI, leases and every address record.
+      // The whole network goes: record, VNI, config, leases and every address record. The record first: every
+      // allocation in the network is conditional on it (networkExists), so none lands after the sweep below and
+      // outlives the network (the plugin API fuzz found host subnets and VIPs of released networks).
+      await this.o.client.delete().key(k.network(id)).exec();
+      await this.o.client.if(k.vni(net.vni), 'Value', '==', id).then(this.o.client.delete().key(k.vni(net.vni))).commit();
       await this.o.client.delete().prefix(`${this.o.prefix}/networks/${id}/`).exec();
       for (const p of [k.nodeSubnets(id), k.addresses(id), k.leaderAddresses(id), `${this.o.prefix}/swarmnet/address-keys/${id}/`]) {
         await this.o.client.delete().prefix(p).exec();
       }
-      await this.o.client.if(k.vni(net.vni), 'Value', '==', id).then(this.o.client.delete().key(k.vni(net.vni))).commit();
-      await this.o.client.delete().key(k.network(id)).exec();
       this.hostLeases.delete(id);
       this.used.delete(id);
     });
@@ -359,17 +361,28 @@ export class Ipam implements IpamDriver {
     this.byDockerId.set(dockerNetworkId, id);
   }
 
-  /** Record what CreateNetwork learned (Docker's network id, -o mtu). */
+  /**
+   * Record what CreateNetwork learned (Docker's network id, -o mtu). The write is conditional on the record read: a
+   * plain put after a concurrent ReleasePool brought the network back without its VNI and flannel config, and after a
+   * re-creation it wrote the old VNI over the new one, leaving the new VNI's key without a network (found by the
+   * plugin API fuzz). Records are always written as JSON.stringify of the record, so the one read re-serialises to
+   * the stored bytes.
+   */
   async updateNetwork(subnet: Cidr, patch: { dockerNetworkId?: string; mtu?: number }): Promise<NetworkRecord> {
     return this.guard(async () => {
-      const net = await this.network(subnet);
-      if (!net) throw new PluginError(`unknown network ${formatCidr(subnet)}`, 400);
-      const next = { ...net, ...patch };
-      const value = JSON.stringify(next);
-      const res = await this.o.client.put(this.keys.network(net.id)).value(value).exec();
-      this.records.apply('networks', 'put', this.keys.network(net.id), value, Number(res.header.revision));
-      if (next.dockerNetworkId) this.remember(next.dockerNetworkId, next.id);
-      return next;
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const net = await this.network(subnet);
+        if (!net) throw new PluginError(`unknown network ${formatCidr(subnet)}`, 400);
+        const key = this.keys.network(net.id);
+        const next = { ...net, ...patch };
+        const value = JSON.stringify(next);
+        const res = await this.o.client.if(key, 'Value', '==', JSON.stringify(net)).then(this.o.client.put(key).value(value)).commit();
+        if (!res.succeeded) continue; // changed or deleted since the read: read again
+        this.records.apply('networks', 'put', key, value, Number(res.header.revision));
+        if (next.dockerNetworkId) this.remember(next.dockerNetworkId, next.id);
+        return next;
+      }
+      throw new PluginError('could not update the network record: too much contention, try again', 503);
     });
   }
 
@@ -506,7 +519,7 @@ export class Ipam implements IpamDriver {
     if (claimSubnet) {
       const leaseKey = this.keys.flannelLease(net.id, hostSubnet);
       const flannel = JSON.stringify({ PublicIP: this.o.publicIp, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: net.vni, VtepMAC: this.o.vtepMac(this.o.node, net.vni) } });
-      const res = await c.if(ownerKey, 'Create', '==', 0).and(leaseKey, 'Create', '==', 0)
+      const res = await c.if(ownerKey, 'Create', '==', 0).and(leaseKey, 'Create', '==', 0).and(...this.networkExists(net.id))
         .then(c.put(leaseKey).value(flannel).lease(leaseId), c.put(ownerKey).value(cidrToKey(hostSubnet)).lease(leaseId)).commit();
       if (!res.succeeded) {
         log.error({ network: net.id, subnet: formatCidr(hostSubnet) }, 'host subnet of running containers was taken by another node; their addresses are not recorded');
@@ -635,9 +648,9 @@ export class Ipam implements IpamDriver {
         };
         const flannel = JSON.stringify({ PublicIP: lease.publicIp, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: net.vni, VtepMAC: lease.vtepMac } });
         const leaseKey = this.keys.flannelLease(net.id, subnet);
-        const txn = mine !== null
+        const txn = (mine !== null
           ? c.if(ownerKey, 'Value', '==', mine) // ours already: refresh the flannel record (and its lease)
-          : c.if(ownerKey, 'Create', '==', 0).and(leaseKey, 'Create', '==', 0);
+          : c.if(ownerKey, 'Create', '==', 0).and(leaseKey, 'Create', '==', 0)).and(...this.networkExists(net.id));
         const res = await txn.then(c.put(leaseKey).value(flannel).lease(leaseId), c.put(ownerKey).value(cidrToKey(subnet)).lease(leaseId)).commit();
         if (res.succeeded) {
           // Join builds the bridge from the records next: they must hold this lease before the watch brings it.
@@ -647,6 +660,7 @@ export class Ipam implements IpamDriver {
           this.hostLeases.set(net.id, lease);
           return lease;
         }
+        if (!(await this.readNetwork(net.id))) throw new PluginError(`unknown network ${net.subnet}: it was released`, 400);
         if (mine === null) conflicts.add(cidrToKey(subnet));
       }
       throw new PluginError('could not lease a host subnet: too much contention, try again', 503);
@@ -765,8 +779,10 @@ export class Ipam implements IpamDriver {
     if (wanted !== undefined) {
       // Addresses outside the VIP block are a user's --ip: the task node enforces them against its host subnet.
       if (contains(vip, wanted)) {
-        const res = await c.if(this.keys.leaderAddress(net.id, wanted), 'Create', '==', 0).then(c.put(this.keys.leaderAddress(net.id, wanted)).value('leader')).commit();
+        const res = await c.if(this.keys.leaderAddress(net.id, wanted), 'Create', '==', 0).and(...this.networkExists(net.id))
+          .then(c.put(this.keys.leaderAddress(net.id, wanted)).value('leader')).commit();
         if (res.succeeded) this.stats.allocated.global++;
+        else if (!(await this.readNetwork(net.id))) throw new PluginError(`unknown network ${net.subnet}: it was released`, 400);
       }
       return wanted;
     }
@@ -777,11 +793,17 @@ export class Ipam implements IpamDriver {
         for (const h of hosts(vip)) if (!used.has(h)) { ip = h; break; }
         if (ip === undefined) throw new PluginError(`VIP block ${formatCidr(vip)} of network ${net.subnet} is exhausted`, 400);
         const k = this.keys.leaderAddress(net.id, ip);
-        const res = await c.if(k, 'Create', '==', 0).then(c.put(k).value('leader')).commit();
+        const res = await c.if(k, 'Create', '==', 0).and(...this.networkExists(net.id)).then(c.put(k).value('leader')).commit();
         if (res.succeeded) { this.stats.allocated.global++; return ip; }
+        if (!(await this.readNetwork(net.id))) throw new PluginError(`unknown network ${net.subnet}: it was released`, 400);
       }
       throw new PluginError('could not allocate a VIP: too much contention, try again', 503);
     });
+  }
+
+  /** The comparison that makes a write conditional on the network record still existing (see releasePool). */
+  private networkExists(id: string): [string, 'Create', '>', number] {
+    return [this.keys.network(id), 'Create', '>', 0];
   }
 
   /** Serialise per key within this process (the txns guard across processes). */

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import type { Logger } from '../../common/log.js';
 import { listenUnixPrivate } from '../../common/unix-socket.js';
@@ -115,6 +115,16 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/**
+ * The raw reply to bytes Node's HTTP parser refused (bad request line, header or framing): a status and, like every
+ * other refusal, a JSON body with Err, so a client reading it gets a reason and not an empty body.
+ */
+export function malformedRequestReply(err: NodeJS.ErrnoException): string {
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+  const text = JSON.stringify({ Err: `malformed HTTP request (${err.code ?? 'unknown'}): ${err.message}` });
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`;
+}
+
 function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
@@ -160,8 +170,11 @@ export function createPluginServer(opts: ServerOptions): Server {
         },
       );
   });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // As Node's default, never after a reply has started on this connection (that would corrupt it).
+    const inFlight = (socket as { _httpMessage?: ServerResponse })._httpMessage;
+    if (socket.writable && !inFlight?.headersSent) socket.end(malformedRequestReply(err));
+    else socket.destroy();
   });
   return server;
 }

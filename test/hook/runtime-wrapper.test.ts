@@ -2,12 +2,14 @@
 // config.json byte-exactly, every argument reaches runc unchanged, and nothing it cannot handle fails a container.
 // A stand-in runc records what it was given; the real runc checks the pass-through and a real create with the hook.
 import test, { type ExecutionContext } from 'ava';
-import { spawnSync } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUNC, SETKEY_PRESTART, sleepBundle } from './bundle.js';
+import { execMany } from '../fuzz/exec-bytes.js';
+import { fuzzSeed, Rng } from '../fuzz/gen.js';
 
 const WRAPPER = join(import.meta.dirname, '..', '..', 'dist', 'hook', 'swarmnet-runtime');
 const built = existsSync(WRAPPER);
@@ -174,23 +176,102 @@ wrapperTest('no swarmnet-hook beside the wrapper: the config is not touched (run
   t.regex(readFileSync(join(l.dir, 'log.json'), 'utf8'), /no executable .*swarmnet-hook/);
 });
 
-wrapperTest('random arguments: runc gets exactly the same ones and its exit code comes back; nothing on stdout', (t) => {
-  const l = lab(t);
-  bundle(l, '{"hooks":{}}', 'bb');
-  const words = ['create', 'start', 'state', 'kill', 'delete', 'exec', 'features', '--version', '-v', '--bundle', '-b', 'bb', '--root',
-    '--log', join(l.dir, 'fuzz.log'), '--log-format', 'json', '--debug', '--', '-', '', '=', '--bundle=', '-b=bb', 'é', 'a b', '\n', '--log=', 'c1'];
-  for (let i = 0; i < 300; i++) {
-    const args = Array.from({ length: randomInt(0, 9) }, () => (randomInt(0, 5) === 0 ? randomBytes(randomInt(1, 12)).toString('base64') : words[randomInt(0, words.length)]!));
-    const code = randomInt(0, 256);
-    const r = wrap(l, args, { FAKE_EXIT: String(code) });
-    t.deepEqual(r.argv, args, JSON.stringify(args));
-    t.is(r.status, code, JSON.stringify(args));
-    t.is(r.stdout, '', JSON.stringify(args));
+/** A stand-in runc in C (a shell one costs more than the wrapper): argv NUL-separated to $FAKE_RECORD, exit $FAKE_EXIT. */
+const RECORDER = `#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(int argc, char **argv) {
+  const char *path = getenv("FAKE_RECORD"), *code = getenv("FAKE_EXIT");
+  FILE *f = path ? fopen(path, "wb") : NULL;
+  for (int i = 1; f && i < argc; i++) fwrite(argv[i], 1, strlen(argv[i]) + 1, f);
+  if (f) fclose(f);
+  return code ? atoi(code) : 0;
+}
+`;
+const CASES = 4000;
+const DRIVERS = 3;
+
+/**
+ * Argument lists a runtime wrapper can trip on: runc's own options and commands in any order (create where a value
+ * goes, after "--", twice), every bundle option form pointing at good, broken, missing, over-long and non-UTF-8
+ * bundles, empty and very long arguments, and raw bytes. Never a NUL (argv cannot hold one) and never a new "/" in
+ * random bytes (a bundle the wrapper may edit stays inside the lab).
+ */
+function argvCase(r: Rng, words: Buffer[], bundles: Buffer[]): Buffer[] {
+  const out: Buffer[] = [];
+  for (let n = r.size(14); n > 0; n--) {
+    switch (r.int(10)) {
+      case 0: { const b = r.bytes(r.range(1, 24)); for (let i = 0; i < b.length; i++) if (b[i] === 0 || b[i] === 0x2f) b[i] = 0x41; out.push(b); break; }
+      case 1: out.push(r.pick(bundles)); break;
+      case 2: { const b = r.pick(bundles); out.push(Buffer.concat([Buffer.from(r.pick(['--bundle=', '-b=', '-bundle=', '--bundle=='])), b])); break; }
+      case 3: out.push(Buffer.from(r.chance(0.5) ? '' : 'x'.repeat(r.range(4000, 130_000)))); break;
+      case 4: out.push(Buffer.from('create')); break;
+      default: out.push(r.pick(words));
+    }
   }
-  // Whatever the arguments did to bb, it is still valid JSON with at most one hook of ours.
-  const after = readFileSync(join(l.dir, 'bb', 'config.json'), 'utf8');
-  t.true(after.split(l.hook).length <= 2);
-  t.notThrows(() => JSON.parse(after));
+  return out;
+}
+
+wrapperTest('random arguments: runc always runs with exactly the arguments it was given, its exit code comes back, nothing on stdout', async (t) => {
+  const l = lab(t);
+  const recorder = join(l.dir, 'fake-runc-c');
+  writeFileSync(`${recorder}.c`, RECORDER);
+  execFileSync('cc', ['-O2', '-o', recorder, `${recorder}.c`]);
+  // Bundles: Docker-shaped and odd-but-valid ones (edited), broken ones (left byte for byte).
+  const dir = (name: string | Buffer): Buffer => Buffer.concat([Buffer.from(`${l.dir}/`), Buffer.from(name)]);
+  const good: [Buffer, string][] = [
+    [dir('g-docker'), JSON.stringify({ ociVersion: '1.0.2', hooks: { prestart: [SETKEY_PRESTART] }, process: { args: ['sh'] } })],
+    [dir('g-empty'), '{}'], [dir('g-hooks'), '{"hooks":{"createContainer":null}}'], [dir(Buffer.from([0x67, 0xff, 0xfe, 0x20, 0x0a])), '{ "big": 18446744073709551615 }'],
+  ];
+  const broken: [Buffer, string | Buffer | undefined][] = [
+    [dir('b-truncated'), '{"hooks": {'], [dir('b-array'), '[]'], [dir('b-hooks-array'), '{"hooks": []}'], [dir('b-deep'), `{"a":${'['.repeat(3000)}${']'.repeat(3000)}}`],
+    [dir('b-binary'), randomBytes(2048)], [dir('b-empty'), ''], [dir('b-none'), undefined], [dir('b-escape'), '{"a":"\\x"}'],
+  ];
+  for (const [b, config] of [...good, ...broken]) {
+    mkdirSync(b, { recursive: true });
+    if (config !== undefined) writeFileSync(Buffer.concat([b, Buffer.from('/config.json')]), config);
+  }
+  const loop = dir('b-loop');
+  mkdirSync(loop);
+  symlinkSync('config.json', join(loop.toString(), 'config.json')); // ELOOP
+  const cwd = join(l.dir, 'cwd', 'here'); // runc's default bundle; ".." stays inside the lab
+  mkdirSync(cwd, { recursive: true });
+  writeFileSync(join(cwd, 'config.json'), '{}');
+  const bundles = [...good.map(([b]) => b), ...broken.map(([b]) => b), loop, Buffer.from(l.wrapper), Buffer.from('.'), Buffer.from('..'), Buffer.from(''),
+    Buffer.from('/nonexistent-swarmnet-fuzz'), dir('d'.repeat(5000)), dir(Buffer.from([0xc3, 0x28]))];
+  const words = ['create', 'run', 'start', 'state', 'kill', 'delete', 'exec', 'features', 'spec', '--version', '-v', 'help', 'Create', 'create ',
+    '--bundle', '-b', '--bundle=', '-b=', '-bundle', '---bundle', '--root', '--root=/nonexistent-swarmnet-fuzz', '--log', `--log=${l.dir}/fuzz.log`,
+    '--log-format', '--log-format=json', 'json', 'text', '--debug', '--systemd-cgroup', '--criu', '--rootless', 'true', '--', '-', '=', '--=', '-=',
+    ' ', '\n', 'é', '--pid-file', '--console-socket', '--no-pivot', 'c1', '\u00ff'].map((w) => Buffer.from(w));
+
+  const seed = fuzzSeed();
+  t.log(`seed ${seed} (FUZZ_SEED=${seed} replays these cases)`);
+  const r = new Rng(seed);
+  const cases = Array.from({ length: CASES }, () => ({ argv: argvCase(r, words, bundles), exit: r.int(256) }));
+  const before = new Map(broken.filter(([, c]) => c !== undefined).map(([b]) => [b.toString('hex'), readFileSync(Buffer.concat([b, Buffer.from('/config.json')]))]));
+  const started = Date.now();
+  const results = await execMany(l.wrapper, cwd, cases.map((c, i) => ({ argv: c.argv, env: { FAKE_EXIT: String(c.exit), FAKE_RECORD: join(l.dir, `record-${i % DRIVERS}`) }, record: join(l.dir, `record-${i % DRIVERS}`) })),
+    { drivers: DRIVERS, timeoutS: 60, env: { PATH: process.env.PATH, SWARMNET_RUNC: recorder, SWARMNET_HOOK_ALWAYS: '1' } });
+  const seconds = (Date.now() - started) / 1000;
+  const failures: string[] = [];
+  results.forEach((res, i) => {
+    const c = cases[i]!;
+    const shown = JSON.stringify(c.argv.map((a) => (a.length > 60 ? `${a.subarray(0, 60).toString('latin1')}…(${a.length})` : a.toString('latin1'))));
+    if (res.hung || res.argv === null) failures.push(`#${i} ${shown}: runc did not run (exit ${res.code}${res.hung ? ', hung' : ''})`);
+    else if (Buffer.concat(res.argv.map((a) => Buffer.concat([a, Buffer.from([0])]))).compare(Buffer.concat(c.argv.map((a) => Buffer.concat([a, Buffer.from([0])])))) !== 0) failures.push(`#${i} ${shown}: runc got other arguments`);
+    else if (res.code !== c.exit) failures.push(`#${i} ${shown}: exit ${res.code}, runc's was ${c.exit}`);
+    else if (res.stdout.length) failures.push(`#${i} ${shown}: wrote on stdout`);
+  });
+  t.log(`${cases.length} argument lists in ${seconds.toFixed(1)} s (${DRIVERS} drivers); ${cases.filter((c) => c.argv.some((a) => a.toString() === 'create')).length} with a "create"`);
+  t.deepEqual(failures.slice(0, 10), [], `seed ${seed}: ${failures.length} failures`);
+  t.is(results.length, CASES);
+  // Broken bundles are left byte for byte; the others hold valid JSON with at most one hook of ours.
+  for (const [hex, bytes] of before) t.true(readFileSync(Buffer.concat([Buffer.from(hex, 'hex'), Buffer.from('/config.json')])).equals(bytes), Buffer.from(hex, 'hex').toString('latin1'));
+  for (const [b] of good) {
+    const after = readFileSync(Buffer.concat([b, Buffer.from('/config.json')]), 'utf8');
+    t.notThrows(() => JSON.parse(after));
+    t.true(after.split(l.hook).length <= 2, b.toString('latin1'));
+  }
 });
 
 realRuncTest('real runc: --version, features and a failing state pass through unchanged', (t) => {

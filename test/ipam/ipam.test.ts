@@ -556,6 +556,77 @@ test('networkByDockerId: one key read once known; a re-pointed or deleted networ
   t.is(await a.ipam.networkByDockerId('unknown'), undefined);
 });
 
+test('updateNetwork racing ReleasePool and a re-creation (found by the plugin API fuzz): the record is never written back stale', async (t) => {
+  const prefix = randomPrefix();
+  const a = node(prefix, 'm1');
+  const b = node(prefix, 'm2');
+  const other = await b.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false }); // holds VNI 6514
+  const p = await a.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const subnet = parseCidr(p.Pool);
+  const before = (await a.ipam.network(subnet))!.vni;
+  // Between a's read of the record and its write, b releases the network, frees the first VNI and creates the
+  // network again: it gets that VNI, not the one a read.
+  const read = a.ipam.network.bind(a.ipam);
+  let raced = false;
+  a.ipam.network = async (s) => {
+    const r = await read(s);
+    if (!raced) {
+      raced = true;
+      await b.ipam.releasePool({ PoolID: p.PoolID });
+      await b.ipam.releasePool({ PoolID: other.PoolID });
+      await b.ipam.requestPool({ AddressSpace: G, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+    }
+    return r;
+  };
+  const updated = await a.ipam.updateNetwork(subnet, { dockerNetworkId: 'd1' });
+  const now = (await b.ipam.network(subnet))!;
+  t.not(now.vni, before, 'the record keeps the re-created network\'s VNI (a stale write put the old one back)');
+  t.deepEqual(updated, now, 'the update went into the re-created record');
+  t.is(now.dockerNetworkId, 'd1');
+  t.deepEqual(await checkInvariants(a.client, prefix), []);
+  // Released while a reads: the update is refused, nothing is brought back.
+  a.ipam.network = read;
+  const gone = await a.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  a.ipam.network = async (s) => {
+    const r = await read(s);
+    a.ipam.network = read;
+    await b.ipam.releasePool({ PoolID: gone.PoolID });
+    return r;
+  };
+  await t.throwsAsync(a.ipam.updateNetwork(parseCidr(gone.Pool), { dockerNetworkId: 'd2' }), { message: /unknown network/ });
+  t.is(await b.ipam.network(parseCidr(gone.Pool)), undefined);
+  const vnis = Object.values(await a.client.getAll().prefix(`${prefix}/swarmnet/vnis/`).strings());
+  t.deepEqual(vnis, [now.id], 'every VNI key belongs to a network');
+});
+
+test('allocations racing ReleasePool (found by the plugin API fuzz): no host subnet or VIP outlives its network', async (t) => {
+  const prefix = randomPrefix();
+  const a = node(prefix, 'w1');
+  const b = node(prefix, 'm1');
+  const read = a.ipam.network.bind(a.ipam);
+  /** a's next read of a network record is followed at once by b releasing that network. */
+  const releaseAfterRead = (poolId: string) => {
+    a.ipam.network = async (s) => {
+      const r = await read(s);
+      a.ipam.network = read;
+      await b.ipam.releasePool({ PoolID: poolId });
+      return r;
+    };
+  };
+  const p1 = await b.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  releaseAfterRead(p1.PoolID);
+  await t.throwsAsync(a.ipam.requestPool({ AddressSpace: L, Pool: p1.Pool, SubPool: '', Options: {}, V6: false }), { message: /unknown network .*released/ });
+  const p2 = await b.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  releaseAfterRead(p2.PoolID);
+  await t.throwsAsync(a.ipam.requestAddress({ PoolID: p2.PoolID, Address: '', Options: {} }), { message: /unknown network .*released/ });
+  const p3 = await b.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const vip = formatIp(ip(p3.Pool) + 2 ** (32 - Number(p3.Pool.split('/')[1])) - 3); // in the VIP block (the last /25)
+  releaseAfterRead(p3.PoolID);
+  await t.throwsAsync(a.ipam.requestAddress({ PoolID: p3.PoolID, Address: vip, Options: {} }), { message: /unknown network .*released/ });
+  const left = Object.keys(await a.client.getAll().prefix(`${prefix}/`).strings()).filter((k) => !k.includes('/nodes/'));
+  t.deepEqual(left, [], 'nothing of the released networks is left');
+});
+
 test('address audit: a record no running container holds is reported at the second audit that finds it, never one in use; nothing is released', async (t) => {
   const prefix = randomPrefix();
   const n = node(prefix, 'w1');

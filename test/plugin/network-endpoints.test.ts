@@ -50,6 +50,14 @@ test('options: mtu validated, typos refused, Docker keys pass', (t) => {
   t.throws(() => parseNetworkOptions({ mtu: 'big' }), { message: /MTU must be an integer from 576 to 9000/ });
   t.throws(() => parseNetworkOptions({ mtu: '100' }), { message: /MTU/ });
   t.throws(() => parseNetworkOptions({ mut: '1400' }), { message: /unknown swarmnet network option "mut"/ });
+  // Found by the plugin API fuzz: only strings and numbers, never coerced (String() threw or overflowed the stack).
+  t.deepEqual(parseNetworkOptions({ mtu: 1400 }), { mtu: 1400 });
+  const nested: unknown[] = [];
+  let inner = nested;
+  for (let i = 0; i < 100_000; i++) { const next: unknown[] = []; inner.push(next); inner = next; }
+  for (const mtu of [nested, ['1400'], { toString: 1 }, {}, null, true]) {
+    t.throws(() => parseNetworkOptions({ mtu }), { instanceOf: PluginError, message: /MTU must be an integer/ });
+  }
 });
 
 test('CreateNetwork binds the Docker id and builds the local bridge; refuses IPv6 and foreign pools', async (t) => {

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
+import { connect } from 'node:net';
 import { pino } from 'pino';
 import { createPluginServer, listenUnix, CONTENT_TYPE } from '../../plugin/protocol/server.js';
 import type { Driver } from '../../plugin/protocol/contract.js';
@@ -193,4 +194,34 @@ test('many concurrent malformed and valid requests: every one answered, none cra
   const ok = results.filter((r) => r.status === 200).length;
   t.is(ok, Math.ceil((300 - 4) / 7), 'only the valid body succeeded');
   t.true(results.every((r) => r.status === 200 || r.status === 400));
+});
+
+/** Raw bytes on a fresh connection; what the server wrote before closing it. */
+function raw(socket: string, bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = connect(socket);
+    let got = '';
+    c.on('data', (b) => { got += b.toString('latin1'); });
+    c.on('close', () => resolve(got));
+    c.on('error', reject);
+    c.write(bytes);
+  });
+}
+
+test('malformed HTTP (found by the plugin API fuzz): a status and a JSON body with Err, as every other refusal', async (t) => {
+  const s = await start(recordingDriver([]));
+  t.teardown(() => stop(s));
+  const cases: [string, string, RegExp][] = [
+    ['a bad header name', 'POST /Plugin.Activate HTTP/1.1\r\nBad Header: x\r\n\r\n', /^HTTP\/1\.1 400 Bad Request\r\n/],
+    ['not HTTP', '\u00ff\u0001garbage\r\n\r\n', /^HTTP\/1\.1 400 Bad Request\r\n/],
+    ['headers over the limit', `POST /Plugin.Activate HTTP/1.1\r\nX: ${'y'.repeat(100_000)}\r\n\r\n`, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/],
+  ];
+  for (const [what, bytes, status] of cases) {
+    const reply = await raw(s.socket, bytes);
+    t.regex(reply, status, what);
+    t.regex(reply, new RegExp(`\r\nContent-Type: ${CONTENT_TYPE.replace(/[.+]/g, '\\$&')}\r\n`), what);
+    const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { Err: string };
+    t.regex(body.Err, /^malformed HTTP request \(HPE_[A-Z_]+\): /, what);
+  }
+  t.is((await callPlugin(s.socket, '/Plugin.Activate')).status, 200);
 });
