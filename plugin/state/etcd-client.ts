@@ -48,6 +48,22 @@ function countCalls(client: Etcd3): void {
   counted.set(client, s);
 }
 
+/**
+ * grpc-js passes the endpoint's host as the TLS server name, and etcd is usually dialled by IP address (its
+ * certificate names the IP): Node deprecates an IP there (DEP0123) and printed that on every run of every command.
+ * The certificate is still checked against the IP. Only that warning is dropped.
+ */
+function quietIpServerName(): void {
+  if ((process.emitWarning as { quiet?: boolean }).quiet) return;
+  const emit = process.emitWarning.bind(process);
+  const quiet = ((warning: string | Error, ...rest: unknown[]) => {
+    const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: string }).code : rest[1];
+    if (code === 'DEP0123') return;
+    (emit as (...a: unknown[]) => void)(warning, ...rest);
+  }) as typeof process.emitWarning;
+  process.emitWarning = Object.assign(quiet, { quiet: true });
+}
+
 /** The one long-lived etcd client of the process: TLS and auth from config, a deadline on every unary call. */
 export function createEtcdClient(etcd: Config['etcd']): Etcd3 {
   const opts: IOptions = {
@@ -59,6 +75,7 @@ export function createEtcdClient(etcd: Config['etcd']): Etcd3 {
     faultHandling: { watchBackoff: cappedBackoff(100, 5000) },
   };
   if (etcd.caFile || etcd.certFile) {
+    quietIpServerName();
     opts.credentials = {
       rootCertificate: etcd.caFile ? readFileSync(etcd.caFile) : Buffer.alloc(0),
       ...(etcd.certFile && etcd.keyFile ? { certChain: readFileSync(etcd.certFile), privateKey: readFileSync(etcd.keyFile) } : {}),

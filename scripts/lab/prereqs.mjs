@@ -14,7 +14,7 @@ export const PACKAGES = {
   'etcd-server': { bins: ['etcd'], for: ['sandbox', 'tests', 'bench'], why: 'the etcd that holds swarmnet state (and the IPAM and scale benchmarks\' own)' },
   'docker-registry': { bins: ['docker-registry'], for: ['sandbox'], why: 'the sandbox\'s registry: the plugin is pushed there and installed from it on every node' },
   prometheus: { bins: ['prometheus', 'promtool'], for: ['sandbox', 'tests'], why: 'the sandbox\'s Prometheus (scrapes every plugin, loads the alert rules); promtool checks and unit-tests the rules' },
-  'etcd-client': { bins: ['etcdctl'], for: ['tests'], why: 'etcdctl sets up auth in the etcd security tests' },
+  'etcd-client': { bins: ['etcdctl'], for: ['sandbox', 'tests'], why: 'etcdctl sets up auth in the etcd security tests and the sandbox with --etcd-tls' },
   iproute2: { bins: ['ip', 'bridge', 'ss'], for: ['sandbox', 'tests', 'bench'], why: 'namespaces, bridges, veths, routes, sockets' },
   nftables: { bins: ['nft'], for: ['sandbox', 'tests', 'bench'], why: 'the sandbox forward guard, the DNS takeover table' },
   iptables: { bins: ['iptables', 'iptables-save', 'ip6tables', 'iptables-legacy', 'iptables-legacy-save'], for: ['sandbox', 'tests', 'bench'], why: 'dockerd programs its rules with it; tests copy Docker\'s DNS NAT' },
@@ -28,7 +28,7 @@ export const PACKAGES = {
   iperf3: { bins: ['iperf3'], for: ['bench'], why: 'overlay throughput in the benchmark' },
   'util-linux': { bins: ['unshare', 'nsenter', 'taskset', 'mount', 'umount', 'pivot_root'], for: ['sandbox', 'tests', 'bench'], why: 'namespaces, CPU pinning' },
   procps: { bins: ['sysctl', 'ps'], for: ['tests'], why: 'sysctl: the IPVS backend (timeouts), the overlay lab namespaces' },
-  openssl: { bins: ['openssl'], for: ['tests'], why: 'a throwaway CA and certificates for the etcd TLS tests' },
+  openssl: { bins: ['openssl'], for: ['sandbox', 'tests'], why: 'a throwaway CA and certificates for the etcd TLS tests and the sandbox with --etcd-tls' },
   tar: { bins: ['tar'], for: ['sandbox'], why: 'packs the image rootfs' },
   mmdebstrap: { bins: ['mmdebstrap'], for: ['fresh-root'], why: 'builds the fresh Debian root of scripts/fresh-root.mjs' },
 };
