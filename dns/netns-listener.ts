@@ -63,7 +63,8 @@ export async function openContainerListener(netnsPath: string, opts: ContainerLi
   }
 
   let batchUdp: BatchUdp;
-  try { batchUdp = BatchUdp.open(address, port, { netns: netnsPath }); } catch (e) {
+  // One batch per loop turn: a container flooding its resolver waits its turn behind the other containers' sockets.
+  try { batchUdp = BatchUdp.open(address, port, { netns: netnsPath, readsPerWake: 1 }); } catch (e) {
     throw fail(`UDP ${address}:${port} in ${netnsPath}`, e);
   }
   const tcpPort = batchUdp.address().port;

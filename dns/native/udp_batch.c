@@ -31,7 +31,7 @@
 #define SLOTS 64
 #define SLOT_SIZE 65536
 #define ADDR_SIZE 28 /* sizeof(struct sockaddr_in6); a sockaddr_in fits too */
-/* Reads per readable event before yielding to the rest of the loop. */
+/* Reads per readable event before yielding to the rest of the loop (the default; open() may ask for fewer). */
 #define MAX_READS 16
 
 typedef struct {
@@ -41,6 +41,9 @@ typedef struct {
    * (finalized), so a call through a stale handle after close() still finds valid memory and `closing` set. */
   int released;
   int finalized;
+  /* recvmmsg calls per readable event: 1 on a container's listener, so one flooding container gets one batch per
+   * loop turn and every other socket its turn in between (epoll is level-triggered: the rest waits for the next). */
+  int reads;
   uv_poll_t poll;
   napi_env env;
   napi_ref on_batch;
@@ -149,7 +152,7 @@ static void on_readable(uv_poll_t *p, int status, int events) {
   sock_t *s = p->data;
   if (status < 0 || !(events & UV_READABLE) || s->closing || !rx_base) return;
   napi_env env = s->env;
-  for (int r = 0; r < MAX_READS && !s->closing; r++) {
+  for (int r = 0; r < s->reads && !s->closing; r++) {
     for (int i = 0; i < SLOTS; i++) {
       memset(&rx_msgs[i].msg_hdr, 0, sizeof rx_msgs[i].msg_hdr);
       rx_msgs[i].msg_hdr.msg_iov = &rx_iov[i];
@@ -201,10 +204,10 @@ static int open_in_netns(const char *netns, int family, int type) {
   return fd < 0 ? -err : fd;
 }
 
-/* open(ip, port, reusePort, onBatch, netnsPath?) → socket handle (an external). */
+/* open(ip, port, reusePort, onBatch, netnsPath?, reads?) → socket handle (an external). */
 static napi_value open_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char ip[64], netns[4096];
   size_t n;
@@ -222,6 +225,10 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
     CHECK(env, napi_get_value_string_utf8(env, argv[4], netns, sizeof netns, &n));
     if (n >= sizeof netns - 1) { napi_throw_range_error(env, NULL, "udp_batch.open: namespace path too long"); return NULL; }
   }
+  int32_t reads = MAX_READS;
+  CHECK(env, napi_typeof(env, argv[5], &vt));
+  if (vt == napi_number) CHECK(env, napi_get_value_int32(env, argv[5], &reads));
+  if (reads < 1 || reads > MAX_READS) { napi_throw_range_error(env, NULL, "udp_batch.open: reads must be 1..16"); return NULL; }
   if (!rx_base || env != owner) { napi_throw_error(env, NULL, "udp_batch: init() first, on this thread"); return NULL; }
 
   struct sockaddr_storage sa;
@@ -263,6 +270,7 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   if (!s) { close(fd); napi_throw_error(env, NULL, "udp_batch.open: out of memory"); return NULL; }
   s->fd = fd;
   s->env = env;
+  s->reads = reads;
   if (napi_create_reference(env, argv[3], 1, &s->on_batch) != napi_ok) {
     close(fd); free(s);
     napi_throw_error(env, NULL, "udp_batch.open: callback setup failed");
