@@ -16,12 +16,12 @@ export interface ContainerListenerOptions {
   port?: number;
   /** TCP accept backlog; default 511 as Node's own listen(). */
   backlog?: number;
-  /** UDP datagrams handled per event-loop turn (default 32): this container's share of the loop when it floods. */
+  /** UDP datagrams handled per event-loop turn (default 16): this container's share of the loop when it floods. */
   datagramsPerTurn?: number;
 }
 
 /** What a flooding container may make the others wait per turn, with DnsServer's tcpMessagesPerTurn. */
-export const CONTAINER_DATAGRAMS_PER_TURN = 32;
+export const CONTAINER_DATAGRAMS_PER_TURN = 16;
 
 export interface ContainerListener {
   batchUdp: BatchUdp;

@@ -53,7 +53,7 @@ export interface ServerOptions {
    */
   maxForwardsPerContainer?: number;
   /**
-   * TCP messages of one listener handled per event-loop turn (default 32); the rest wait for the next turn, their
+   * TCP messages of one listener handled per event-loop turn (default 16); the rest wait for the next turn, their
    * connections paused. With the UDP datagrams per turn of a container's listener (dns/netns-listener.ts), this
    * bounds what one container makes every other container wait.
    */
@@ -122,7 +122,7 @@ export class DnsServer {
     this.maxTcp = opts.maxTcpConnections ?? 256;
     this.maxTcpTotal = opts.maxTcpTotal ?? 4096;
     this.maxForwards = opts.maxForwardsPerContainer ?? 1024;
-    this.tcpPerTurn = Math.max(1, opts.tcpMessagesPerTurn ?? 32);
+    this.tcpPerTurn = Math.max(1, opts.tcpMessagesPerTurn ?? 16);
   }
 
   /** Swaps in a new table; queries already being forwarded finish against the old one. */
