@@ -186,7 +186,8 @@ export class Forwarder {
 
   /** Upstream answers read in batches too (dns/udp-batch.ts); the queries of one turn go out in one sendmmsg. */
   private batchSocket(family: 'udp4' | 'udp6'): PoolSocket {
-    const sock = BatchUdp.open(family === 'udp6' ? '::' : '0.0.0.0', 0, this.netns ? { netns: this.netns } : {});
+    // A container's own forwarder reads one batch of answers per loop turn: its share, as its listener's.
+    const sock = BatchUdp.open(family === 'udp6' ? '::' : '0.0.0.0', 0, this.netns ? { netns: this.netns, datagramsPerWake: 64 } : {});
     const pending = new Map<number, Pending>();
     sock.serve((msg, i) => { this.answer(pending, msg, sock.peerAddress(i), sock.peerPort(i)); return undefined; });
     sock.ref(false);

@@ -16,7 +16,12 @@ export interface ContainerListenerOptions {
   port?: number;
   /** TCP accept backlog; default 511 as Node's own listen(). */
   backlog?: number;
+  /** UDP datagrams handled per event-loop turn (default 16): this container's share of the loop when it floods. */
+  datagramsPerTurn?: number;
 }
+
+/** What a flooding container may make the others wait per turn, with DnsServer's tcpMessagesPerTurn. */
+export const CONTAINER_DATAGRAMS_PER_TURN = 16;
 
 export interface ContainerListener {
   batchUdp: BatchUdp;
@@ -63,7 +68,9 @@ export async function openContainerListener(netnsPath: string, opts: ContainerLi
   }
 
   let batchUdp: BatchUdp;
-  try { batchUdp = BatchUdp.open(address, port, { netns: netnsPath }); } catch (e) {
+  // A small batch per loop turn: a container flooding its resolver waits its turn behind the other containers' sockets.
+  const datagramsPerWake = opts.datagramsPerTurn ?? CONTAINER_DATAGRAMS_PER_TURN;
+  try { batchUdp = BatchUdp.open(address, port, { netns: netnsPath, datagramsPerWake }); } catch (e) {
     throw fail(`UDP ${address}:${port} in ${netnsPath}`, e);
   }
   const tcpPort = batchUdp.address().port;

@@ -40,11 +40,28 @@ export interface ServerOptions {
   forwarder?: Forwarder;
   /** TCP: close a connection idle this long, or one that leaves a message half-sent this long (default 10 s). */
   tcpIdleMs?: number;
-  /** TCP: connections per listener; more are closed at once (default 256). */
+  /**
+   * TCP: connections per container (a listener with a fixed view is one container; on a shared listener, per view);
+   * more are closed at once (default 256).
+   */
   maxTcpConnections?: number;
   /** TCP: connections over all listeners of the process (one per served container): default 4096. */
   maxTcpTotal?: number;
+  /**
+   * Forwarded queries of one container in flight at once, whichever forwarder they go through; past it the answer is
+   * REFUSED at once (default 1024, Docker's maxConcurrent per container).
+   */
+  maxForwardsPerContainer?: number;
+  /**
+   * TCP messages of one listener handled per event-loop turn (default 16); the rest wait for the next turn, their
+   * connections paused. With the UDP datagrams per turn of a container's listener (dns/netns-listener.ts), this
+   * bounds what one container makes every other container wait.
+   */
+  tcpMessagesPerTurn?: number;
 }
+
+/** The server's own forwarder (misses of containers without a route of their own): in flight over all containers. */
+const SHARED_MAX_IN_FLIGHT = 4096;
 
 /** Per TCP connection: stop reading while this many forwarded queries are outstanding, resume at half. */
 const TCP_MAX_OUTSTANDING = 64;
@@ -65,6 +82,9 @@ export interface DnsServerStats {
   /** Answered SERVFAIL or REFUSED by this server: no upstream gave a usable answer, too many forwards in flight,
    * or an internal error. */
   failed: number;
+  /** Refused by a per-container limit: forwarded queries past maxForwardsPerContainer (answered REFUSED, also
+   * counted in failed), TCP connections past maxTcpConnections or maxTcpTotal (closed at once). */
+  limited: { forwards: number; tcpConnections: number };
   /** From taking a query in to its answer being ready to send, per path. */
   localSeconds: LatencyBuckets;
   forwardedSeconds: LatencyBuckets;
@@ -82,19 +102,27 @@ export class DnsServer {
   private readonly tcpIdleMs: number;
   private readonly maxTcp: number;
   private readonly maxTcpTotal: number;
+  private readonly maxForwards: number;
+  private readonly tcpPerTurn: number;
   private tcpOpen = 0;
+  /** Open TCP connections per view (container). */
+  private readonly tcpByView = new Map<string, number>();
+  /** Forwarded queries in flight per view (container); an entry lives while it has any. */
+  private readonly forwarding = new Map<string, number>();
   readonly stats: DnsServerStats = {
-    queries: 0, local: 0, forwarded: 0, failed: 0,
+    queries: 0, local: 0, forwarded: 0, failed: 0, limited: { forwards: 0, tcpConnections: 0 },
     localSeconds: new LatencyBuckets(QUERY_BOUNDS), forwardedSeconds: new LatencyBuckets(QUERY_BOUNDS),
   };
 
   constructor(table: Table, private readonly opts: ServerOptions) {
     this.resolver = new Resolver(table, { compat: opts.compat });
-    this.forwarder = opts.forwarder ?? new Forwarder();
+    this.forwarder = opts.forwarder ?? new Forwarder({ maxInFlight: SHARED_MAX_IN_FLIGHT });
     this.defaults = opts.defaultUpstreams ?? hostUpstreams();
     this.tcpIdleMs = opts.tcpIdleMs ?? 10_000;
     this.maxTcp = opts.maxTcpConnections ?? 256;
     this.maxTcpTotal = opts.maxTcpTotal ?? 4096;
+    this.maxForwards = opts.maxForwardsPerContainer ?? 1024;
+    this.tcpPerTurn = Math.max(1, opts.tcpMessagesPerTurn ?? 16);
   }
 
   /** Swaps in a new table; queries already being forwarded finish against the old one. */
@@ -134,7 +162,7 @@ export class DnsServer {
   private dispatch(req: Buffer, view: string, proto: 'udp' | 'tcp', reply: (r: Reply) => void, l?: Listener): void {
     const out = this.local(req, view, proto);
     if (out === undefined || Buffer.isBuffer(out)) reply(out);
-    else this.forward(req, out, proto, reply, l);
+    else this.forward(req, out, view, proto, reply, l);
   }
 
   /** The synchronous part: an answer, undefined (drop), or what to forward. */
@@ -157,28 +185,43 @@ export class DnsServer {
     return out;
   }
 
-  private forward(req: Buffer, out: Forward, proto: 'udp' | 'tcp', reply: (r: Reply) => void, l?: Listener): void {
+  private forward(req: Buffer, out: Forward, view: string, proto: 'udp' | 'tcp', reply: (r: Reply) => void, l?: Listener): void {
+    this.stats.forwarded++;
+    // Per container, over every forwarder it may use (its own, or the shared one while it has no route): one
+    // container flooding misses is refused past its share and cannot take the others' slots.
+    const inFlight = this.forwarding.get(view) ?? 0;
+    if (inFlight >= this.maxForwards) {
+      this.stats.limited.forwards++;
+      this.stats.failed++;
+      reply(errorResponse(req, RCODE.REFUSED));
+      return;
+    }
+    this.forwarding.set(view, inFlight + 1);
     const size = proto === 'tcp' ? 65535 : out.query.udpSize;
     // A copy: the forwarder keeps the query past this call (retries, TCP fallback) and a batched listener reuses
     // the memory it came in.
     const copy = Buffer.from(req);
-    this.stats.forwarded++;
     const started = performance.now();
     let replied = false;
+    const done = (r: Buffer): void => {
+      replied = true;
+      const left = (this.forwarding.get(view) ?? 1) - 1;
+      if (left > 0) this.forwarding.set(view, left); else this.forwarding.delete(view);
+      reply(r);
+    };
     const go = (route: Route | undefined): void => {
       try {
         const fwd = route?.forwarder ?? this.forwarder;
         fwd.forwardCb(copy, route?.servers ?? this.upstreams(out.upstreams), proto, (r) => {
-          replied = true;
           this.stats.forwardedSeconds.observe((performance.now() - started) / 1000);
           // The forwarder moves past an upstream's SERVFAIL or REFUSED: one that reaches here is its own verdict.
           const rcode = r.length >= 4 ? r[3]! & 0x0f : RCODE.SERVFAIL;
           if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED) this.stats.failed++;
-          reply(truncate(r, size));
+          done(truncate(r, size));
         });
       } catch (e) {
         log.warn({ err: e }, 'forwarder error');
-        if (!replied) { this.stats.failed++; reply(errorResponse(copy, RCODE.SERVFAIL)); }
+        if (!replied) { this.stats.failed++; done(errorResponse(copy, RCODE.SERVFAIL)); }
       }
     };
     let route;
@@ -203,10 +246,11 @@ export class DnsServer {
   private serveBatchUdp(l: Listener, sock: BatchUdp): void {
     sock.serve((msg, i) => {
       // Local answers (the common case) without a closure per query; forwarded ones keep where they go.
-      const out = this.local(msg, l.view ?? this.viewFor(l, sock.peerAddress(i)), 'udp');
+      const view = l.view ?? this.viewFor(l, sock.peerAddress(i));
+      const out = this.local(msg, view, 'udp');
       if (out === undefined || Buffer.isBuffer(out)) return out;
       const peer = sock.peer(i);
-      this.forward(msg, out, 'udp', (r) => { if (r) sock.queueTo(r, peer); }, l);
+      this.forward(msg, out, view, 'udp', (r) => { if (r) sock.queueTo(r, peer); }, l);
       return undefined;
     });
   }
@@ -220,16 +264,26 @@ export class DnsServer {
   }
 
   private serveTcp(l: Listener, tcp: net.Server): void {
-    let open = 0;
+    const budget = new TurnBudget(this.tcpPerTurn);
     tcp.on('error', (e) => log.warn({ err: e }, 'tcp listener error'));
     tcp.on('connection', (c) => {
-      if (open >= this.maxTcp || this.tcpOpen >= this.maxTcpTotal) { c.destroy(); return; }
-      open++;
-      this.tcpOpen++;
-      c.on('close', () => { open--; this.tcpOpen--; });
       const view = this.viewFor(l, c.remoteAddress ?? '');
+      const mine = this.tcpByView.get(view) ?? 0;
+      if (mine >= this.maxTcp || this.tcpOpen >= this.maxTcpTotal) { this.stats.limited.tcpConnections++; c.destroy(); return; }
+      this.tcpByView.set(view, mine + 1);
+      this.tcpOpen++;
+      c.on('close', () => {
+        this.tcpOpen--;
+        const left = (this.tcpByView.get(view) ?? 1) - 1;
+        if (left > 0) this.tcpByView.set(view, left); else this.tcpByView.delete(view);
+      });
       const frames = new TcpFrameReader();
+      // Messages read but not handled yet: past this turn's budget, or while 64 forwards are outstanding.
+      let queue: Buffer[] = [];
+      let next = 0;
       let outstanding = 0;
+      let parked = false; // waiting for the budget of the next turn
+      let endAfterQueue = false; // a zero-length frame came: answer what preceded it, then close
       let partial: NodeJS.Timeout | undefined;
       c.setNoDelay(true);
       c.setTimeout(this.tcpIdleMs, () => c.destroy());
@@ -239,24 +293,87 @@ export class DnsServer {
         c.write(frameTcp(r));
         if (c.writableLength > TCP_MAX_UNSENT) c.destroy();
       };
-      c.on('data', (d) => {
-        const messages = frames.push(d);
-        for (const msg of messages) {
+      const unpark = (): void => { parked = false; pump(); };
+      // Reading stops while messages wait, and while 64 forwards are outstanding until half of them are answered.
+      let full = false;
+      const flow = (): void => {
+        if (c.destroyed) return;
+        if (outstanding >= TCP_MAX_OUTSTANDING) full = true;
+        else if (outstanding <= TCP_MAX_OUTSTANDING / 2) full = false;
+        const hold = next < queue.length || full;
+        if (hold && !c.isPaused()) c.pause();
+        else if (!hold && c.isPaused()) c.resume();
+      };
+      const pump = (): void => {
+        while (!parked && next < queue.length && outstanding < TCP_MAX_OUTSTANDING && !c.destroyed) {
+          if (!budget.take()) { parked = true; budget.wait(unpark); break; }
+          const msg = queue[next++]!;
           let done = false;
           let queued = false;
           this.dispatch(msg, view, 'tcp', (r) => {
             done = true;
             send(r);
-            if (queued && --outstanding <= TCP_MAX_OUTSTANDING / 2 && c.isPaused() && !c.destroyed) c.resume();
+            if (!queued) return;
+            outstanding--;
+            pump();
           }, l);
-          if (!done) { queued = true; if (++outstanding >= TCP_MAX_OUTSTANDING) c.pause(); }
+          if (!done) { queued = true; outstanding++; }
         }
-        if (frames.invalid) { c.destroy(); return; } // a zero-length frame: the stream is out of sync
+        if (next >= queue.length) {
+          queue = [];
+          next = 0;
+          if (endAfterQueue) { c.destroy(); return; }
+        }
+        flow();
+      };
+      c.on('data', (d) => {
+        const messages = frames.push(d);
+        if (queue.length) { for (const m of messages) queue.push(m); } else queue = messages;
+        if (frames.invalid) endAfterQueue = true; // the stream is out of sync
         // A half-sent message must complete in time even if the client keeps trickling bytes.
         if (partial && (messages.length || !frames.pending)) { clearTimeout(partial); partial = undefined; }
-        if (frames.pending && !partial) partial = setTimeout(() => c.destroy(), this.tcpIdleMs);
+        if (frames.pending && !partial && !endAfterQueue) partial = setTimeout(() => c.destroy(), this.tcpIdleMs);
+        pump();
       });
-      c.on('close', () => { if (partial) clearTimeout(partial); });
+      c.on('close', () => { if (partial) clearTimeout(partial); queue = []; next = 0; });
     });
+  }
+}
+
+/**
+ * What one listener's TCP connections may handle in one turn of the event loop, shared in arrival order; a
+ * connection past it waits (paused) for the next turn, after every other socket had its turn.
+ */
+class TurnBudget {
+  private left: number;
+  private waiting: (() => void)[] = [];
+  private scheduled = false;
+  private readonly nextTurn = (): void => {
+    this.scheduled = false;
+    this.left = this.perTurn;
+    const w = this.waiting;
+    this.waiting = [];
+    for (const fn of w) fn();
+  };
+
+  constructor(private readonly perTurn: number) { this.left = perTurn; }
+
+  /** One message of this turn's budget; false when it is spent (then wait()). */
+  take(): boolean {
+    if (this.left <= 0) return false;
+    if (this.left-- === this.perTurn) this.schedule(); // the first of a turn: a fresh budget at the turn's end
+    return true;
+  }
+
+  /** fn runs with the next turn's budget. */
+  wait(fn: () => void): void {
+    this.waiting.push(fn);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.nextTurn);
   }
 }

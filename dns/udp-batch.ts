@@ -16,7 +16,7 @@ import ipaddr from 'ipaddr.js';
  */
 interface Native {
   init(rx: Buffer, addrs: Buffer, lens: Int32Array): void;
-  open(ip: string, port: number, reusePort: boolean, onBatch: (n: number) => void, netns?: string): object;
+  open(ip: string, port: number, reusePort: boolean, onBatch: (n: number) => void, netns?: string, perWake?: number): object;
   send(sock: object, replies: Buffer[], slots: Int32Array, count: number): number;
   sendMany(sock: object, replies: Buffer[], addrs: Buffer, count: number, status: Int32Array): number;
   /** A listening TCP socket (fd, owned by the caller) inside netns if given: dns/netns-listener.ts. */
@@ -74,6 +74,11 @@ export interface BatchUdpOptions {
   reusePort?: boolean;
   /** Open the socket inside this network namespace (a path such as /proc/<pid>/ns/net or /run/netns/<name>). */
   netns?: string;
+  /**
+   * Datagrams read per readable event, 1–1024 (default 1024: up to 16 recvmmsg of 64). Small on a container's
+   * listener: the loop then moves on to the other sockets, so one flooding container cannot hold it.
+   */
+  datagramsPerWake?: number;
 }
 
 export class BatchUdp {
@@ -94,7 +99,7 @@ export class BatchUdp {
     this.slots = n.SLOTS;
     this.queuedAddrs = Buffer.alloc(n.SLOTS * n.ADDR_SIZE);
     this.status = new Int32Array(n.SLOTS);
-    this.sock = n.open(host, port, o.reusePort ?? false, (count) => this.onBatch?.(count), o.netns);
+    this.sock = n.open(host, port, o.reusePort ?? false, (count) => this.onBatch?.(count), o.netns, o.datagramsPerWake);
   }
 
   /** Binds host:port (literal IP); throws like bind does (code EADDRINUSE, ...). Needs nativeUdp(). */

@@ -31,7 +31,7 @@
 #define SLOTS 64
 #define SLOT_SIZE 65536
 #define ADDR_SIZE 28 /* sizeof(struct sockaddr_in6); a sockaddr_in fits too */
-/* Reads per readable event before yielding to the rest of the loop. */
+/* Reads per readable event before yielding to the rest of the loop (the default; open() may ask for fewer). */
 #define MAX_READS 16
 
 typedef struct {
@@ -41,6 +41,10 @@ typedef struct {
    * (finalized), so a call through a stale handle after close() still finds valid memory and `closing` set. */
   int released;
   int finalized;
+  /* Datagrams read per readable event (default SLOTS × MAX_READS). A container's listener takes a small share, so
+   * one flooding container gets that much per loop turn and every other socket its turn in between (epoll is
+   * level-triggered: the rest waits for the next turn). */
+  int per_wake;
   uv_poll_t poll;
   napi_env env;
   napi_ref on_batch;
@@ -149,7 +153,8 @@ static void on_readable(uv_poll_t *p, int status, int events) {
   sock_t *s = p->data;
   if (status < 0 || !(events & UV_READABLE) || s->closing || !rx_base) return;
   napi_env env = s->env;
-  for (int r = 0; r < MAX_READS && !s->closing; r++) {
+  for (int r = 0, left = s->per_wake; r < MAX_READS && left > 0 && !s->closing; r++) {
+    int want = left < SLOTS ? left : SLOTS;
     for (int i = 0; i < SLOTS; i++) {
       memset(&rx_msgs[i].msg_hdr, 0, sizeof rx_msgs[i].msg_hdr);
       rx_msgs[i].msg_hdr.msg_iov = &rx_iov[i];
@@ -157,7 +162,7 @@ static void on_readable(uv_poll_t *p, int status, int events) {
       rx_msgs[i].msg_hdr.msg_name = addr_base + (size_t)i * ADDR_SIZE;
       rx_msgs[i].msg_hdr.msg_namelen = ADDR_SIZE;
     }
-    int n = recvmmsg(s->fd, rx_msgs, SLOTS, MSG_DONTWAIT, NULL);
+    int n = recvmmsg(s->fd, rx_msgs, (unsigned)want, MSG_DONTWAIT, NULL);
     if (n <= 0) break; /* EAGAIN, or an error the next event will see again */
     for (int i = 0; i < n; i++) {
       /* A datagram larger than a slot is cut: report it as -1 so the caller drops it. */
@@ -176,7 +181,8 @@ static void on_readable(uv_poll_t *p, int status, int events) {
       napi_fatal_exception(env, err);
     }
     napi_close_handle_scope(env, scope);
-    if (n < SLOTS) break;
+    if (n < want) break;
+    left -= n;
   }
 }
 
@@ -201,10 +207,10 @@ static int open_in_netns(const char *netns, int family, int type) {
   return fd < 0 ? -err : fd;
 }
 
-/* open(ip, port, reusePort, onBatch, netnsPath?) → socket handle (an external). */
+/* open(ip, port, reusePort, onBatch, netnsPath?, perWake?) → socket handle (an external). */
 static napi_value open_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char ip[64], netns[4096];
   size_t n;
@@ -222,6 +228,10 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
     CHECK(env, napi_get_value_string_utf8(env, argv[4], netns, sizeof netns, &n));
     if (n >= sizeof netns - 1) { napi_throw_range_error(env, NULL, "udp_batch.open: namespace path too long"); return NULL; }
   }
+  int32_t per_wake = SLOTS * MAX_READS;
+  CHECK(env, napi_typeof(env, argv[5], &vt));
+  if (vt == napi_number) CHECK(env, napi_get_value_int32(env, argv[5], &per_wake));
+  if (per_wake < 1 || per_wake > SLOTS * MAX_READS) { napi_throw_range_error(env, NULL, "udp_batch.open: perWake must be 1..1024"); return NULL; }
   if (!rx_base || env != owner) { napi_throw_error(env, NULL, "udp_batch: init() first, on this thread"); return NULL; }
 
   struct sockaddr_storage sa;
@@ -263,6 +273,7 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   if (!s) { close(fd); napi_throw_error(env, NULL, "udp_batch.open: out of memory"); return NULL; }
   s->fd = fd;
   s->env = env;
+  s->per_wake = per_wake;
   if (napi_create_reference(env, argv[3], 1, &s->on_batch) != napi_ok) {
     close(fd); free(s);
     napi_throw_error(env, NULL, "udp_batch.open: callback setup failed");
