@@ -7,7 +7,7 @@ import { vtepMac } from '../flannel/vtep-mac.js';
 import type { Config } from './config.js';
 import { ClusterView } from './docker/cluster-view.js';
 import { isSwarmnetDriver } from './driver-name.js';
-import { checkEmbeddedAllowed, startEmbeddedEtcd, type EmbeddedEtcd } from './embedded-etcd.js';
+import { checkEmbeddedAllowed, secureEmbeddedEtcd, startEmbeddedEtcd, type EmbeddedEtcd } from './embedded-etcd.js';
 import { Ipam } from './ipam/ipam.js';
 import { NetworkEndpoints } from './network-endpoints.js';
 import { EtcdNetworkState } from './network-state.js';
@@ -57,15 +57,18 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     const docker = new Docker({ socketPath: config.dockerSocket });
     const identity = nodeIdentity(await dockerInfo(docker, config, log), config.nodeName, hostname());
 
-    let endpoints = config.etcd.endpoints;
-    if (endpoints.length === 0) {
+    let etcd = config.etcd;
+    if (etcd.endpoints.length === 0) {
       checkEmbeddedAllowed(identity.swarmNodes);
       const embedded: EmbeddedEtcd = startEmbeddedEtcd({ stateDir: config.stateDir });
       undo.push(() => embedded.stop());
-      endpoints = [embedded.endpoint];
+      readiness.setWaitingFor(`the embedded etcd at ${embedded.endpoint}`);
+      await secureEmbeddedEtcd(embedded);
+      etcd = { ...etcd, endpoints: [embedded.endpoint], ...embedded.auth };
     }
+    const endpoints = etcd.endpoints;
     readiness.setWaitingFor(`etcd at ${endpoints.join(',')}`);
-    const client = createEtcdClient({ ...config.etcd, endpoints });
+    const client = createEtcdClient(etcd);
     undo.push(() => client.close());
     await waitForEtcd(client, config.etcd.requestTimeoutMs);
     undo.push(startEtcdProbe({

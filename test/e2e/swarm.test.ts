@@ -453,13 +453,14 @@ if (!enabled) {
     }
   });
 
-  // The first instruction of 100 tasks resolves a peer service; each task also checks, after that, that swarmnet's
-  // socket is on 127.0.0.11:53 in its namespace, and the plugins must have taken in at least one query per task
-  // (Docker's resolver would answer the name too: the count is what tells them apart).
-  test.serial('DNS from the first instruction: 100 of 100 job tasks resolve the service as their first action, answered by swarmnet', async (t) => {
+  // The first instruction of every task (SWARMNET_E2E_FIRST_RUNS, default 100) resolves a peer service; each task
+  // also checks, after that, that swarmnet's socket is on 127.0.0.11:53 in its namespace, and the plugins must have
+  // taken in at least one query per task (Docker's resolver would answer the name too: the count tells them apart).
+  const FIRST_RUNS = Number(process.env.SWARMNET_E2E_FIRST_RUNS ?? 100);
+  test.serial(`DNS from the first instruction: ${FIRST_RUNS} of ${FIRST_RUNS} job tasks resolve the service as their first action, answered by swarmnet`, async (t) => {
     const c = need();
     t.timeout(8 * 60_000);
-    const jobs = Number(process.env.SWARMNET_E2E_FIRST_RUNS ?? 100);
+    const jobs = FIRST_RUNS;
     const before = await sumQueries(c.sb.nodes);
     // The name travels as an argument, never as shell text (no shell strings, even in a container).
     const script = 'nslookup -type=a "$1" >/dev/null && grep -q \'0B00007F:0035 \' /proc/net/udp';
