@@ -17,7 +17,7 @@
  * value for the resolver and B's client (A/B runs: how much is the loop's share, how much CPU contention).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../common/exec.js';
@@ -31,6 +31,26 @@ const QPS = Number(process.env.DNS_FLOOD_QPS ?? 1000);
 const NICE = process.env.DNS_FLOOD_NICE;
 /** A's rate limit (dnsperf -Q) instead of as fast as it can: what a per-container cap would leave the resolver. */
 const A_QPS = process.env.DNS_FLOOD_A_QPS;
+/**
+ * DNS_FLOOD_CGROUPS=1: the resolver, A's dnsperf and B's dnsperf each in a CPU cgroup of its own with equal weight,
+ * as Docker places every container and the managed plugin (cgroup v1 cpu.shares 1024, v2 cpu.weight 100).
+ */
+const CGROUPS = process.env.DNS_FLOOD_CGROUPS === '1';
+const CG_ROOT = existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup' : '/sys/fs/cgroup/cpu';
+const cgroupOf = (who: 'resolver' | 'a' | 'b'): string | undefined => (CGROUPS ? join(CG_ROOT, `snfl-bench-${who}`) : undefined);
+
+/** Runs argv, in a cgroup when given (the child is moved there at once; its threads start after): stdout, exit code. */
+function runIn(cgroup: string | undefined, cmd: string, args: readonly string[], timeoutMs: number): Promise<{ stdout: string; code: number }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (cgroup && c.pid) writeFileSync(join(cgroup, 'cgroup.procs'), String(c.pid));
+    let stdout = '';
+    c.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+    const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
+    c.on('error', reject);
+    c.on('exit', (code) => { clearTimeout(timer); resolve({ stdout, code: code ?? 1 }); });
+  });
+}
 
 systemToolsOnly();
 const log = (s: string): void => { process.stdout.write(`${s}\n`); };
@@ -70,8 +90,8 @@ function mark(server: ChildProcess): Promise<Loop> {
 
 /** B at a steady rate: every query's latency from dnsperf -v (ms); lost ones count as infinitely slow. */
 async function victim(queries: string): Promise<Latency> {
-  const r = await run(NICE ? 'nice' : 'ip', [...(NICE ? ['-n', NICE, 'ip'] : []), 'netns', 'exec', NS.b, 'dnsperf', '-s', '127.0.0.11', '-d', queries, '-c', '1', '-Q', String(QPS), '-l', String(SECONDS), '-t', '2', '-v'],
-    { timeoutMs: (SECONDS + 30) * 1000 });
+  const r = await runIn(cgroupOf('b'), NICE ? 'nice' : 'ip', [...(NICE ? ['-n', NICE, 'ip'] : []), 'netns', 'exec', NS.b, 'dnsperf', '-s', '127.0.0.11', '-d', queries, '-c', '1', '-Q', String(QPS), '-l', String(SECONDS), '-t', '2', '-v'],
+    (SECONDS + 30) * 1000);
   const lat = [...r.stdout.matchAll(/^> \S+ \S+ \S+ ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000);
   const lost = Number(/Queries lost:\s+(\d+)/.exec(r.stdout)?.[1] ?? 0);
   const all = [...lat, ...Array<number>(lost).fill(Infinity)].sort((x, y) => x - y);
@@ -84,7 +104,7 @@ function flood(proto: 'udp' | 'tcp', confined: boolean, queries: string): Promis
   const args = ['netns', 'exec', NS.a, 'dnsperf', '-s', '127.0.0.11', '-d', queries, '-l', String(SECONDS + 2), '-q', '500', '-t', '2',
     ...(proto === 'tcp' ? ['-m', 'tcp', '-c', '16'] : ['-c', '4']), ...(A_QPS ? ['-Q', A_QPS] : [])];
   const cmd = confined ? ['taskset', ['-c', '0', 'ip', ...args]] as const : ['ip', args] as const;
-  return run(cmd[0], cmd[1], { timeoutMs: (SECONDS + 30) * 1000 }).then((r) => ({
+  return runIn(cgroupOf('a'), cmd[0], cmd[1], (SECONDS + 30) * 1000).then((r) => ({
     qps: Number(/Queries per second:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN),
     lost: Number(/Queries lost:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN),
   }));
@@ -127,6 +147,17 @@ async function main(): Promise<void> {
     setTimeout(() => { server.kill('SIGKILL'); resolve(); }, 3000).unref();
   }));
   server.removeAllListeners('exit');
+  if (CGROUPS) {
+    for (const who of ['resolver', 'a', 'b'] as const) {
+      const cg = cgroupOf(who)!;
+      mkdirSync(cg, { recursive: true });
+      writeFileSync(join(cg, CG_ROOT.endsWith('/cpu') ? 'cpu.shares' : 'cpu.weight'), CG_ROOT.endsWith('/cpu') ? '1024' : '100');
+      // Removed last (cleanups run in reverse), once the processes in it are gone.
+      cleanups.unshift(async () => { try { rmdirSync(cg); } catch { /* still busy: the kernel keeps an empty group */ } });
+    }
+    writeFileSync(join(cgroupOf('resolver')!, 'cgroup.procs'), String(server.pid));
+    log(`cgroups: the resolver, A and B each in its own (${CG_ROOT}, equal weight), as Docker places containers and the plugin`);
+  }
   if (NICE) await run('renice', ['-n', NICE, '-p', String(server.pid)]);
   log(`resolver pid ${server.pid}${NICE ? `, nice ${NICE} (and B's dnsperf)` : ''}${process.env.DNS_FLOOD_PER_TURN ? `, per-turn budgets ${process.env.DNS_FLOOD_PER_TURN}` : ''}`);
 

@@ -40,7 +40,7 @@ export const PACKAGES = {
 export const BASE_SYSTEM = {
   machine: ['node', 'npm', 'npx', 'git', 'make', 'cc', 'gcc', 'g++', 'python3', 'docker'],
   essential: ['sh', 'bash', 'cp', 'mv', 'rm', 'ln', 'cat', 'tail', 'head', 'mkdir', 'mkfifo', 'du', 'find', 'sleep', 'true', 'stat', 'chroot', 'readlink',
-    'hostname', 'printf', 'env', 'timeout', 'id', 'uname', 'getconf', 'ldd', 'which', 'dpkg-query', 'dpkg-deb', 'apt-get', 'apt-cache', 'gpgv'],
+    'hostname', 'printf', 'env', 'timeout', 'id', 'uname', 'getconf', 'ldd', 'which', 'dpkg-query', 'dpkg-deb', 'apt-get', 'apt-cache', 'gpgv', 'renice', 'taskset'],
 };
 
 /**

@@ -266,7 +266,7 @@ class Cases {
       case 0: c.raw = r.bytes(r.size(500)); c.mayDrop = true; break; // not HTTP at all
       case 1: c.raw = head(`POST ${path}${r.text(10)} HTTP/1.1`, ['Host: x', `Content-Length: ${body.length}`, 'Connection: close']); break; // unicode/controls in the path
       case 2: c.raw = head(`POST ${path} HTTP/1.1`, ['Host: x', `Content-Length: ${body.length}`, `Content-Length: ${body.length + 1}`, 'Connection: close']); break;
-      case 3: c.raw = head(`POST ${path} HTTP/1.1`, ['Host: x', 'Transfer-Encoding: chunked', 'Connection: close'], Buffer.from(`${r.pick(['zz', '-1', 'ffffffffffffffff', '3'])}\r\n${body.toString().slice(0, 3)}\r\n0\r\n\r\n`));
+      case 3: c.raw = head(`POST ${path} HTTP/1.1`, ['Host: x', 'Transfer-Encoding: chunked', 'Connection: close'], Buffer.from(`${r.pick(['3', 'zz', '-1', 'ffffffffffffffff'])}\r\n${body.toString().slice(0, 3)}\r\n0\r\n\r\n`));
         c.mayDrop = true; // a huge chunk size announces data that never comes: the server waits for it, as HTTP says
         break;
       case 4: c.raw = head(`POST ${path} HTTP/1.1`, ['Host: x', `Content-Length: ${body.length + 50}`, 'Connection: close']); c.mayDrop = true; break; // body shorter than announced

@@ -33,8 +33,13 @@ async function exercise(client: Etcd3, prefix: string): Promise<{ pool: string; 
       client, lease, prefix, node: 'sec', publicIp: '192.0.2.1', availableSubnets: [parseCidr('10.128.0.0/16')],
       networkSubnetSize: 20, hostSubnetSize: 25, vniStart: 6514, vtepMac: () => '02:00:00:00:00:01',
     });
+    // Watched by another node's IPAM: the writer's own records reach its memory at once, without events.
+    const observer = new Ipam({
+      client, lease, prefix, node: 'sec-observer', publicIp: '192.0.2.2', availableSubnets: [parseCidr('10.128.0.0/16')],
+      networkSubnetSize: 20, hostSubnetSize: 25, vniStart: 6514, vtepMac: () => '02:00:00:00:00:02',
+    });
     let watched = 0;
-    const cancel = await ipam.watchRecords(() => void watched++);
+    const cancel = await observer.watchRecords(() => void watched++);
     const p = await ipam.requestPool({ AddressSpace: 'SwarmnetGlobal', Pool: '', SubPool: '', Options: {}, V6: false });
     const lp = await ipam.requestPool({ AddressSpace: 'SwarmnetLocal', Pool: p.Pool, SubPool: '', Options: {}, V6: false });
     const a = await ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: {} });
