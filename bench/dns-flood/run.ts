@@ -21,7 +21,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, wr
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../common/exec.js';
-import { REPO, systemToolsOnly } from '../lab.js';
+import { REPO, runBench, systemToolsOnly } from '../lab.js';
 
 const NS = { a: 'snfl-bench-a', b: 'snfl-bench-b' } as const;
 const SECONDS = Number(process.env.DNS_FLOOD_SECONDS ?? 10);
@@ -203,18 +203,4 @@ async function main(): Promise<void> {
     `A on 1 core: udp ${ratio('udp flood, A on 1 core')}, tcp ${ratio('tcp flood, A on 1 core')}`);
 }
 
-async function cleanup(): Promise<void> {
-  for (const c of cleanups.splice(0).reverse()) {
-    try { await c(); } catch (e) { process.stderr.write(`cleanup: ${(e as Error).message}\n`); }
-  }
-}
-
-process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
-try {
-  await main();
-  await cleanup();
-} catch (e) {
-  await cleanup();
-  process.stderr.write(`bench dns-flood failed: ${(e as Error).stack ?? String(e)}\n`);
-  process.exit(1);
-}
+await runBench('dns-flood', main, cleanups);

@@ -26,7 +26,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { run } from '../../common/exec.js';
-import { lab, REPO, systemToolsOnly } from '../lab.js';
+import { lab, REPO, runBench, systemToolsOnly } from '../lab.js';
 
 const PREFIX = 'sndns';
 const NETNS = `${PREFIX}-d`;
@@ -347,18 +347,4 @@ async function main(): Promise<void> {
   log(`dns qps ratio swarmnet/docker = ${(qO / qD).toFixed(2)}`);
 }
 
-async function cleanup(): Promise<void> {
-  for (const c of cleanups.splice(0).reverse()) {
-    try { await c(); } catch (e) { process.stderr.write(`cleanup: ${(e as Error).message}\n`); }
-  }
-}
-
-process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
-try {
-  await main();
-  await cleanup();
-} catch (e) {
-  await cleanup();
-  process.stderr.write(`bench dns failed: ${(e as Error).stack ?? String(e)}\n`);
-  process.exit(1);
-}
+await runBench('dns', main, cleanups);
