@@ -70,7 +70,7 @@ function noFailures(t: ExecutionContext, what: string, seenBy: Map<string, Summa
 /** Restarts each node's client (a container on a restarted node stopped with its dockerd). */
 async function clientsUp(live = nodes()): Promise<void> {
   const c = need();
-  const web = (await attached(live, c.network)).filter((a) => a.container && a.node);
+  const web = await attached(live, c.network);
   const tasks = new Set((await serviceView(live[0]!, live, c.network, WEB)).tasks);
   for (const n of live) {
     const running = (await docker(n, ['inspect', '--format', '{{.State.Running}}', clientName(n)], { allowFailure: true })).stdout.trim() === 'true';
@@ -233,7 +233,7 @@ if (!enabled) {
       if (back.every(Boolean)) rejoined = Date.now();
     }
     t.true(rejoined > 0, `${victim.name}'s task is a VIP backend again after the heal`);
-    t.log(`healed: ${victim.name}'s task back behind the VIP on every other node ${secs(rejoined - healedAt)} later `);
+    t.log(`healed: ${victim.name}'s task back behind the VIP on every other node ${secs(rejoined - healedAt)} later`);
     const converged = await settle(t, 'partition healed');
     t.log(`partition: converged ${secs(Date.now() - healedAt)} after the heal (checker ${secs(converged)})`);
     const s = await seen(t, 'partition of node3 for 30 s', from, Date.now());
@@ -241,11 +241,33 @@ if (!enabled) {
     noFailures(t, 'partition', s, ['dns'], others.map((n) => n.name));
   });
 
+  test.serial('dockerd restart of a node that is not the leader (what a worker sees): its tasks come back with addresses of its own, nothing is taken twice, the other nodes\' DNS never fails', async (t) => {
+    t.timeout(6 * 60_000);
+    const c = need();
+    const leaderName = (await docker(c.sb.manager, ['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}'])).stdout.split('\n').find((l) => / Leader$/.test(l))!.split(' ')[0]!;
+    const victim = nodes().find((n) => n.name !== leaderName && n.name !== c.sb.manager.name) ?? nodes().find((n) => n.name !== leaderName)!;
+    const others = nodes().filter((n) => n.name !== victim.name);
+    const from = Date.now();
+    await stopNode(victim.name);
+    const stoppedAt = Date.now();
+    try {
+      await sleep(3000);
+    } finally {
+      await startNode(victim.name);
+    }
+    const restartedAt = Date.now();
+    await waitServiceRunning(others[0]!, WEB, 3, 180_000);
+    await clientsUp();
+    t.log(`${victim.name}'s dockerd stopped and started again (${secs(restartedAt - stoppedAt)}): ${WEB} runs 3/3 ${secs(Date.now() - restartedAt)} after`);
+    await settle(t, 'dockerd restarted');
+    const s = await seen(t, `${victim.name}'s dockerd restart`, from, Date.now(), others);
+    noFailures(t, 'dockerd restart', s, ['dns'], others.map((n) => n.name));
+  });
+
   test.serial('dockerd restart of the leader (3 managers): a new leader takes over, replays answered with the same VIPs and no duplicate address, services keep working, a new service gets a fresh VIP', async (t) => {
     t.timeout(8 * 60_000);
     const c = need();
     const leaderName = (await docker(c.sb.manager, ['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}'])).stdout.split('\n').find((l) => / Leader$/.test(l))!.split(' ')[0]!;
-    const leader = node(leaderName);
     const others = nodes().filter((n) => n.name !== leaderName);
     const vipBefore = (await serviceView(others[0]!, nodes(), c.network, WEB)).vip;
     const from = Date.now();
@@ -278,7 +300,6 @@ if (!enabled) {
     const s = await seen(t, 'leader dockerd restart', from, Date.now(), others);
     // The clients on the other nodes ask DNS of their own node: the leader's restart does not touch it.
     noFailures(t, 'leader restart', s, ['dns'], others.map((n) => n.name));
-    t.is(leader.name, leaderName);
     await docker(manager, ['service', 'rm', BURST], { allowFailure: true });
   });
 
