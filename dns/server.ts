@@ -205,8 +205,7 @@ export class DnsServer {
     let replied = false;
     const done = (r: Buffer): void => {
       replied = true;
-      const left = (this.forwarding.get(view) ?? 1) - 1;
-      if (left > 0) this.forwarding.set(view, left); else this.forwarding.delete(view);
+      countDown(this.forwarding, view);
       reply(r);
     };
     const go = (route: Route | undefined): void => {
@@ -274,8 +273,7 @@ export class DnsServer {
       this.tcpOpen++;
       c.on('close', () => {
         this.tcpOpen--;
-        const left = (this.tcpByView.get(view) ?? 1) - 1;
-        if (left > 0) this.tcpByView.set(view, left); else this.tcpByView.delete(view);
+        countDown(this.tcpByView, view);
       });
       const frames = new TcpFrameReader();
       // Messages read but not handled yet: past this turn's budget, or while 64 forwards are outstanding.
@@ -338,6 +336,12 @@ export class DnsServer {
       c.on('close', () => { if (partial) clearTimeout(partial); queue = []; next = 0; });
     });
   }
+}
+
+/** One less of key's count (per-container counters): the entry goes at zero, so idle containers cost nothing. */
+function countDown(counts: Map<string, number>, key: string): void {
+  const left = (counts.get(key) ?? 1) - 1;
+  if (left > 0) counts.set(key, left); else counts.delete(key);
 }
 
 /**

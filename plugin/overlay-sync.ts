@@ -169,21 +169,21 @@ export class OverlaySync implements OverlayPort {
   }
 }
 
-function isEndpointLinkId(id: string): boolean {
+/** Why an endpoint id cannot name kernel links, or undefined when it can. */
+function linkIdProblem(id: string): string | undefined {
   try {
     endpointLinkNames(id);
-    return true;
-  } catch {
-    return false;
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
   }
 }
 
+const isEndpointLinkId = (id: string): boolean => linkIdProblem(id) === undefined;
+
 function checkEndpointId(id: string): void {
-  try {
-    endpointLinkNames(id);
-  } catch (e) {
-    throw new PluginError((e as Error).message, 400);
-  }
+  const problem = linkIdProblem(id);
+  if (problem !== undefined) throw new PluginError(problem, 400);
 }
 
 const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';

@@ -209,13 +209,14 @@ export class Ipam implements IpamDriver {
    * reconciliation releases those records then.
    */
   async releaseAddress(req: ReleaseAddressRequest): Promise<void> {
+    const key = owedKey(req.PoolID, req.Address);
     try {
       await this.release(req);
-      this.owed.delete(owedKey(req.PoolID, req.Address));
+      this.owed.delete(key);
     } catch (e) {
       if (!(e instanceof PluginError) || e.status !== 503) throw e;
-      if (!this.owed.has(owedKey(req.PoolID, req.Address))) log.warn({ pool: req.PoolID, address: req.Address, err: e.message }, 'address release owed until etcd answers');
-      this.owed.set(owedKey(req.PoolID, req.Address), { PoolID: req.PoolID, Address: req.Address });
+      if (!this.owed.has(key)) log.warn({ pool: req.PoolID, address: req.Address, err: e.message }, 'address release owed until etcd answers');
+      this.owed.set(key, { PoolID: req.PoolID, Address: req.Address });
       this.payOwedLater();
     }
   }
@@ -660,7 +661,7 @@ export class Ipam implements IpamDriver {
           this.hostLeases.set(net.id, lease);
           return lease;
         }
-        if (!(await this.readNetwork(net.id))) throw new PluginError(`unknown network ${net.subnet}: it was released`, 400);
+        await this.throwIfReleased(net);
         if (mine === null) conflicts.add(cidrToKey(subnet));
       }
       throw new PluginError('could not lease a host subnet: too much contention, try again', 503);
@@ -782,7 +783,7 @@ export class Ipam implements IpamDriver {
         const res = await c.if(this.keys.leaderAddress(net.id, wanted), 'Create', '==', 0).and(...this.networkExists(net.id))
           .then(c.put(this.keys.leaderAddress(net.id, wanted)).value('leader')).commit();
         if (res.succeeded) this.stats.allocated.global++;
-        else if (!(await this.readNetwork(net.id))) throw new PluginError(`unknown network ${net.subnet}: it was released`, 400);
+        else await this.throwIfReleased(net);
       }
       return wanted;
     }
@@ -795,10 +796,15 @@ export class Ipam implements IpamDriver {
         const k = this.keys.leaderAddress(net.id, ip);
         const res = await c.if(k, 'Create', '==', 0).and(...this.networkExists(net.id)).then(c.put(k).value('leader')).commit();
         if (res.succeeded) { this.stats.allocated.global++; return ip; }
-        if (!(await this.readNetwork(net.id))) throw new PluginError(`unknown network ${net.subnet}: it was released`, 400);
+        await this.throwIfReleased(net);
       }
       throw new PluginError('could not allocate a VIP: too much contention, try again', 503);
     });
+  }
+
+  /** After a conditional write failed: a network released meanwhile is the caller's 400, not contention to retry. */
+  private async throwIfReleased(net: NetworkRecord): Promise<void> {
+    if (!(await this.readNetwork(net.id))) throw new PluginError(`unknown network ${net.subnet}: it was released`, 400);
   }
 
   /** The comparison that makes a write conditional on the network record still existing (see releasePool). */
