@@ -163,8 +163,7 @@ export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT
     state.etcd = { dataDir: join(LAYOUT.dataDir, 'etcd') };
     saveState(state);
     if (etcdTls) state.etcd.tls = await etcdPki(nodes);
-    state.etcd = { ...state.etcd, ...(await startEtcd({ address: LAYOUT.hostAddress, port: LAYOUT.etcdPort, peerPort: LAYOUT.etcdPeerPort, dataDir: state.etcd.dataDir, tls: etcdTlsOf(state) })) };
-    saveState(state);
+    await runEtcd(state);
     if (etcdTls) {
       const t = state.etcd.tls;
       await enableAuth({ endpoint: state.etcd.endpoint, root: t.root, rootPassword: t.rootPassword, user: 'swarmnet', password: t.password, prefix: '/flannel/' });
@@ -189,10 +188,9 @@ export async function up({ nodes = 3, managers = 1, docker: engineSpec = DEFAULT
       await createNetns(n.netns);
       await addVethToBridge({ netns: n.netns, bridge: LAYOUT.bridge, hostIf: n.hostIf, address: `${n.address}/24`, gateway: LAYOUT.hostAddress });
       const daemonConfig = { ...(hook ? await installHostParts(n) : {}), 'insecure-registries': [registryAddress()] };
-      const d = await startDockerd({ name: n.name, netns: n.netns, dataRoot: n.dataRoot, socket: n.socket, daemonConfig, nameserver: LAYOUT.hostAddress, binDir: engines.get(engineOf[k]).binDir });
-      state.nodes[k] = { ...n, pid: d.pid, startTime: d.startTime, mntns: d.mntns, logFile: d.logFile };
+      state.nodes[k] = await startNodeDockerd(n, daemonConfig, engines.get(engineOf[k]).binDir);
       saveState(state);
-      log(`  ${n.name}: dockerd ${n.engine} pid ${d.pid}, ${n.address}, ${n.socket}`);
+      log(`  ${n.name}: dockerd ${n.engine} pid ${state.nodes[k].pid}, ${n.address}, ${n.socket}`);
     }));
 
     log(`importing ${IMAGE} (busybox-static) into every node`);
@@ -329,10 +327,15 @@ export async function startNode(name) {
   const n = state.nodes[k];
   const engine = await ensureEngine(n.engineName ?? DEFAULT_ENGINE, () => {});
   const daemonConfig = JSON.parse(readFileSync(join(n.dataRoot, 'daemon.json'), 'utf8'));
-  const d = await startDockerd({ name: n.name, netns: n.netns, dataRoot: n.dataRoot, socket: n.socket, daemonConfig, nameserver: LAYOUT.hostAddress, binDir: engine.binDir });
-  state.nodes[k] = { ...n, pid: d.pid, startTime: d.startTime, mntns: d.mntns, logFile: d.logFile };
+  state.nodes[k] = await startNodeDockerd(n, daemonConfig, engine.binDir);
   saveState(state);
   return state.nodes[k];
+}
+
+/** A node's dockerd in its namespaces (the sandbox's nameserver, the engine's binaries): the node record with its process. */
+async function startNodeDockerd(n, daemonConfig, binDir) {
+  const d = await startDockerd({ name: n.name, netns: n.netns, dataRoot: n.dataRoot, socket: n.socket, daemonConfig, nameserver: LAYOUT.hostAddress, binDir });
+  return { ...n, pid: d.pid, startTime: d.startTime, mntns: d.mntns, logFile: d.logFile };
 }
 
 export async function stopSandboxEtcd() {
@@ -340,8 +343,10 @@ export async function stopSandboxEtcd() {
   await stopEtcd(state.etcd);
 }
 
-export async function startSandboxEtcd() {
-  const state = loadState();
+export const startSandboxEtcd = () => runEtcd(loadState());
+
+/** Starts the sandbox's etcd on its data directory (TLS as the state says) and records its process. */
+async function runEtcd(state) {
   state.etcd = { ...state.etcd, ...(await startEtcd({ address: LAYOUT.hostAddress, port: LAYOUT.etcdPort, peerPort: LAYOUT.etcdPeerPort, dataDir: state.etcd.dataDir, tls: etcdTlsOf(state) })) };
   saveState(state);
 }
