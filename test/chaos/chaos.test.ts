@@ -12,7 +12,8 @@ import {
   down, etcdClientOptions, LAYOUT, loadSandbox, startNode, startSandboxEtcd, stopNode, stopSandboxEtcd, up, type Sandbox, type SandboxNode,
 } from '../../scripts/lab/sandbox.mjs';
 import { pluginPid, waitServiceRunning } from '../../scripts/lab/services.mjs';
-import { attached, backendsOn, converge, hexIp, lookupIn, PREFIX, serviceView, violations, type ChaosNetwork } from './cluster-invariants.js';
+import { backendsOn, hexIp } from '../helpers/sandbox-state.js';
+import { attached, converge, lookupIn, PREFIX, serviceView, violations, type ChaosNetwork } from './cluster-invariants.js';
 import { clientName, describe, samples, startClient, summarize, type Kind, type Summary } from './steady-client.js';
 
 const enabled = process.env.SWARMNET_CHAOS === '1';

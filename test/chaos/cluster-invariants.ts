@@ -6,6 +6,7 @@ import { run } from '../../scripts/lib/proc.mjs';
 import type { SandboxNode } from '../../scripts/lab/sandbox.mjs';
 import type { Finding } from '../../ops/doctor.js';
 import { checkInvariants } from '../helpers/invariants.js';
+import { backendsOn, hexIp } from '../helpers/sandbox-state.js';
 
 export const PREFIX = '/flannel';
 const CLI = new URL('../../dist/plugin/cli.js', import.meta.url).pathname;
@@ -13,7 +14,6 @@ const CLI = new URL('../../dist/plugin/cli.js', import.meta.url).pathname;
 export interface ChaosNetwork { name: string; id: string; flannelId: string }
 export interface Attached { node: string; container: string; address: string }
 
-export const hexIp = (ip: string): string => ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
 
 /** Running containers with an address on the network, on every given node (from each node's dockerd). */
 export async function attached(nodes: SandboxNode[], network: ChaosNetwork): Promise<Attached[]> {
@@ -39,13 +39,6 @@ export async function lookupIn(node: SandboxNode, container: string, name: strin
   const r = await run('nsenter', [`--net=/proc/${pid}/ns/net`, 'dig', '+tcp', '+short', '+time=3', '+tries=2', '@127.0.0.11', name, 'A'], { allowFailure: true, timeoutMs: 20_000 });
   if (r.code !== 0) return [];
   return r.stdout.split('\n').filter((l) => /^\d+\.\d+\.\d+\.\d+$/.test(l)).sort();
-}
-
-/** The backends a node's load balancer has behind a VIP (elements `VIP . i : address` of its nftables map). */
-export async function backendsOn(node: SandboxNode, vip: string): Promise<string[]> {
-  const map = (await execInNode(node, 'nft', ['list', 'map', 'ip', 'swarmnet-lb', 'backends'], { allowFailure: true })).stdout.replace(/\s+/g, ' ');
-  const re = new RegExp(`${vip.replace(/\./g, '\\.')} \\. \\d+ : (\\d+\\.\\d+\\.\\d+\\.\\d+)`, 'g');
-  return [...new Set([...map.matchAll(re)].map((m) => m[1]!))].sort();
 }
 
 export interface ServiceView { name: string; vip: string; tasks: string[] }

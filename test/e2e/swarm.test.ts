@@ -15,6 +15,7 @@ import { docker, execInNode } from '../../scripts/lab/dockerd.mjs';
 import { DEFAULT_ENGINE, ensureEngine, parseEngines } from '../../scripts/lab/engines.mjs';
 import { childEnv } from '../../scripts/lib/proc.mjs';
 import { STAND_IN_DNS } from '../dns/docker-stand-in.js';
+import { backendsOn, hexIp } from '../helpers/sandbox-state.js';
 import type { ClusterStatus } from '../../ops/status-model.js';
 import type { Finding } from '../../ops/doctor.js';
 import { down, etcdClientOptions, LAYOUT, pluginRef, up, type Sandbox, type SandboxNode } from '../../scripts/lab/sandbox.mjs';
@@ -82,8 +83,6 @@ function inCidr(ip: string, cidr: string): boolean {
 }
 /** flannel key form of a CIDR: 10.128.0.0/20 -> 10.128.0.0-20 (docs/etcd-layout.md). */
 const cidrKey = (cidr: string): string => cidr.replace('/', '-');
-/** Key of an address record: 10.128.0.130 -> 0a800082 (docs/etcd-layout.md). */
-const hexIp = (ip: string): string => ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // ---- inside a task (busybox)
@@ -295,8 +294,7 @@ async function probeFrom(task: TaskContainer, args: string[]): Promise<string[]>
 }
 /** Whether a node's load balancer has `address` behind `vip` (a `VIP . i : address` element of its backends map). */
 async function isBackend(node: SandboxNode, vip: string, address: string): Promise<boolean> {
-  const map = (await execInNode(node, 'nft', ['list', 'map', 'ip', 'swarmnet-lb', 'backends'], { allowFailure: true })).stdout.replace(/\s+/g, ' ');
-  return new RegExp(`${vip.replace(/\./g, '\\.')} \\. \\d+ : ${address.replace(/\./g, '\\.')}(,| |$)`).test(map);
+  return (await backendsOn(node, vip)).includes(address);
 }
 /** The gateway of a task's node on the test network: the first address of the node's host subnet. */
 async function gatewayOf(c: Ctx, task: TaskContainer): Promise<string> {
