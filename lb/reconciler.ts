@@ -13,8 +13,11 @@ import type { LbModel, ModelChange } from './model.js';
 
 export interface LbStats {
   syncs: number;
-  /** Deltas the kernel refused (then the whole state was written instead). */
+  /** Deltas the kernel refused (then the whole state was written instead), and when the last one was. */
   failures: number;
+  lastRefusedAt?: number;
+  /** A write failed (the kernel may lack changes): retried whole at the next change or check, cleared once one lands. */
+  failing?: { error: string; since: number };
   /** Drift found by the periodic check (or at start) and repaired. */
   repairs: number;
   /** Conntrack entries deleted for backends that left. */
@@ -49,6 +52,8 @@ export class LbReconciler {
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private checked = false;
+  /** The last write failed: the kernel may hold less than `written`, so the next write is the whole state. */
+  private dirty = false;
 
   constructor(private readonly o: LbReconcilerOptions) {}
 
@@ -96,7 +101,11 @@ export class LbReconciler {
   }
 
   private enqueue(fn: () => Promise<void>): Promise<void> {
-    const p = this.tail.then(fn).catch((e: Error) => this.o.log.error({ err: e.message }, 'load balancer write failed'));
+    const p = this.tail.then(fn).catch((e: Error) => {
+      this.dirty = true;
+      this.stats.failing ??= { error: e.message.slice(0, 300), since: Date.now() };
+      this.o.log.error({ err: e.message }, 'load balancer write failed; the whole state is written at the next change or check');
+    });
     this.tail = p;
     return p;
   }
@@ -105,7 +114,12 @@ export class LbReconciler {
     if (this.stopped) return;
     const desired = this.o.model.state();
     const delta = diffStates(this.written, desired, change.vips, change.local);
-    if (!isEmptyDelta(delta)) {
+    if (this.dirty) {
+      const t0 = performance.now();
+      await this.write(desired);
+      this.synced(t0);
+      await this.cleanFlows(delta, change.gone);
+    } else if (!isEmptyDelta(delta)) {
       const t0 = performance.now();
       // The first VIP creates the table and the last one removes it: those are whole-state writes.
       const applied = this.written.vips.size > 0 && desired.vips.size > 0 && await this.tryApply(delta, change.gone);
@@ -116,10 +130,6 @@ export class LbReconciler {
     if (change.since !== undefined) this.o.onProgrammed?.((performance.now() - change.since) / 1000);
   }
 
-  /**
-   * The first check adopts a kernel that already holds the state (a restarted plugin) or writes it; later ones
-   * compare the kernel with what was written (changes not written yet are the next flush's) and repair drift.
-   */
   /** A delta the kernel refuses (someone edited it) is counted; the caller then writes the whole state instead. */
   private async tryApply(delta: LbDelta, gone: ModelChange['gone']): Promise<boolean> {
     try {
@@ -128,23 +138,29 @@ export class LbReconciler {
       return true;
     } catch (e) {
       this.stats.failures++;
+      this.stats.lastRefusedAt = Date.now();
       this.o.log.warn({ err: (e as Error).message, vips: delta.vips.size }, 'load balancer delta refused; rewriting the whole state');
       return false;
     }
   }
 
+  /**
+   * The first check adopts a kernel that already holds the state (a restarted plugin) or writes it; later ones
+   * compare the kernel with what was written (changes not written yet are the next flush's) and repair drift. After
+   * a failed write the whole state is written (the failed one's changes are in no pending change any more).
+   */
   private async check(): Promise<void> {
     if (this.stopped) return;
     const desired = this.o.model.state();
     const actual = (await this.o.backend.read()) ?? EMPTY_STATE;
     this.stats.lastCheckAt = Date.now();
     if (!this.checked) {
-      this.checked = true;
       if (holds(actual, desired)) {
         this.written = copyState(desired);
+        this.checked = true;
         return;
       }
-    } else {
+    } else if (!this.dirty) {
       if (holds(actual, this.written)) return;
       this.stats.repairs++;
       this.stats.lastRepairAt = Date.now();
@@ -153,12 +169,18 @@ export class LbReconciler {
     }
     const t0 = performance.now();
     await this.write(desired);
+    this.checked = true;
     this.synced(t0);
   }
 
   private async write(desired: LbState): Promise<void> {
-    await this.o.backend.replace(desired);
-    this.written = copyState(desired);
+    // The model's state is live and events keep arriving while the kernel is written: what was written is the
+    // state as it was rendered, and whatever arrived meanwhile is the next flush's delta against it.
+    const snapshot = copyState(desired);
+    await this.o.backend.replace(snapshot);
+    this.written = snapshot;
+    this.dirty = false;
+    this.stats.failing = undefined;
   }
 
   /** Counts a write; the backend count follows an applied delta (O(the change)), or is recounted after a whole write. */

@@ -59,12 +59,19 @@ export function diagnose(s: ClusterStatus, now: number): Finding[] {
         todo: `${EDITOR}; the rules are table ip swarmnet-lb (nftables) or IPVS`,
       });
     }
-    if (n.lb.failures > 0) {
+    if (n.lb.failing) {
       out.push({
-        node, plane: 'lb', severity: 'problem',
-        what: `the kernel refused ${n.lb.failures} load-balancer change(s); the whole state was written instead`,
-        why: 'each refusal costs a full rewrite, and a change that keeps failing leaves VIPs stale',
-        todo: `read the plugin log on ${node} (lb component) for the kernel's error`,
+        node, plane: 'lb', severity: 'problem', at: n.lb.failing.since,
+        what: `the load balancer cannot write the kernel since ${ago(now, n.lb.failing.since)}: ${n.lb.failing.error}`,
+        why: `service VIPs on ${node} keep their old backends (new tasks get no traffic, gone ones still do) until a write lands; it is retried every check`,
+        todo: `read the plugin log on ${node} (lb component); \`nft list table ip swarmnet-lb\` (nftables) or \`ipvsadm -Ln\` shows what the kernel holds`,
+      });
+    } else if (n.lb.refusedAt !== undefined && now - n.lb.refusedAt <= RECENT_MS) {
+      out.push({
+        node, plane: 'lb', severity: 'repaired', at: n.lb.refusedAt,
+        what: `the kernel refused ${n.lb.failures} load-balancer change(s), last ${ago(now, n.lb.refusedAt)}; the whole state was written instead`,
+        why: 'the kernel held something other than what swarmnet wrote, or refused the change; a whole write costs more than the change',
+        todo: `read the plugin log on ${node} (lb component) for the kernel's error; ${EDITOR}`,
       });
     }
     if (n.ipam && n.ipam.unused > 0) {

@@ -87,7 +87,8 @@ export function nodeRecord(v: unknown): NodeStatusRecord | undefined {
     dns: { served: num(d.served), waiting: num(d.waiting), serveFailures: num(d.serveFailures), repairs: num(d.repairs), ...(optNum(d.repairedAt) ? { repairedAt: optNum(d.repairedAt) } : {}) },
     lb: {
       backend: str(l.backend), vips: num(l.vips), backends: num(l.backends), checkedAt: optNum(l.checkedAt), changedAt: optNum(l.changedAt),
-      repairedAt: optNum(l.repairedAt), failures: num(l.failures), repairs: num(l.repairs),
+      repairedAt: optNum(l.repairedAt), failures: num(l.failures), repairs: num(l.repairs), refusedAt: optNum(l.refusedAt),
+      ...(isRecord(l.failing) ? { failing: { error: str(l.failing.error), since: num(l.failing.since) } } : {}),
     },
     ...(isRecord(v.ipam) ? { ipam: { unused: num(v.ipam.unused), sample: Array.isArray(v.ipam.sample) ? v.ipam.sample.filter((x): x is string => typeof x === 'string') : [], checkedAt: optNum(v.ipam.checkedAt) } } : {}),
     refusals,
@@ -166,7 +167,7 @@ export function buildStatus(prefix: string, s: StatusSnapshot, now: number, stal
 
   for (const n of nodes.values()) {
     if (n.dns.serveFailures > 0) attention.push(`node ${n.node}: ${n.dns.serveFailures} container namespace(s) could not be served by swarmnet's DNS (they keep Docker's resolver); see its plugin log`);
-    if (n.lb.failures > 0) attention.push(`node ${n.node}: the kernel refused ${n.lb.failures} load-balancer change(s) (the whole state was rewritten); see its plugin log`);
+    if (n.lb.failing) attention.push(`node ${n.node}: its load balancer cannot write the kernel since ${ago(now, n.lb.failing.since)}: ${n.lb.failing.error}`);
     for (const [what, at] of [['overlay', n.overlay.checkedAt], ['load balancer', n.lb.checkedAt]] as const) {
       if (at !== undefined && now - at > staleMs) attention.push(`node ${n.node}: its ${what} was last checked ${ago(now, at)}: its reconciler may be stuck`);
     }

@@ -85,6 +85,7 @@ export function registerMetrics(r: Pick<LbReconciler, 'stats'>, model: Pick<LbMo
     latency,
     new Counter({ name: 'swarmnet_lb_syncs_total', help: 'Load balancer writes (deltas and whole-state writes)', registers: [], collect() { this.reset(); this.inc(r.stats.syncs); } }),
     new Counter({ name: 'swarmnet_lb_sync_failures_total', help: 'Deltas the kernel refused (the whole state was written instead)', registers: [], collect() { this.reset(); this.inc(r.stats.failures); } }),
+    new Gauge({ name: 'swarmnet_lb_write_failing', help: '1 while load balancer writes fail (retried whole at every check), else 0', registers: [], collect() { this.set(r.stats.failing ? 1 : 0); } }),
     new Gauge({ name: 'swarmnet_lb_sync_duration_seconds', help: 'Duration of the last load balancer write', registers: [], collect() { this.set(r.stats.lastSyncMs / 1000); } }),
     new Gauge({ name: 'swarmnet_lb_vips', help: 'Service VIPs programmed on this node', registers: [], collect() { this.set(r.stats.vips); } }),
     new Gauge({ name: 'swarmnet_lb_backends', help: 'VIP backends programmed on this node', registers: [], collect() { this.set(r.stats.backends); } }),

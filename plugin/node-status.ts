@@ -20,7 +20,10 @@ export interface NodeStatusRecord {
     failing?: { error: string; since: number };
   };
   dns: { served: number; waiting: number; serveFailures: number; repairs?: number; repairedAt?: number };
-  lb: { backend: string; vips: number; backends: number; checkedAt?: number; changedAt?: number; repairedAt?: number; failures: number; repairs: number };
+  lb: {
+    backend: string; vips: number; backends: number; checkedAt?: number; changedAt?: number; repairedAt?: number; failures: number; repairs: number;
+    refusedAt?: number; failing?: { error: string; since: number };
+  };
   /** This node's address records no running container holds (plugin/address-audit.ts). */
   ipam?: { unused: number; sample: string[]; checkedAt?: number };
   /** The latest plugin calls this node refused with an error Docker may hide from the user (newest last). */

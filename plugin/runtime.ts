@@ -153,7 +153,7 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
           node: identity.name, publicIp, version, manager: identity.isManager, startedAt,
           overlay: { checkedAt: coarse(o.lastRunAt), changedAt: o.lastRepairAt, runs: o.runs, failedRuns: o.failedRuns, drift: o.drift, ...(o.failing ? { failing: o.failing } : {}) },
           dns: { served: d.served, waiting: d.waiting, serveFailures: d.serveFailures, repairs: d.repairs, ...(d.repairedAt ? { repairedAt: d.repairedAt } : {}) },
-          lb: { backend: lb.backend, vips: l.vips, backends: l.backends, checkedAt: coarse(l.lastCheckAt), changedAt: l.lastSyncAt, repairedAt: l.lastRepairAt, failures: l.failures, repairs: l.repairs },
+          lb: { backend: lb.backend, vips: l.vips, backends: l.backends, checkedAt: coarse(l.lastCheckAt), changedAt: l.lastSyncAt, repairedAt: l.lastRepairAt, failures: l.failures, repairs: l.repairs, refusedAt: l.lastRefusedAt, ...(l.failing ? { failing: l.failing } : {}) },
           ipam: { unused: audit.stats.unused, sample: audit.stats.sample, checkedAt: coarse(audit.stats.checkedAt) },
         };
       },

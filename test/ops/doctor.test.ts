@@ -29,7 +29,7 @@ test('drift by kind, LB repairs, a failing reconciler, DNS failures and cluster 
     node('node1', { overlay: { checkedAt: NOW, changedAt: NOW - 5000, runs: 10, failedRuns: 0, drift: { fdb: { count: 1, lastAt: NOW - 5000 }, neighbours: { count: 2, lastAt: NOW - 65_000 } } } }),
     node('node2', {
       overlay: { checkedAt: NOW, runs: 10, failedRuns: 3, drift: {}, failing: { error: 'underlay interface eth9 not found', since: NOW - 120_000 } },
-      lb: { backend: 'nftables', vips: 1, backends: 2, failures: 2, repairs: 1, repairedAt: NOW - 20_000 },
+      lb: { backend: 'nftables', vips: 1, backends: 2, failures: 2, repairs: 1, repairedAt: NOW - 20_000, refusedAt: NOW - 60_000, failing: { error: 'Error: Could not process rule: No buffer space available', since: NOW - 60_000 } },
       dns: { served: 0, waiting: 0, serveFailures: 1, repairs: 2, repairedAt: NOW - 30_000 },
       ipam: { unused: 7, sample: ['10.128.0.9 (10.128.0.0/20)'], checkedAt: NOW - 10_000 },
     }),
@@ -53,6 +53,7 @@ test('drift by kind, LB repairs, a failing reconciler, DNS failures and cluster 
   t.regex(f[1]!.what, /neighbour \(ARP\) entries .* last 65 s ago/);
   t.regex(f[2]!.what, /cannot complete since 2 min ago: underlay interface eth9 not found/);
   t.regex(f[3]!.what, /differed from what swarmnet wrote \(1 time\(s\), last 20 s ago\)/);
+  t.regex(f[4]!.what, /^the load balancer cannot write the kernel since 60 s ago: Error: Could not process rule: No buffer space available$/);
   t.regex(f[5]!.what, /^7 address record\(s\) of this node have no running container \(10\.128\.0\.9 \(10\.128\.0\.0\/20\), …\)$/);
   t.regex(f[5]!.todo, /plugin disable -f.*enable.*releases them/);
   t.regex(f[6]!.what, /^a served container's DNS takeover was removed inside it \(2 time\(s\), last 30 s ago\); put back$/);
@@ -62,4 +63,11 @@ test('drift by kind, LB repairs, a failing reconciler, DNS failures and cluster 
   t.regex(text, /^FINDINGS \(9\)$/m);
   t.regex(text, /^- node1 overlay REPAIRED: 1 change\(s\) of VXLAN forwarding/m);
   t.regex(text, /^ {4}do: {2}Something else edits this node's network state/m);
+});
+
+test('a refused load-balancer change that a whole write repaired is reported while recent, never as a problem', (t) => {
+  const lb = (refusedAt: number) => ({ backend: 'nftables', vips: 1, backends: 2, failures: 3, repairs: 0, refusedAt });
+  const f = diagnose(status([node('node1', { lb: lb(NOW - 5000) }), node('node2', { lb: lb(NOW - RECENT_MS - 1000) })]), NOW);
+  t.deepEqual(f.map((x) => [x.node, x.plane, x.severity]), [['node1', 'lb', 'repaired']]);
+  t.regex(f[0]!.what, /^the kernel refused 3 load-balancer change\(s\), last 5 s ago; the whole state was written instead$/);
 });

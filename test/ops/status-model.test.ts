@@ -63,7 +63,7 @@ test('attention: refusals with their error, DNS and LB failures, a stuck reconci
     dns: { served: 1, waiting: 1, serveFailures: 2 },
   })));
   s.nodes.set(`${P}/swarmnet/nodes/node2`, JSON.stringify(node('node2', {
-    lb: { backend: 'ipvs', vips: 1, backends: 3, checkedAt: NOW - 600_000, failures: 1, repairs: 0 },
+    lb: { backend: 'ipvs', vips: 1, backends: 3, checkedAt: NOW - 600_000, failures: 1, repairs: 0, failing: { error: 'ipvsadm: Memory allocation problem', since: NOW - 90_000 } },
   })));
   s.nodeSubnets.set(`${P}/swarmnet/node-subnets/10.128.0.0-20/node3`, '10.128.1.0-25');
   const st = buildStatus(P, s, NOW, STALE);
@@ -71,7 +71,7 @@ test('attention: refusals with their error, DNS and LB failures, a stuck reconci
   const text = st.attention.join('\n');
   t.regex(text, /node node3 holds host subnet 10\.128\.1\.0\/25 of appnet but publishes no status/);
   t.regex(text, /node node1: 2 container namespace\(s\) could not be served/);
-  t.regex(text, /node node2: the kernel refused 1 load-balancer change/);
+  t.regex(text, /node node2: its load balancer cannot write the kernel since 90 s ago: ipvsadm: Memory allocation problem/);
   t.regex(text, /node node2: its load balancer was last checked 10 min ago/);
   t.notRegex(text, /node node2: its overlay/, 'a recent check is not stale');
   t.notRegex(text, /an hour old/, 'an old refusal stays in refusals only');
