@@ -2,6 +2,7 @@ import type dgram from 'node:dgram';
 import type net from 'node:net';
 import { errorResponse, RCODE, truncate } from './codec.js';
 import { Forwarder } from './forwarder.js';
+import { QueryRate } from './query-rate.js';
 import { Resolver, type Outcome } from './resolver.js';
 import type { Table } from './table.js';
 import { frameTcp, TcpFrameReader } from './tcp-frame.js';
@@ -58,6 +59,12 @@ export interface ServerOptions {
    * bounds what one container makes every other container wait.
    */
   tcpMessagesPerTurn?: number;
+  /**
+   * Queries per second of one container, both transports (DNS_MAX_QPS_PER_CONTAINER), with a second's worth as
+   * burst; 0 or undefined: no cap. Past it a container's UDP listener is not read until its budget renews (the
+   * kernel drops what overflows its buffer) and its TCP messages wait: the flood costs the resolver nothing more.
+   */
+  maxQpsPerContainer?: number;
 }
 
 /** The server's own forwarder (misses of containers without a route of their own): in flight over all containers. */
@@ -67,6 +74,11 @@ const SHARED_MAX_IN_FLIGHT = 4096;
 const TCP_MAX_OUTSTANDING = 64;
 /** Per TCP connection: a client that does not read its answers is dropped past this much unsent data. */
 const TCP_MAX_UNSENT = 256 * 1024;
+
+/** A listener or TCP connection held by the query budget goes on once this many queries are allowed (a turn's worth). */
+const RESUME_AFTER_QUERIES = 16;
+/** A container past its query budget is logged at most this often. */
+const LIMIT_LOG_MS = 60_000;
 
 /** Query latency bounds (s): tens of microseconds for a table answer, up to the forwarder's timeouts for a miss. */
 export const QUERY_BOUNDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -83,8 +95,10 @@ export interface DnsServerStats {
    * or an internal error. */
   failed: number;
   /** Refused by a per-container limit: forwarded queries past maxForwardsPerContainer (answered REFUSED, also
-   * counted in failed), TCP connections past maxTcpConnections or maxTcpTotal (closed at once). */
-  limited: { forwards: number; tcpConnections: number };
+   * counted in failed), TCP connections past maxTcpConnections or maxTcpTotal (closed at once), queries past
+   * maxQpsPerContainer (`qps`: UDP datagrams read past the budget and dropped, TCP messages held until it renews; what
+   * the kernel drops while a listener is held is not seen). */
+  limited: { forwards: number; tcpConnections: number; qps: number };
   /** From taking a query in to its answer being ready to send, per path. */
   localSeconds: LatencyBuckets;
   forwardedSeconds: LatencyBuckets;
@@ -105,12 +119,15 @@ export class DnsServer {
   private readonly maxForwards: number;
   private readonly tcpPerTurn: number;
   private tcpOpen = 0;
+  private readonly rate?: QueryRate;
+  /** When each container past its query budget was last logged. */
+  private readonly limitLogged = new Map<string, number>();
   /** Open TCP connections per view (container). */
   private readonly tcpByView = new Map<string, number>();
   /** Forwarded queries in flight per view (container); an entry lives while it has any. */
   private readonly forwarding = new Map<string, number>();
   readonly stats: DnsServerStats = {
-    queries: 0, local: 0, forwarded: 0, failed: 0, limited: { forwards: 0, tcpConnections: 0 },
+    queries: 0, local: 0, forwarded: 0, failed: 0, limited: { forwards: 0, tcpConnections: 0, qps: 0 },
     localSeconds: new LatencyBuckets(QUERY_BOUNDS), forwardedSeconds: new LatencyBuckets(QUERY_BOUNDS),
   };
 
@@ -123,6 +140,18 @@ export class DnsServer {
     this.maxTcpTotal = opts.maxTcpTotal ?? 4096;
     this.maxForwards = opts.maxForwardsPerContainer ?? 1024;
     this.tcpPerTurn = Math.max(1, opts.tcpMessagesPerTurn ?? 16);
+    if (opts.maxQpsPerContainer) this.rate = new QueryRate(opts.maxQpsPerContainer);
+  }
+
+  /** A query of view past its budget: counted, and the container logged (at most once a minute). */
+  private overBudget(view: string): void {
+    this.stats.limited.qps++;
+    const now = Date.now();
+    const last = this.limitLogged.get(view);
+    if (last !== undefined && now - last < LIMIT_LOG_MS) return;
+    if (this.limitLogged.size >= 1024) for (const [v, at] of this.limitLogged) if (now - at >= LIMIT_LOG_MS) this.limitLogged.delete(v);
+    this.limitLogged.set(view, now);
+    log.warn({ container: view.slice(0, 12), limit: this.rate!.perSecond }, 'container asks more DNS queries per second than DNS_MAX_QPS_PER_CONTAINER; the rest wait or are dropped');
   }
 
   /** Swaps in a new table; queries already being forwarded finish against the old one. */
@@ -243,21 +272,36 @@ export class DnsServer {
 
   /** A batch in, the answers that are ready at once out in one send; forwarded ones are gathered the same way. */
   private serveBatchUdp(l: Listener, sock: BatchUdp): void {
+    const rate = this.rate;
+    let held = false;
+    const release = (): void => { held = false; sock.pause(false); };
+    // A container's own listener is not read while its budget is short of a batch: the flood waits in the kernel
+    // (which drops what overflows that socket's buffer) instead of being read and dropped here.
+    const hold = rate && l.view !== undefined ? (view: string): void => {
+      const wait = rate.waitMs(view, RESUME_AFTER_QUERIES);
+      if (held || wait === 0) return;
+      held = true;
+      sock.pause(true);
+      setTimeout(release, wait).unref();
+    } : undefined;
     sock.serve((msg, i) => {
       // Local answers (the common case) without a closure per query; forwarded ones keep where they go.
       const view = l.view ?? this.viewFor(l, sock.peerAddress(i));
+      if (rate && !rate.take(view)) { this.overBudget(view); return undefined; }
       const out = this.local(msg, view, 'udp');
       if (out === undefined || Buffer.isBuffer(out)) return out;
       const peer = sock.peer(i);
       this.forward(msg, out, view, 'udp', (r) => { if (r) sock.queueTo(r, peer); }, l);
       return undefined;
-    });
+    }, hold && (() => hold(l.view!)));
   }
 
   private serveUdp(l: Listener, udp: dgram.Socket): void {
     const reply = replySender(udp);
     udp.on('message', (msg, rinfo) => {
-      this.dispatch(msg, this.viewFor(l, rinfo.address), 'udp', (r) => { if (r) reply(r, rinfo.port, rinfo.address); }, l);
+      const view = this.viewFor(l, rinfo.address);
+      if (this.rate && !this.rate.take(view)) { this.overBudget(view); return; }
+      this.dispatch(msg, view, 'udp', (r) => { if (r) reply(r, rinfo.port, rinfo.address); }, l);
     });
     udp.on('error', (e) => log.warn({ err: e }, 'udp socket error'));
   }
@@ -305,6 +349,12 @@ export class DnsServer {
       const pump = (): void => {
         while (!parked && next < queue.length && outstanding < TCP_MAX_OUTSTANDING && !c.destroyed) {
           if (!budget.take()) { parked = true; budget.wait(unpark); break; }
+          if (this.rate && !this.rate.take(view)) {
+            this.overBudget(view);
+            parked = true;
+            setTimeout(unpark, this.rate.waitMs(view, RESUME_AFTER_QUERIES)).unref();
+            break;
+          }
           const msg = queue[next++]!;
           let done = false;
           let queued = false;

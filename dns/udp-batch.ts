@@ -25,6 +25,7 @@ interface Native {
   connectTcp(ip: string, port: number, netns: string): number;
   local(sock: object): [string, number];
   ref(sock: object, on: boolean): void;
+  pause(sock: object, on: boolean): void;
   close(sock: object): void;
   SLOTS: number;
   SLOT_SIZE: number;
@@ -146,6 +147,14 @@ export class BatchUdp {
     return Buffer.from(addrs.subarray(off, off + this.n.ADDR_SIZE));
   }
 
+  /**
+   * Stops reading (true) or reads again (false). While paused the kernel keeps what arrives, and drops what does
+   * not fit its buffer: a sender past its budget costs this process nothing.
+   */
+  pause(on: boolean): void {
+    if (!this.closed) this.n.pause(this.sock, on);
+  }
+
   /** Sends replies[j] to the sender of datagram slots[j], j < count, in one sendmmsg; returns how many went. */
   send(replies: Buffer[], slots: Int32Array, count: number): number {
     return this.closed ? 0 : this.n.send(this.sock, replies, slots, count);
@@ -154,9 +163,9 @@ export class BatchUdp {
   /**
    * Answers every batch with answer(datagram, i): the reply to send now, or undefined (dropped, or answered later
    * through queueTo(peer(i))). The replies of a batch go out in one sendmmsg; datagrams larger than a slot are
-   * dropped.
+   * dropped. `after` runs once each batch is answered.
    */
-  serve(answer: (msg: Buffer, i: number) => Buffer | undefined): void {
+  serve(answer: (msg: Buffer, i: number) => Buffer | undefined, after?: () => void): void {
     const replies: Buffer[] = [];
     const slots = new Int32Array(this.slots);
     this.onBatch = (n) => {
@@ -168,6 +177,7 @@ export class BatchUdp {
       }
       if (k) this.send(replies, slots, k);
       replies.length = 0;
+      after?.();
     };
   }
 

@@ -32,6 +32,8 @@ export interface Config {
   vxlanPort: number;
   isHookAvailable: boolean;
   dnsDockerCompatibilityMode: boolean;
+  /** DNS queries per second per container, both transports; 0: no cap. */
+  dnsMaxQpsPerContainer: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   /** host:port for /metrics and /healthz; empty disables the listener. */
   metricsAddress: string;
@@ -96,6 +98,13 @@ function list(raw: string): string[] {
 }
 
 /** flanneld options that only matter to flanneld itself: accepted for migration and ignored. */
+/**
+ * DNS queries per second per container by default: far above what an application asks (a lookup per outgoing
+ * request, cached by most runtimes), low enough that one container flooding its resolver keeps the others' p99
+ * (docs/performance.md, "DNS isolation"). AWS's VPC resolver allows 1,024 packets/s per network interface.
+ */
+export const DEFAULT_DNS_MAX_QPS = 2000;
+
 const IGNORED_FLANNEL_OPTIONS = new Set([
   'ip-masq', 'subnet-lease-renew-margin', 'iptables-resync', 'iptables-forward-rules', 'healthz-ip', 'healthz-port',
   'kube-subnet-mgr', 'subnet-file', 'v', 'etcd-endpoints', 'etcd-prefix',
@@ -219,6 +228,7 @@ export function loadConfig(env: Env = process.env): Config {
     vxlanPort: int(env, 'VXLAN_PORT', 8472, 1, 65535),
     isHookAvailable: bool(env, 'IS_HOOK_AVAILABLE', false),
     dnsDockerCompatibilityMode: bool(env, 'DNS_DOCKER_COMPATIBILITY_MODE', true),
+    dnsMaxQpsPerContainer: int(env, 'DNS_MAX_QPS_PER_CONTAINER', DEFAULT_DNS_MAX_QPS, 0, 1_000_000),
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const),
     metricsAddress,
     lbBackend: oneOf(env, 'LB_BACKEND', 'auto', ['auto', 'ipvs', 'nftables'] as const),
@@ -245,6 +255,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
     lbBackend: c.lbBackend,
     hook: c.isHookAvailable,
     dnsCompat: c.dnsDockerCompatibilityMode,
+    dnsMaxQpsPerContainer: c.dnsMaxQpsPerContainer,
   };
 }
 

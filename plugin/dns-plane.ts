@@ -25,6 +25,8 @@ export interface DnsPlaneOptions {
   prefix: string;
   node: string;
   compat: boolean;
+  /** DNS_MAX_QPS_PER_CONTAINER (0: no cap). */
+  maxQpsPerContainer: number;
   /** The plugin's socket: the hook socket goes beside it (the directory Docker shares with the host). */
   pluginSocket: string;
   hookAvailable: boolean;
@@ -40,7 +42,7 @@ export const HOOK_SOCKET = 'swarmnet-hook.sock';
  */
 export async function startDnsPlane(o: DnsPlaneOptions): Promise<DnsPlane> {
   const cluster = new ClusterTable(o.prefix, o.node);
-  const server = new DnsServer(cluster.table, { compat: o.compat });
+  const server = new DnsServer(cluster.table, { compat: o.compat, maxQpsPerContainer: o.maxQpsPerContainer });
   const injection = injectionLatency();
   const injector = new DnsInjector({ server, cluster, log: o.log, onJoinServed: (s) => injection.observe(s) });
   const view: ViewConsumer = {
@@ -88,7 +90,7 @@ export function registerMetrics(
     new Counter({ name: 'swarmnet_dns_queries_total', help: 'DNS queries answered or forwarded for containers on this node', registers: [], collect() { this.reset(); this.inc(q.queries); } }),
     new Counter({ name: 'swarmnet_dns_local_answers_total', help: 'DNS queries answered from the table (names, NODATA, malformed or unsupported queries)', registers: [], collect() { this.reset(); this.inc(q.local); } }),
     new Counter({ name: 'swarmnet_dns_forwarded_total', help: 'DNS queries for names swarmnet does not own, forwarded to Docker\'s resolver in the container (or the host\'s servers)', registers: [], collect() { this.reset(); this.inc(q.forwarded); } }),
-    new Counter({ name: 'swarmnet_dns_limited_total', help: 'Refused by a per-container limit: forwarded queries past the container\'s in-flight limit (answered REFUSED), TCP connections past its connection limit (closed at once)', labelNames: ['limit'] as const, registers: [], collect() { this.reset(); this.inc({ limit: 'forwards' }, q.limited.forwards); this.inc({ limit: 'tcp_connections' }, q.limited.tcpConnections); } }),
+    new Counter({ name: 'swarmnet_dns_limited_total', help: 'Refused by a per-container limit: forwarded queries past the container\'s in-flight limit (answered REFUSED), TCP connections past its connection limit (closed at once), queries past DNS_MAX_QPS_PER_CONTAINER (held or dropped)', labelNames: ['limit'] as const, registers: [], collect() { this.reset(); this.inc({ limit: 'forwards' }, q.limited.forwards); this.inc({ limit: 'tcp_connections' }, q.limited.tcpConnections); this.inc({ limit: 'qps' }, q.limited.qps); } }),
     new Counter({ name: 'swarmnet_dns_query_failures_total', help: 'DNS queries answered SERVFAIL or REFUSED by swarmnet itself: no upstream answered, too many forwards in flight, or an internal error', registers: [], collect() { this.reset(); this.inc(q.failed); } }),
     new BucketsHistogram({ name: 'swarmnet_dns_query_duration_seconds', help: 'From a DNS query being taken in to its answer being ready to send, by path (local: from the table; forwarded: until the upstream answered)', labelNames: ['path'] as const },
       () => [{ labels: { path: 'local' }, buckets: q.localSeconds }, { labels: { path: 'forwarded' }, buckets: q.forwardedSeconds }]),

@@ -123,7 +123,7 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
 
     readiness.setWaitingFor('the DNS plane');
     const dns = await startDnsPlane({
-      prefix: config.etcd.prefix, node: identity.name, compat: config.dnsDockerCompatibilityMode,
+      prefix: config.etcd.prefix, node: identity.name, compat: config.dnsDockerCompatibilityMode, maxQpsPerContainer: config.dnsMaxQpsPerContainer,
       pluginSocket: config.pluginSocket, hookAvailable: config.isHookAvailable, log: logger('dns'),
     });
     undo.push(() => dns.stop());

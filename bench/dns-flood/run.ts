@@ -15,12 +15,15 @@
  * (/proc/<pid>/task/<pid>/schedstat) and how late a 1 ms timer ran in it. Target (issue 14, item 9): B's p99 with a
  * flood ≤ 2 × B's p99 alone. DNS_FLOOD_PER_TURN sets both per-turn budgets of the resolver, DNS_FLOOD_NICE a nice
  * value for the resolver and B's client (A/B runs: how much is the loop's share, how much CPU contention).
+ * The resolver runs with the product's per-container query cap (DNS_MAX_QPS_PER_CONTAINER's default);
+ * DNS_FLOOD_MAX_QPS sets another, 0 none.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../common/exec.js';
+import { DEFAULT_DNS_MAX_QPS } from '../../plugin/config.js';
 import { REPO, runBench, systemToolsOnly } from '../lab.js';
 
 const NS = { a: 'snfl-bench-a', b: 'snfl-bench-b' } as const;
@@ -159,7 +162,7 @@ async function main(): Promise<void> {
     log(`cgroups: the resolver, A and B each in its own (${CG_ROOT}, equal weight), as Docker places containers and the plugin`);
   }
   if (NICE) await run('renice', ['-n', NICE, '-p', String(server.pid)]);
-  log(`resolver pid ${server.pid}${NICE ? `, nice ${NICE} (and B's dnsperf)` : ''}${process.env.DNS_FLOOD_PER_TURN ? `, per-turn budgets ${process.env.DNS_FLOOD_PER_TURN}` : ''}`);
+  log(`resolver pid ${server.pid}${NICE ? `, nice ${NICE} (and B's dnsperf)` : ''}${process.env.DNS_FLOOD_PER_TURN ? `, per-turn budgets ${process.env.DNS_FLOOD_PER_TURN}` : ''}, per-container query cap ${process.env.DNS_FLOOD_MAX_QPS ?? `${DEFAULT_DNS_MAX_QPS} (the default)`}`);
 
   const CASES = ['alone', 'udp flood', 'tcp flood', 'udp flood, A on 1 core', 'tcp flood, A on 1 core'] as const;
   type Case = typeof CASES[number];

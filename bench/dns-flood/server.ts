@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import { setLogLevel } from '../../common/log.js';
 import { openContainerListener, type ContainerListener } from '../../dns/netns-listener.js';
 import { DnsServer } from '../../dns/server.js';
+import { DEFAULT_DNS_MAX_QPS } from '../../plugin/config.js';
 import { buildTable } from '../../dns/table.js';
 
 const [nsA, nsB] = process.argv.slice(2);
@@ -28,7 +29,9 @@ const table = buildTable({
 });
 // DNS_FLOOD_PER_TURN: both per-turn budgets (UDP datagrams, TCP messages) instead of the product's, for an A/B.
 const perTurn = process.env.DNS_FLOOD_PER_TURN ? Number(process.env.DNS_FLOOD_PER_TURN) : undefined;
-const server = new DnsServer(table, { compat: true, defaultUpstreams: [], tcpMessagesPerTurn: perTurn });
+// DNS_FLOOD_MAX_QPS: the per-container query cap (DNS_MAX_QPS_PER_CONTAINER; 0: none) instead of the product's default.
+const maxQps = process.env.DNS_FLOOD_MAX_QPS !== undefined ? Number(process.env.DNS_FLOOD_MAX_QPS) : DEFAULT_DNS_MAX_QPS;
+const server = new DnsServer(table, { compat: true, defaultUpstreams: [], tcpMessagesPerTurn: perTurn, maxQpsPerContainer: maxQps });
 const listeners: ContainerListener[] = [];
 for (const [view, path] of [['a', nsA], ['b', nsB]] as const) {
   const l = await openContainerListener(path, { datagramsPerTurn: perTurn });
@@ -37,7 +40,7 @@ for (const [view, path] of [['a', nsA], ['b', nsB]] as const) {
 }
 process.on('SIGTERM', () => {
   for (const l of listeners) l.close();
-  process.stdout.write(`stats ${JSON.stringify({ queries: server.stats.queries, local: server.stats.local })}\n`);
+  process.stdout.write(`stats ${JSON.stringify({ queries: server.stats.queries, local: server.stats.local, limited: server.stats.limited.qps })}\n`);
   process.exit(0);
 });
 const delay = monitorEventLoopDelay({ resolution: 1 });

@@ -45,6 +45,8 @@ typedef struct {
    * one flooding container gets that much per loop turn and every other socket its turn in between (epoll is
    * level-triggered: the rest waits for the next turn). */
   int per_wake;
+  /* Reading stopped by pause(): the kernel holds (and past its buffer drops) what arrives meanwhile. */
+  int paused;
   uv_poll_t poll;
   napi_env env;
   napi_ref on_batch;
@@ -153,7 +155,7 @@ static void on_readable(uv_poll_t *p, int status, int events) {
   sock_t *s = p->data;
   if (status < 0 || !(events & UV_READABLE) || s->closing || !rx_base) return;
   napi_env env = s->env;
-  for (int r = 0, left = s->per_wake; r < MAX_READS && left > 0 && !s->closing; r++) {
+  for (int r = 0, left = s->per_wake; r < MAX_READS && left > 0 && !s->closing && !s->paused; r++) {
     int want = left < SLOTS ? left : SLOTS;
     for (int i = 0; i < SLOTS; i++) {
       memset(&rx_msgs[i].msg_hdr, 0, sizeof rx_msgs[i].msg_hdr);
@@ -455,6 +457,23 @@ static napi_value ref_socket(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* pause(sock, on): stops reading (on) or reads again (off); a query budget spent holds the socket this way, so the
+ * loop spends nothing on a flooding sender until the budget renews. */
+static napi_value pause_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = sock_arg(env, argv[0]);
+  if (!s) return NULL;
+  bool on;
+  CHECK(env, napi_get_value_bool(env, argv[1], &on));
+  if (s->closing || s->paused == (int)on) return NULL;
+  s->paused = on;
+  int err = on ? uv_poll_stop(&s->poll) : uv_poll_start(&s->poll, UV_READABLE, on_readable);
+  if (err != 0) return throw_errno(env, on ? "uv_poll_stop" : "uv_poll_start", -err);
+  return NULL;
+}
+
 /* close(sock): stops reading; the fd is closed once libuv lets go of it. Idempotent. */
 static napi_value close_socket(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -575,6 +594,7 @@ static napi_value module_init(napi_env env, napi_value exports) {
     {"sendMany", NULL, send_many, NULL, NULL, NULL, napi_default, NULL},
     {"local", NULL, local_address, NULL, NULL, NULL, napi_default, NULL},
     {"ref", NULL, ref_socket, NULL, NULL, NULL, napi_default, NULL},
+    {"pause", NULL, pause_socket, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, close_socket, NULL, NULL, NULL, napi_default, NULL},
     {"listenTcp", NULL, listen_tcp, NULL, NULL, NULL, napi_default, NULL},
     {"connectTcp", NULL, connect_tcp, NULL, NULL, NULL, napi_default, NULL},

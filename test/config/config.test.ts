@@ -10,6 +10,8 @@ test('defaults match the predecessor where it had them', (t) => {
   t.is(c.vniStart, 6514);
   t.false(c.isHookAvailable);
   t.true(c.dnsDockerCompatibilityMode);
+  t.is(c.dnsMaxQpsPerContainer, 2000);
+  t.is(loadConfig({ DNS_MAX_QPS_PER_CONTAINER: '0' }).dnsMaxQpsPerContainer, 0, '0 turns the cap off');
   t.is(c.lbBackend, 'auto');
   t.is(c.logLevel, 'info');
 });
@@ -55,6 +57,7 @@ const invalid: [Record<string, string>, string, RegExp][] = [
   [{ VNI_START: '-1' }, 'VNI_START', /integer/],
   [{ VNI_START: '99999999' }, 'VNI_START', /integer from 1 to 16000000/],
   [{ DNS_DOCKER_COMPATIBILITY_MODE: 'maybe' }, 'DNS_DOCKER_COMPATIBILITY_MODE', /true or false/],
+  [{ DNS_MAX_QPS_PER_CONTAINER: '1e4' }, 'DNS_MAX_QPS_PER_CONTAINER', /integer from 0 to 1000000/],
   [{ LB_BACKEND: 'iptables' }, 'LB_BACKEND', /one of auto, ipvs, nftables/],
   [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', /one of trace/],
   [{ ETCD_ENDPOINTS: 'not a url' }, 'ETCD_ENDPOINTS', /etcd URLs/],
