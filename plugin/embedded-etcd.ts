@@ -8,11 +8,17 @@ import { logger } from '../common/log.js';
 const log = logger('embedded-etcd');
 
 /** auth: the embedded etcd's root user; only root reads its password (STATE_DIR is 0700, the file 0600). */
-export interface EmbeddedEtcd { endpoint: string; auth: { username: string; password: string }; stop(): Promise<void> }
+export interface EmbeddedEtcd {
+  endpoint: string;
+  auth: { username: string; password: string };
+  /** Where its data and its root password are (for messages). */
+  dataDir: string;
+  passwordFile: string;
+  stop(): Promise<void>;
+}
 
 /** The root password of the embedded etcd, made on its first start and kept in STATE_DIR. */
-function rootPassword(stateDir: string): string {
-  const file = join(stateDir, 'etcd-root-password');
+function rootPassword(file: string): string {
   try {
     const pw = readFileSync(file, 'utf8').trim();
     if (pw) return pw;
@@ -35,7 +41,7 @@ export async function secureEmbeddedEtcd(e: EmbeddedEtcd, timeoutMs = 60_000): P
     for (;;) {
       try {
         const enabled = await open.auth.authStatus().then((r) => r.enabled).catch(() => undefined); // etcd 3.5+
-        if (enabled) return;
+        if (enabled) break;
         await open.user(e.auth.username).create(e.auth.password).catch((err: Error) => {
           if (!/already exists/i.test(err.message)) throw err;
         });
@@ -45,13 +51,30 @@ export async function secureEmbeddedEtcd(e: EmbeddedEtcd, timeoutMs = 60_000): P
         return;
       } catch (err) {
         // auth already on (a call without credentials is refused) or etcd not up yet
-        if (/user name is empty|permission denied|invalid auth token|authentication/i.test((err as Error).message)) return;
+        if (/user name is empty|permission denied|invalid auth token|authentication/i.test((err as Error).message)) break;
         if (Date.now() > deadline) throw new Error(`the embedded etcd did not answer within ${timeoutMs / 1000} s: ${(err as Error).message}`);
         await new Promise((r) => setTimeout(r, 200));
       }
     }
   } finally {
     open.close();
+  }
+  await checkPassword(e);
+}
+
+/**
+ * Auth is on: the password in STATE_DIR must be the one the data was secured with. A password file removed or
+ * replaced while STATE_DIR/etcd stayed would otherwise fail every call with etcd's bare "authentication failed".
+ */
+async function checkPassword(e: EmbeddedEtcd): Promise<void> {
+  const mine = new Etcd3({ hosts: e.endpoint, auth: e.auth, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }) });
+  try {
+    await mine.get('swarmnet-password-check').string();
+  } catch (err) {
+    if (!/authentication failed|invalid user ID or password/i.test((err as Error).message)) throw err;
+    throw new Error(`the embedded etcd's data (${e.dataDir}) was secured with another root password than the one in ${e.passwordFile}: that file was removed or replaced. Put the original back, or, to start over with an empty embedded etcd (every network's address plan is lost; remove the swarmnet networks first), move ${e.dataDir} away and enable the plugin again`);
+  } finally {
+    mine.close();
   }
 }
 
@@ -75,9 +98,10 @@ export function startEmbeddedEtcd(opts: { stateDir: string; clientPort?: number;
   ], { stdio: 'ignore' });
   proc.on('exit', (code, signal) => log.warn({ code, signal }, 'embedded etcd exited'));
   log.info({ endpoint, pid: proc.pid }, 'embedded etcd started');
+  const passwordFile = join(opts.stateDir, 'etcd-root-password');
   return {
-    endpoint,
-    auth: { username: 'root', password: rootPassword(opts.stateDir) },
+    endpoint, dataDir, passwordFile,
+    auth: { username: 'root', password: rootPassword(passwordFile) },
     stop: () => new Promise<void>((resolve) => {
       if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
       proc.once('exit', () => resolve());

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtempSync, rmSync, existsSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +73,45 @@ test('the embedded etcd refuses a multi-node swarm with a clear message', (t) =>
       }
     } finally {
       await e.stop();
+    }
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+(hasEtcd ? test : test.skip)('a root password file removed while the data stayed: the plugin stops with what happened and both ways out, the data untouched', async (t) => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'swarmnet-state-'));
+  const ports = { clientPort: await port(), peerPort: await port() };
+  try {
+    const first = startEmbeddedEtcd({ stateDir, ...ports });
+    await secureEmbeddedEtcd(first, 60_000);
+    const c = new Etcd3({ hosts: first.endpoint, auth: first.auth });
+    await retry(() => c.put('kept').value('yes').exec(), 60_000);
+    c.close();
+    await first.stop();
+    const original = readFileSync(first.passwordFile, 'utf8');
+    unlinkSync(first.passwordFile);
+
+    const e = startEmbeddedEtcd({ stateDir, ...ports });
+    try {
+      const err = await t.throwsAsync(secureEmbeddedEtcd(e, 60_000));
+      t.regex(err?.message ?? '', /was secured with another root password than the one in .*etcd-root-password: that file was removed or replaced/);
+      t.regex(err?.message ?? '', /Put the original back, or.*move .*etcd away/);
+      t.notRegex(err?.message ?? '', /did not answer/, 'not mistaken for an etcd that is not up');
+      t.false(err?.message.includes(e.auth.password), 'no secret in the message');
+    } finally {
+      await e.stop();
+    }
+    // The way out it names: the original file back, and the data is all there.
+    writeFileSync(first.passwordFile, original, { mode: 0o600 });
+    const again = startEmbeddedEtcd({ stateDir, ...ports });
+    try {
+      await secureEmbeddedEtcd(again, 60_000);
+      const c2 = new Etcd3({ hosts: again.endpoint, auth: again.auth });
+      t.is(await c2.get('kept').string(), 'yes');
+      c2.close();
+    } finally {
+      await again.stop();
     }
   } finally {
     rmSync(stateDir, { recursive: true, force: true });
