@@ -63,6 +63,8 @@ export class NetworkEndpoints {
     private readonly log: Logger,
     /** The DNS plane: serves the container's 127.0.0.11 from Join on (never fails a Join). */
     private readonly dns?: JoinObserver,
+    /** Docker's view in etcd: the address leaves its container's record at Leave (never fails a Leave; not awaited). */
+    private readonly onLeft?: (dockerNetworkId: string, address: string) => void,
   ) {}
 
   /** Leader only. The reply's Options reach the workers' CreateNetwork: echo the user's options (e.g. mtu). */
@@ -153,6 +155,7 @@ export class NetworkEndpoints {
 
   async leave(q: S.EndpointRequest): Promise<void> {
     const ep = await this.state.getEndpoint(q.NetworkID, q.EndpointID);
+    if (ep) this.onLeft?.(q.NetworkID, ep.address.split('/')[0]!);
     await this.dns?.left(q.EndpointID);
     await this.overlay.deleteEndpointLink(q.EndpointID);
     if (ep) await this.state.putEndpoint({ ...ep, sandboxKey: undefined, hostInterface: undefined });

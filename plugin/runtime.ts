@@ -164,7 +164,7 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     restart.schedule(RESTART_GRACE_MS);
     undo.push(() => restart.stop());
 
-    const network = new NetworkEndpoints(new EtcdNetworkState(ipam), overlay, logger('network'), dns);
+    const network = new NetworkEndpoints(new EtcdNetworkState(ipam), overlay, logger('network'), dns, (net, address) => void view.endpointLeft(net, address));
     log.info({ node: identity.name, manager: identity.isManager, underlay: underlay.name, publicIp, etcd: endpoints.length }, 'runtime started');
     const refused = (call: string, err: string): void => {
       status.refused(call, err);

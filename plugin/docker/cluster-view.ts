@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import type { Etcd3 } from 'etcd3';
 import { logger } from '../../common/log.js';
 import type { NodeLease } from '../state/etcd-client.js';
-import { containerView, networkView, serviceView, viewRoot } from '../../common/docker-view.js';
+import { containerView, networkView, serviceView, viewRoot, type ContainerView } from '../../common/docker-view.js';
 import { NdjsonSplitter } from './ndjson.js';
 import { eventLagSeconds, eventTargets, eventTimeMs, planReplace, type Refresh } from './resync.js';
 
@@ -89,6 +89,38 @@ export class ClusterView {
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 30_000);
     }
+  }
+
+  /**
+   * An endpoint on this node left its container (libnetwork's Leave: the container stopped or was disconnected).
+   * Its address leaves the container's record at once, as Docker's overlay takes a task out of load balancing and
+   * DNS on Leave, instead of when Docker's event comes: a dockerd that shuts down closes its event stream before it
+   * stops the containers, and then no event comes at all. Docker's next word on the container (its event, or the
+   * resync) writes the record it has then. Queued with the event refreshes; never throws.
+   */
+  endpointLeft(networkId: string, address: string): Promise<void> {
+    const run = async (): Promise<void> => {
+      const prefix = this.keys.containers(this.o.node);
+      for (const [key, value] of this.written) {
+        if (!key.startsWith(prefix)) continue;
+        const v = JSON.parse(value) as ContainerView;
+        if (v.networks[networkId]?.address !== address) continue;
+        delete v.networks[networkId];
+        if (!Object.keys(v.networks).some((n) => this.ourNetworks.has(n))) {
+          this.written.delete(key);
+          await this.o.client.delete().key(key).exec();
+        } else {
+          const next = JSON.stringify(v);
+          await this.o.client.put(key).value(next).lease(await this.o.lease.id()).exec();
+          this.written.set(key, next);
+        }
+        log.debug({ container: v.id.slice(0, 12), network: networkId.slice(0, 12) }, 'endpoint left: its address left the container record');
+        return;
+      }
+    };
+    const p = this.queue.then(run).catch((e: Error) => log.warn({ err: e.message }, 'endpoint left: container record not updated; Docker\'s event or the next resync will'));
+    this.queue = p;
+    return p;
   }
 
   /** Full resync: Docker trumps etcd. */

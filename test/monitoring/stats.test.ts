@@ -1,9 +1,7 @@
 // The counts behind the new metrics, without a kernel, etcd or Docker: latency buckets and their exposition, the DNS
 // server's answers/forwards/failures, the Join → served time, the Docker event lag and the etcd probe.
-import { PassThrough } from 'node:stream';
 import test from 'ava';
 import dnsPacket from 'dns-packet';
-import type Docker from 'dockerode';
 import type { Etcd3 } from 'etcd3';
 import { Registry } from 'prom-client';
 import { LatencyBuckets } from '../../common/latency-buckets.js';
@@ -20,6 +18,7 @@ import { eventLagSeconds, eventTimeMs } from '../../plugin/docker/resync.js';
 import { startEtcdProbe } from '../../plugin/etcd-probe.js';
 import { BucketsHistogram } from '../../plugin/metrics.js';
 import type { NodeLease } from '../../plugin/state/etcd-client.js';
+import { fakeDocker, fakeEtcd } from '../helpers/docker-view-fakes.js';
 import { until } from '../helpers/wait.js';
 
 setLogLevel('silent');
@@ -168,44 +167,6 @@ test('event time: timeNano, else time, else none', (t) => {
   t.is(eventLagSeconds(1000, 3500), 2.5);
   t.is(eventLagSeconds(5000, 3500), 0, 'a clock step back is no negative lag');
 });
-
-/** Docker with one swarmnet network, containers the test sets, and an event stream the test writes to. */
-function fakeDocker() {
-  const containers = new Map<string, unknown>();
-  const events = new PassThrough();
-  let following!: () => void;
-  /** Resolves once the view follows the event stream (its first resync is done). */
-  const followed = new Promise<void>((r) => { following = r; });
-  const docker = {
-    listNetworks: async () => [{ Id: 'net1', Name: 'front', Driver: 'swarmnet:latest' }],
-    listContainers: async () => [...containers.keys()].map((Id) => ({ Id })),
-    getContainer: (id: string) => ({
-      inspect: async () => {
-        const c = containers.get(id);
-        if (!c) throw Object.assign(new Error('no such container'), { statusCode: 404 });
-        return c;
-      },
-    }),
-    getEvents: async () => { following(); return events; },
-  };
-  const running = (id: string, ip: string, health = 'healthy') => containers.set(id, {
-    Id: id, Name: `/${id}`, Config: { Hostname: id, Labels: {} }, State: { Running: true, Health: { Status: health } },
-    NetworkSettings: { SandboxKey: `/run/docker/netns/${id}`, Networks: { front: { NetworkID: 'net1', IPAddress: ip } } }, HostConfig: {},
-  });
-  const event = (id: string, action: string, ms: number) => events.write(`${JSON.stringify({ Type: 'container', Action: action, Actor: { ID: id }, time: Math.floor(ms / 1000), timeNano: ms * 1e6 })}\n`);
-  return { docker: docker as unknown as Docker, running, event, followed };
-}
-
-/** The etcd calls the Docker view makes, on a map. */
-function fakeEtcd() {
-  const kv = new Map<string, string>();
-  const client = {
-    getAll: () => ({ prefix: (p: string) => ({ strings: async () => Object.fromEntries([...kv].filter(([k]) => k.startsWith(p))) }) }),
-    put: (k: string) => ({ value: (v: string) => { const op = { lease: () => op, exec: async () => { kv.set(k, v); return {}; } }; return op; } }),
-    delete: () => ({ key: (k: string) => ({ exec: async () => ({ deleted: String(kv.delete(k) ? 1 : 0) }) }) }),
-  };
-  return { client: client as unknown as Etcd3, kv };
-}
 
 test('Docker event lag: observed from the event\'s timeNano when the refresh it caused wrote etcd, not when nothing changed', async (t) => {
   const d = fakeDocker();

@@ -33,7 +33,9 @@ function setup() {
     async deleteEndpointLink(id) { const i = links.indexOf(id); if (i >= 0) links.splice(i, 1); },
     async forgetNeighbour(bridge, address) { forgotten.push(`${bridge} ${address}`); },
   };
-  return { driver: new NetworkEndpoints(state, overlay, pino({ level: 'silent' })), endpoints, links, ensured, forgotten };
+  const left: string[] = [];
+  const driver = new NetworkEndpoints(state, overlay, pino({ level: 'silent' }), undefined, (net, address) => left.push(`${net} ${address}`));
+  return { driver, endpoints, links, ensured, forgotten, left };
 }
 
 const createNet = { NetworkID: 'dn1', Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': { mtu: '1400' } }, IPv4Data: [{ AddressSpace: 'l', Pool: '10.128.0.0/20', Gateway: '10.128.1.1/25' }], IPv6Data: [] };
@@ -86,7 +88,7 @@ test('CreateEndpoint never echoes what Docker set, and supplies a MAC only when 
 });
 
 test('Join plumbs a veth and routes the whole network via the local gateway; Leave and DeleteEndpoint undo it', async (t) => {
-  const { driver, links, endpoints, forgotten } = setup();
+  const { driver, links, endpoints, forgotten, left } = setup();
   await driver.createNetwork(createNet);
   await driver.createEndpoint({ NetworkID: 'dn1', EndpointID: 'e1', Interface: { Address: '10.128.1.5/25', MacAddress: '02:00:00:00:00:01' }, Options: null });
   const j = await driver.join({ NetworkID: 'dn1', EndpointID: 'e1', SandboxKey: '/var/run/docker/netns/abc', Options: {} });
@@ -99,6 +101,7 @@ test('Join plumbs a veth and routes the whole network via the local gateway; Lea
   t.deepEqual(await driver.endpointOperInfo({ NetworkID: 'dn1', EndpointID: 'e1' }), { ip_address: '10.128.1.5/25', mac_address: '02:00:00:00:00:01', host_interface: 'swveaaaa' });
   await driver.leave({ NetworkID: 'dn1', EndpointID: 'e1' });
   t.deepEqual(links, []);
+  t.deepEqual(left, ['dn1 10.128.1.5'], 'Docker\'s view is told at Leave: the address leaves VIPs and DNS at once');
   await driver.deleteEndpoint({ NetworkID: 'dn1', EndpointID: 'e1' });
   t.false(endpoints.has('dn1/e1'));
   await t.notThrowsAsync(driver.deleteEndpoint({ NetworkID: 'dn1', EndpointID: 'e1' }), 'idempotent');
