@@ -442,16 +442,25 @@ static napi_value local_address(napi_env env, napi_callback_info info) {
   return arr;
 }
 
-/* ref(sock, on): whether this socket keeps the process alive (an idle upstream pool must not). */
-static napi_value ref_socket(napi_env env, napi_callback_info info) {
+/* The (sock, on) arguments of ref() and pause(): the socket, or NULL with an exception pending or nothing to do. */
+static sock_t *sock_and_flag(napi_env env, napi_callback_info info, bool *on) {
   size_t argc = 2;
   napi_value argv[2];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   sock_t *s = sock_arg(env, argv[0]);
   if (!s) return NULL;
+  if (napi_get_value_bool(env, argv[1], on) != napi_ok) {
+    napi_throw_type_error(env, NULL, "udp_batch: a boolean was expected");
+    return NULL;
+  }
+  return s->closing ? NULL : s;
+}
+
+/* ref(sock, on): whether this socket keeps the process alive (an idle upstream pool must not). */
+static napi_value ref_socket(napi_env env, napi_callback_info info) {
   bool on;
-  CHECK(env, napi_get_value_bool(env, argv[1], &on));
-  if (s->closing) return NULL;
+  sock_t *s = sock_and_flag(env, info, &on);
+  if (!s) return NULL;
   if (on) uv_ref((uv_handle_t *)&s->poll);
   else uv_unref((uv_handle_t *)&s->poll);
   return NULL;
@@ -460,14 +469,9 @@ static napi_value ref_socket(napi_env env, napi_callback_info info) {
 /* pause(sock, on): stops reading (on) or reads again (off); a query budget spent holds the socket this way, so the
  * loop spends nothing on a flooding sender until the budget renews. */
 static napi_value pause_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = sock_arg(env, argv[0]);
-  if (!s) return NULL;
   bool on;
-  CHECK(env, napi_get_value_bool(env, argv[1], &on));
-  if (s->closing || s->paused == (int)on) return NULL;
+  sock_t *s = sock_and_flag(env, info, &on);
+  if (!s || s->paused == (int)on) return NULL;
   s->paused = on;
   int err = on ? uv_poll_stop(&s->poll) : uv_poll_start(&s->poll, UV_READABLE, on_readable);
   if (err != 0) return throw_errno(env, on ? "uv_poll_stop" : "uv_poll_start", -err);
