@@ -5,7 +5,8 @@
  * node's namespace, and etcd's keys. Prints the curves and the end against the baseline; exits 1 when a count (fds,
  * sockets, rules, links, keys) did not return to it. RSS is reported, not judged (a heap settles where it settles).
  * Run (root): node scripts/bench.mjs soak  [SWARMNET_SOAK_CONTAINERS=1000 SWARMNET_SOAK_SERVICES=100
- *   SWARMNET_BENCH_DOCKER=28 SWARMNET_SOAK_SAMPLE_S=30 SWARMNET_BENCH_KEEP=1 (leave the sandbox up)]
+ *   SWARMNET_BENCH_DOCKER=28 SWARMNET_SOAK_SAMPLE_S=30 SWARMNET_BENCH_KEEP=1 (leave the sandbox up)
+ *   SWARMNET_SOAK_DRIVER=overlay (the same churn on Docker's overlay, for comparison: the plugin's counts are 0)]
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { Etcd3 } from 'etcd3';
@@ -22,6 +23,7 @@ const SERVICES = Number(process.env.SWARMNET_SOAK_SERVICES ?? 100);
 const ENGINE = process.env.SWARMNET_BENCH_DOCKER ?? '28';
 const SAMPLE_S = Number(process.env.SWARMNET_SOAK_SAMPLE_S ?? 30);
 const KEEP = process.env.SWARMNET_BENCH_KEEP === '1';
+const OVERLAY = process.env.SWARMNET_SOAK_DRIVER === 'overlay';
 const NETWORK = 'soak-net';
 const IMAGE = 'swarmnet/busybox';
 const log = (m: string): void => console.log(m);
@@ -31,9 +33,9 @@ interface NodeSample { rssMiB: number; fds: number; sockets: number; nftLines: n
 interface Sample { at: number; containers: number; services: number; keys: number; nodes: Record<string, NodeSample> }
 
 async function nodeSample(node: SandboxNode): Promise<NodeSample> {
-  const pid = pluginPid(node);
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-  const fds = readdirSync(`/proc/${pid}/fd`);
+  const pid = OVERLAY ? undefined : pluginPid(node);
+  const rss = pid ? Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024 : 0;
+  const fds = pid ? readdirSync(`/proc/${pid}/fd`) : [];
   let sockets = 0;
   for (const f of fds) {
     try { if (readlinkSync(`/proc/${pid}/fd/${f}`).startsWith('socket:')) sockets++; } catch { /* closed meanwhile */ }
@@ -57,7 +59,8 @@ const sb = await up({ nodes: 3, managers: 1, docker: ENGINE, log: (m: string) =>
 const etcd = new Etcd3(etcdClientOptions());
 let failed = false;
 try {
-  await docker(sb.manager, ['network', 'create', '--driver', LAYOUT.networkDriver, '--ipam-driver', LAYOUT.networkDriver, '--attachable', NETWORK]);
+  const driver = OVERLAY ? ['--driver', 'overlay'] : ['--driver', LAYOUT.networkDriver, '--ipam-driver', LAYOUT.networkDriver];
+  await docker(sb.manager, ['network', 'create', ...driver, '--attachable', NETWORK]);
   // The network itself (gateway, host subnets, bridges) stays: the baseline is taken with it in place and one
   // container having used it on every node.
   await Promise.all(sb.nodes.map((n) => docker(n, ['run', '--rm', '--network', NETWORK, IMAGE, 'true'])));
@@ -66,7 +69,8 @@ try {
   const counts = { containers: 0, services: 0 };
   const base = await sample(sb.nodes, etcd, counts, t0);
   const samples: Sample[] = [base];
-  log(`soak: ${CONTAINERS} containers and ${SERVICES} services on ${sb.nodes.length} nodes (Docker ${ENGINE})`);
+  log(`soak: ${CONTAINERS} containers and ${SERVICES} services on ${sb.nodes.length} nodes (Docker ${ENGINE}, ${OVERLAY ? 'Docker\'s overlay' : 'swarmnet'})`);
+  const runFailures: string[] = [];
   let done = false;
   const sampler = (async () => {
     while (!done) {
@@ -81,7 +85,7 @@ try {
   const containerStreams = sb.nodes.map(async (n) => {
     for (let i = 0; i < perNode && counts.containers < CONTAINERS; i++) {
       const r = await docker(n, ['run', '--rm', '--network', NETWORK, IMAGE, 'true'], { allowFailure: true, timeoutMs: 120_000 });
-      if (r.code !== 0) { log(`  ${n.name}: docker run failed: ${r.stderr.trim().split('\n')[0]}`); failed = true; }
+      if (r.code !== 0) { log(`  ${n.name}: docker run failed: ${r.stderr.trim().split('\n')[0]}`); runFailures.push(n.name); failed = true; }
       counts.containers++;
     }
   });
@@ -103,7 +107,8 @@ try {
   await sampler;
   const end = await sample(sb.nodes, etcd, counts, t0);
   samples.push(end);
-  log(`\nchurn took ${((churnEnd - t0) / 1000).toFixed(0)} s; samples every ${SAMPLE_S} s (per node: plugin RSS MiB / fds / sockets / nft lines / iptables lines / links)`);
+  log(`\ndocker run failures: ${runFailures.length} of ${CONTAINERS}${runFailures.length ? ` (${runFailures.join(', ')})` : ''}`);
+  log(`churn took ${((churnEnd - t0) / 1000).toFixed(0)} s; samples every ${SAMPLE_S} s (per node: plugin RSS MiB / fds / sockets / nft lines / iptables lines / links)`);
   log(`| s | containers | services | etcd keys | ${sb.nodes.map((n) => n.name).join(' | ')} |`);
   log(`|---|---|---|---|${sb.nodes.map(() => '---').join('|')}|`);
   for (const s of samples) log(row(s));
