@@ -13,6 +13,8 @@ import { AddressAudit } from '../../plugin/address-audit.js';
 setLogLevel('silent');
 const G = 'SwarmnetGlobal';
 const L = 'SwarmnetLocal';
+/** A RequestPool as Docker sends it: the global (Swarm) or local space, a pool or none, options. */
+const poolRequest = (space: string, p = '', options: Record<string, string> = {}) => ({ AddressSpace: space, Pool: p, SubPool: '', Options: options, V6: false });
 let etcd: TestEtcd;
 const opened: TestNode[] = [];
 const node = (prefix: string, name: string, o?: Parameters<typeof makeNode>[3]): TestNode => {
@@ -35,12 +37,12 @@ const ip = (cidr: string): number => parseIp(cidr.split('/')[0]!);
 test('three instances racing: no duplicate subnet, VNI, VIP or address; no allocation without an owner', async (t) => {
   const prefix = randomPrefix();
   const nodes = ['n1', 'n2', 'n3'].map((n) => node(prefix, n));
-  const pools = (await Promise.all(nodes.flatMap((n) => [1, 2, 3].map(() => n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false })))));
+  const pools = (await Promise.all(nodes.flatMap((n) => [1, 2, 3].map(() => n.ipam.requestPool(poolRequest(G))))));
   t.is(new Set(pools.map((p) => p.Pool)).size, 9);
   const addrs: string[] = [];
   const vips: string[] = [];
   await Promise.all(nodes.flatMap((n, ni) => pools.map(async (p) => {
-    const local = await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+    const local = await n.ipam.requestPool(poolRequest(L, p.Pool));
     await Promise.all(Array.from({ length: 20 }, async (_, i) => {
       const mac = `02:42:0a:${ni.toString(16).padStart(2, '0')}:${(i + 1).toString(16).padStart(2, '0')}:01`;
       addrs.push(`${p.Pool} ${(await n.ipam.requestAddress({ PoolID: local.PoolID, Address: '', Options: { 'com.docker.network.endpoint.macaddress': mac } })).Address}`);
@@ -54,7 +56,7 @@ test('three instances racing: no duplicate subnet, VNI, VIP or address; no alloc
   t.is(new Set(vips).size, 135);
   t.deepEqual(await checkInvariants(nodes[0]!.client, prefix), []);
   // Second round: every instance releases a third of its addresses while all three allocate again.
-  const locals = await Promise.all(nodes.map((n) => Promise.all(pools.map((p) => n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false })))));
+  const locals = await Promise.all(nodes.map((n) => Promise.all(pools.map((p) => n.ipam.requestPool(poolRequest(L, p.Pool))))));
   const byNode = new Map<number, { pool: string; address: string }[]>();
   for (const line of addrs) {
     const [pool, address] = line.split(' ') as [string, string];
@@ -98,7 +100,7 @@ async function replayFixture(t: ExecutionContext, mgr: TestNode, task: TestNode,
     const r = request ?? {};
     if (endpoint === '/IpamDriver.RequestPool') {
       const space = r.AddressSpace === 'g' ? G : L;
-      const res = await (space === G ? mgr : task).ipam.requestPool({ AddressSpace: space, Pool: r.Pool ? network : '', SubPool: '', Options: (r.Options ?? {}) as Record<string, string>, V6: false });
+      const res = await (space === G ? mgr : task).ipam.requestPool(poolRequest(space, r.Pool ? network : '', (r.Options ?? {}) as Record<string, string>));
       if (space === G) network = res.Pool;
       else held.push((await task.ipam.localHostLease(parseCidr(network))).subnet);
       pool[space] = res.PoolID;
@@ -147,10 +149,10 @@ test('leader change: a new leader replaying RequestPool/RequestAddress gets the 
   const prefix = randomPrefix();
   const a = node(prefix, 'mgr-a');
   const b = node(prefix, 'mgr-b');
-  const p = await a.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: { 'flannel-id': 'x' }, V6: false });
+  const p = await a.ipam.requestPool(poolRequest(G, '', { 'flannel-id': 'x' }));
   const vip = await a.ipam.requestAddress({ PoolID: p.PoolID, Address: '', Options: {} });
   const before = await a.client.getAll().prefix(`${prefix}/`).strings();
-  const p2 = await b.ipam.requestPool({ AddressSpace: G, Pool: p.Pool, SubPool: '', Options: { 'flannel-id': 'x' }, V6: false });
+  const p2 = await b.ipam.requestPool(poolRequest(G, p.Pool, { 'flannel-id': 'x' }));
   t.deepEqual(p2, p);
   const vip2 = await b.ipam.requestAddress({ PoolID: p2.PoolID, Address: vip.Address.split('/')[0]!, Options: {} });
   t.is(vip2.Address, vip.Address);
@@ -162,8 +164,8 @@ test('leader change: a new leader replaying RequestPool/RequestAddress gets the 
 test('plugin restart: a replay returns the same address and live addresses survive the old lease', async (t) => {
   const prefix = randomPrefix();
   const first = node(prefix, 'w1', { ttl: 3 });
-  const p = await first.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-  const lp = await first.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const p = await first.ipam.requestPool(poolRequest(G));
+  const lp = await first.ipam.requestPool(poolRequest(L, p.Pool));
   const mac = { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:05' };
   const kept = await first.ipam.requestAddress({ PoolID: lp.PoolID, Address: '10.128.15.130', Options: mac });
   const dead = await first.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:06' } });
@@ -184,8 +186,8 @@ test('plugin restart: a replay returns the same address and live addresses survi
 test('plugin restart: the new run holds the old run\'s records under its lease before Docker answers, releasing nothing', async (t) => {
   const prefix = randomPrefix();
   const first = node(prefix, 'w1', { ttl: 3 });
-  const p = await first.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-  const lp = await first.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const p = await first.ipam.requestPool(poolRequest(G));
+  const lp = await first.ipam.requestPool(poolRequest(L, p.Pool));
   const a = await first.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:07' } });
   const b = await first.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:08' } });
   const oldLease = await first.lease.id();
@@ -207,8 +209,8 @@ test('watching the records: the first change a consumer hears of already holds e
   const prefix = randomPrefix();
   const a = node(prefix, 'a');
   const b = node(prefix, 'b');
-  const p = await a.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-  for (const n of [a, b]) await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const p = await a.ipam.requestPool(poolRequest(G));
+  for (const n of [a, b]) await n.ipam.requestPool(poolRequest(L, p.Pool));
   const fresh = node(prefix, 'a');
   const seen: string[] = [];
   const cancel = await fresh.ipam.watchRecords(() => {
@@ -224,8 +226,8 @@ test('a dead node: its host subnet and addresses are reclaimed after the lease T
   const prefix = randomPrefix();
   const mgr = node(prefix, 'mgr');
   const dying = node(prefix, 'dying', { ttl: 3 });
-  const p = await mgr.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-  const lp = await dying.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const p = await mgr.ipam.requestPool(poolRequest(G));
+  const lp = await dying.ipam.requestPool(poolRequest(L, p.Pool));
   await dying.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: {} });
   const held = (await dying.ipam.localHostLease(parseCidr(p.Pool))).subnet;
   const cancel = await mgr.ipam.watchRecords(() => {});
@@ -237,7 +239,7 @@ test('a dead node: its host subnet and addresses are reclaimed after the lease T
   t.deepEqual(await mgr.client.getAll().prefix(`${prefix}/swarmnet/addresses/`).keys(), []);
   // The node comes back under a new lease: it starts its search where it did before and finds the subnet free.
   const back = node(prefix, 'dying');
-  const blp = await back.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const blp = await back.ipam.requestPool(poolRequest(L, p.Pool));
   t.deepEqual((await back.ipam.localHostLease(parseCidr(p.Pool))).subnet, held, 'the freed host subnet is reused');
   t.truthy(blp.PoolID);
 });
@@ -246,8 +248,8 @@ test('etcd restart: calls fail with 503 while it is down and nothing is lost aft
   const own = await TestEtcd.start();
   const n = makeNode(own.endpoint, randomPrefix(), 'w');
   try {
-    const p = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-    const lp = await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+    const p = await n.ipam.requestPool(poolRequest(G));
+    const lp = await n.ipam.requestPool(poolRequest(L, p.Pool));
     const mac = { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:07' };
     const a = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: mac });
     await own.stopProcess();
@@ -271,8 +273,8 @@ test('a release while etcd is down is owed, not lost: answered, retried until et
   const prefix = randomPrefix();
   const n = makeNode(own.endpoint, prefix, 'w');
   try {
-    const p = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-    const lp = await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+    const p = await n.ipam.requestPool(poolRequest(G));
+    const lp = await n.ipam.requestPool(poolRequest(L, p.Pool));
     const macA = { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:0a' };
     const macB = { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:0b' };
     const a = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: macA });
@@ -311,13 +313,13 @@ test('bad input gets a clear 400', async (t) => {
   };
   await bad(n.ipam.requestAddress({ PoolID: 'nope', Address: '', Options: {} }), /unknown pool/);
   await bad(n.ipam.requestAddress({ PoolID: 'global/10.128.0.0-20', Address: '', Options: {} }), /unknown pool/);
-  await bad(n.ipam.requestPool({ AddressSpace: G, Pool: '10.1.0.0/20', SubPool: '', Options: {}, V6: false }), /outside AVAILABLE_SUBNETS/);
-  await bad(n.ipam.requestPool({ AddressSpace: G, Pool: '10.128.0.0/33', SubPool: '', Options: {}, V6: false }), /malformed pool/);
-  await bad(n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: { 'flannel-id': 'a b' }, V6: false }), /malformed flannel-id/);
-  await bad(n.ipam.requestPool({ AddressSpace: L, Pool: '10.128.0.0/20', SubPool: '', Options: {}, V6: false }), /unknown pool/);
-  const p = await n.ipam.requestPool({ AddressSpace: G, Pool: '10.128.0.0/20', SubPool: '', Options: {}, V6: false });
-  await bad(n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false }), /no free \/20/);
-  const lp = await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  await bad(n.ipam.requestPool(poolRequest(G, '10.1.0.0/20')), /outside AVAILABLE_SUBNETS/);
+  await bad(n.ipam.requestPool(poolRequest(G, '10.128.0.0/33')), /malformed pool/);
+  await bad(n.ipam.requestPool(poolRequest(G, '', { 'flannel-id': 'a b' })), /malformed flannel-id/);
+  await bad(n.ipam.requestPool(poolRequest(L, '10.128.0.0/20')), /unknown pool/);
+  const p = await n.ipam.requestPool(poolRequest(G, '10.128.0.0/20'));
+  await bad(n.ipam.requestPool(poolRequest(G)), /no free \/20/);
+  const lp = await n.ipam.requestPool(poolRequest(L, p.Pool));
   await bad(n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '10.9.9.9', Options: {} }), /outside pool/);
   await bad(n.ipam.requestAddress({ PoolID: lp.PoolID, Address: 'x', Options: {} }), /malformed address/);
   await bad(n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '10.128.3.3', Options: {} }), /not in this node's host subnet/);
@@ -331,7 +333,7 @@ test('bad input gets a clear 400', async (t) => {
 test('the invariant checker catches an address without an owner and a duplicate VNI', async (t) => {
   const prefix = randomPrefix();
   const n = node(prefix, 'inv');
-  const p = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const p = await n.ipam.requestPool(poolRequest(G));
   t.deepEqual(await checkInvariants(n.client, prefix), []);
   await n.client.put(`${prefix}/swarmnet/addresses/10.128.0.0-20/0a800005`).value('{"node":"ghost"}').exec();
   const rec = JSON.parse((await n.client.get(`${prefix}/swarmnet/networks/10.128.0.0-20`).string())!) as Record<string, unknown>;
@@ -352,12 +354,12 @@ test('owner-checked release: a late ReleaseAddress from a node whose lease expir
   const x = node(prefix, 'x');
   // 31 host subnets in a /20 of /25s (the last block is the VIP block); y searches from where x did
   const y = node(prefix, nameStartingLike('x', 31, 'y'));
-  const p = await mgr.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-  const xl = await x.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const p = await mgr.ipam.requestPool(poolRequest(G));
+  const xl = await x.ipam.requestPool(poolRequest(L, p.Pool));
   const old = await x.ipam.requestAddress({ PoolID: xl.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:00:0a' } });
   // x's etcd lease ends (partitioned longer than the TTL): its host subnet and address vanish; y takes them over.
   await x.client.leaseClient.leaseRevoke({ ID: await x.lease.id() });
-  const yl = await y.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const yl = await y.ipam.requestPool(poolRequest(L, p.Pool));
   const taken = await y.ipam.requestAddress({ PoolID: yl.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:00:0b' } });
   t.is(taken.Address, old.Address, 'y got the same host subnet and first address');
   // x comes back and Docker's late release for its old container arrives.
@@ -375,8 +377,8 @@ test('owner-checked release: a late ReleaseAddress from a node whose lease expir
 test('owner-checked release: a release of an already released or never allocated address is a no-op', async (t) => {
   const prefix = randomPrefix();
   const n = node(prefix, 'r');
-  const p = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-  const lp = await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const p = await n.ipam.requestPool(poolRequest(G));
+  const lp = await n.ipam.requestPool(poolRequest(L, p.Pool));
   const a = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:01:01' } });
   await n.ipam.releaseAddress({ PoolID: lp.PoolID, Address: a.Address.split('/')[0]! });
   const b = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:01:02' } });
@@ -391,16 +393,16 @@ test('owner-checked release: a release of an already released or never allocated
 test('--subnet: honoured when inside AVAILABLE_SUBNETS and free; refused when outside, misaligned or held by another flannel-id', async (t) => {
   const prefix = randomPrefix();
   const n = node(prefix, 's');
-  const got = await n.ipam.requestPool({ AddressSpace: G, Pool: '10.128.48.0/20', SubPool: '', Options: { 'flannel-id': 'one' }, V6: false });
+  const got = await n.ipam.requestPool(poolRequest(G, '10.128.48.0/20', { 'flannel-id': 'one' }));
   t.is(got.Pool, '10.128.48.0/20', 'the user subnet, not the first free one');
-  const next = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const next = await n.ipam.requestPool(poolRequest(G));
   t.is(next.Pool, '10.128.0.0/20', 'automatic allocation skips nothing and takes the first free');
-  const again = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: { 'flannel-id': 'one' }, V6: false });
+  const again = await n.ipam.requestPool(poolRequest(G, '', { 'flannel-id': 'one' }));
   t.is(again.Pool, '10.128.16.0/20', 'a reused flannel-id is only an attribute: a network of its own');
   const recs = await n.ipam.networks();
   t.is(new Set(recs.map((r) => r.vni)).size, 3, 'three networks, three VNIs');
   const refused = async (pool: string, opts: Record<string, string>, re: RegExp): Promise<void> => {
-    const e = await t.throwsAsync(n.ipam.requestPool({ AddressSpace: G, Pool: pool, SubPool: '', Options: opts, V6: false }));
+    const e = await t.throwsAsync(n.ipam.requestPool(poolRequest(G, pool, opts)));
     t.is((e as PluginError).status, 400);
     t.regex(e!.message, re);
   };
@@ -410,9 +412,9 @@ test('--subnet: honoured when inside AVAILABLE_SUBNETS and free; refused when ou
   await refused('172.16.0.0/20', {}, /outside AVAILABLE_SUBNETS/);
   const e = await t.throwsAsync(n.ipam.requestPool({ AddressSpace: G, Pool: '10.128.0.0/20', SubPool: '10.128.0.0/24', Options: {}, V6: false }));
   t.regex(e!.message, /SubPool/);
-  const v6 = await t.throwsAsync(n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: true }));
+  const v6 = await t.throwsAsync(n.ipam.requestPool({ ...poolRequest(G), V6: true }));
   t.regex(v6!.message, /IPv6/);
-  const sp = await t.throwsAsync(n.ipam.requestPool({ AddressSpace: 'nope', Pool: '', SubPool: '', Options: {}, V6: false }));
+  const sp = await t.throwsAsync(n.ipam.requestPool(poolRequest('nope')));
   t.regex(sp!.message, /unknown address space/);
   t.deepEqual(await checkInvariants(n.client, prefix), []);
 });
@@ -421,9 +423,9 @@ test('--ip: honoured when free and in the node\'s host subnet; refused clearly o
   const prefix = randomPrefix();
   const a = node(prefix, 'ipa');
   const b = node(prefix, 'ipb');
-  const p = await a.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-  const al = await a.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
-  const bl = await b.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const p = await a.ipam.requestPool(poolRequest(G));
+  const al = await a.ipam.requestPool(poolRequest(L, p.Pool));
+  const bl = await b.ipam.requestPool(poolRequest(L, p.Pool));
   const aSub = await a.ipam.localHostLease(parseCidr(p.Pool));
   const bSub = await b.ipam.localHostLease(parseCidr(p.Pool));
   t.notDeepEqual(aSub.subnet, bSub.subnet);
@@ -449,8 +451,8 @@ test('restart reconciliation: Docker trumps etcd trumps memory; nothing is relea
   const prefix = randomPrefix();
   let n = makeNode(own.endpoint, prefix, 'rr');
   try {
-    const p = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-    const lp = await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+    const p = await n.ipam.requestPool(poolRequest(G));
+    const lp = await n.ipam.requestPool(poolRequest(L, p.Pool));
     const live = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:03:01' } });
     const dead = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:03:02' } });
     await n.ipam.putEndpoint({ networkId: '10.128.0.0-20', endpointId: 'e-live', address: live.Address, mac: '02:42:00:00:03:01' });
@@ -484,10 +486,10 @@ test('lost node lease: running containers get their address records back; a host
   const prefix = randomPrefix();
   const mgr = node(prefix, 'mgr');
   const x = node(prefix, 'lx');
-  const p = await mgr.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-  const p2 = await mgr.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-  const xl = await x.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
-  const xl2 = await x.ipam.requestPool({ AddressSpace: L, Pool: p2.Pool, SubPool: '', Options: {}, V6: false });
+  const p = await mgr.ipam.requestPool(poolRequest(G));
+  const p2 = await mgr.ipam.requestPool(poolRequest(G));
+  const xl = await x.ipam.requestPool(poolRequest(L, p.Pool));
+  const xl2 = await x.ipam.requestPool(poolRequest(L, p2.Pool));
   const a1 = await x.ipam.requestAddress({ PoolID: xl.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:04:01' } });
   const a2 = await x.ipam.requestAddress({ PoolID: xl.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:04:02' } });
   const b1 = await x.ipam.requestAddress({ PoolID: xl2.PoolID, Address: '', Options: { [MAC]: '02:42:00:00:04:03' } });
@@ -495,7 +497,7 @@ test('lost node lease: running containers get their address records back; a host
   await x.client.leaseClient.leaseRevoke({ ID: await x.lease.id() });
   const yName = nameStartingLike('lx', 31, 'ly');
   const y = node(prefix, yName);
-  const yl2 = await y.ipam.requestPool({ AddressSpace: L, Pool: p2.Pool, SubPool: '', Options: {}, V6: false });
+  const yl2 = await y.ipam.requestPool(poolRequest(L, p2.Pool));
   t.is((await y.ipam.localHostLease(parseCidr(p2.Pool))).subnet.network, ip(b1.Address) & ~127 >>> 0, "y now holds x's old host subnet of net 2");
   const live = {
     macs: new Set(['02:42:00:00:04:01', '02:42:00:00:04:02', '02:42:00:00:04:03']),
@@ -523,9 +525,9 @@ test('exhausted host subnets and an exhausted VIP block get clear errors and lea
   const prefix = randomPrefix();
   const small = { available: '10.130.0.0/23', networkSize: 24, hostSize: 26 }; // 3 host subnets + the VIP block
   const nodes = ['h1', 'h2', 'h3', 'h4'].map((n) => node(prefix, n, small));
-  const p = await nodes[0]!.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-  for (const n of nodes.slice(0, 3)) await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
-  const e = await t.throwsAsync(nodes[3]!.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false }));
+  const p = await nodes[0]!.ipam.requestPool(poolRequest(G));
+  for (const n of nodes.slice(0, 3)) await n.ipam.requestPool(poolRequest(L, p.Pool));
+  const e = await t.throwsAsync(nodes[3]!.ipam.requestPool(poolRequest(L, p.Pool)));
   t.is((e as PluginError).status, 400);
   t.regex(e!.message, /network 10\.130\.0\.0\/24 has no free \/26 host subnet for node h4/);
   for (let i = 0; i < 62; i++) await nodes[0]!.ipam.requestAddress({ PoolID: p.PoolID, Address: '', Options: {} });
@@ -538,7 +540,7 @@ test('networkByDockerId: one key read once known; a re-pointed or deleted networ
   const prefix = randomPrefix();
   const a = node(prefix, 'm1');
   const b = node(prefix, 'm2');
-  const p = await a.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const p = await a.ipam.requestPool(poolRequest(G));
   await a.ipam.updateNetwork(parseCidr(p.Pool), { dockerNetworkId: 'd1' });
   let rangeReads = 0;
   const getAll = a.client.getAll.bind(a.client);
@@ -560,8 +562,8 @@ test('updateNetwork racing ReleasePool and a re-creation (found by the plugin AP
   const prefix = randomPrefix();
   const a = node(prefix, 'm1');
   const b = node(prefix, 'm2');
-  const other = await b.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false }); // holds VNI 6514
-  const p = await a.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const other = await b.ipam.requestPool(poolRequest(G)); // holds VNI 6514
+  const p = await a.ipam.requestPool(poolRequest(G));
   const subnet = parseCidr(p.Pool);
   const before = (await a.ipam.network(subnet))!.vni;
   // Between a's read of the record and its write, b releases the network, frees the first VNI and creates the
@@ -574,7 +576,7 @@ test('updateNetwork racing ReleasePool and a re-creation (found by the plugin AP
       raced = true;
       await b.ipam.releasePool({ PoolID: p.PoolID });
       await b.ipam.releasePool({ PoolID: other.PoolID });
-      await b.ipam.requestPool({ AddressSpace: G, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+      await b.ipam.requestPool(poolRequest(G, p.Pool));
     }
     return r;
   };
@@ -586,7 +588,7 @@ test('updateNetwork racing ReleasePool and a re-creation (found by the plugin AP
   t.deepEqual(await checkInvariants(a.client, prefix), []);
   // Released while a reads: the update is refused, nothing is brought back.
   a.ipam.network = read;
-  const gone = await a.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const gone = await a.ipam.requestPool(poolRequest(G));
   a.ipam.network = async (s) => {
     const r = await read(s);
     a.ipam.network = read;
@@ -613,13 +615,13 @@ test('allocations racing ReleasePool (found by the plugin API fuzz): no host sub
       return r;
     };
   };
-  const p1 = await b.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const p1 = await b.ipam.requestPool(poolRequest(G));
   releaseAfterRead(p1.PoolID);
-  await t.throwsAsync(a.ipam.requestPool({ AddressSpace: L, Pool: p1.Pool, SubPool: '', Options: {}, V6: false }), { message: /unknown network .*released/ });
-  const p2 = await b.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  await t.throwsAsync(a.ipam.requestPool(poolRequest(L, p1.Pool)), { message: /unknown network .*released/ });
+  const p2 = await b.ipam.requestPool(poolRequest(G));
   releaseAfterRead(p2.PoolID);
   await t.throwsAsync(a.ipam.requestAddress({ PoolID: p2.PoolID, Address: '', Options: {} }), { message: /unknown network .*released/ });
-  const p3 = await b.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
+  const p3 = await b.ipam.requestPool(poolRequest(G));
   const vip = formatIp(ip(p3.Pool) + 2 ** (32 - Number(p3.Pool.split('/')[1])) - 3); // in the VIP block (the last /25)
   releaseAfterRead(p3.PoolID);
   await t.throwsAsync(a.ipam.requestAddress({ PoolID: p3.PoolID, Address: vip, Options: {} }), { message: /unknown network .*released/ });
@@ -630,8 +632,8 @@ test('allocations racing ReleasePool (found by the plugin API fuzz): no host sub
 test('address audit: a record no running container holds is reported at the second audit that finds it, never one in use; nothing is released', async (t) => {
   const prefix = randomPrefix();
   const n = node(prefix, 'w1');
-  const p = await n.ipam.requestPool({ AddressSpace: G, Pool: '', SubPool: '', Options: {}, V6: false });
-  const lp = await n.ipam.requestPool({ AddressSpace: L, Pool: p.Pool, SubPool: '', Options: {}, V6: false });
+  const p = await n.ipam.requestPool(poolRequest(G));
+  const lp = await n.ipam.requestPool(poolRequest(L, p.Pool));
   const used = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:11' } });
   const orphan = await n.ipam.requestAddress({ PoolID: lp.PoolID, Address: '', Options: { 'com.docker.network.endpoint.macaddress': '02:42:0a:80:00:12' } });
   // `docker ps` as the audit reads it: the container holding `used` runs; nothing holds `orphan`.
