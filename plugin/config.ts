@@ -97,7 +97,6 @@ function list(raw: string): string[] {
   return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
 }
 
-/** flanneld options that only matter to flanneld itself: accepted for migration and ignored. */
 /**
  * DNS queries per second per container by default: far above what an application asks (a lookup per outgoing
  * request, cached by most runtimes), low enough that one container flooding its resolver keeps the others' p99
@@ -105,6 +104,7 @@ function list(raw: string): string[] {
  */
 export const DEFAULT_DNS_MAX_QPS = 2000;
 
+/** flanneld options that only matter to flanneld itself: accepted for migration and ignored. */
 const IGNORED_FLANNEL_OPTIONS = new Set([
   'ip-masq', 'subnet-lease-renew-margin', 'iptables-resync', 'iptables-forward-rules', 'healthz-ip', 'healthz-port',
   'kube-subnet-mgr', 'subnet-file', 'v', 'etcd-endpoints', 'etcd-prefix',
