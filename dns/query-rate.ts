@@ -23,7 +23,7 @@ export class QueryRate {
       this.buckets.set(view, { tokens: this.burst - 1, at: t });
       return true;
     }
-    b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) * this.perSecond) / 1000);
+    b.tokens = this.level(b, t);
     b.at = t;
     if (b.tokens < 1) return false;
     b.tokens--;
@@ -35,7 +35,7 @@ export class QueryRate {
     const b = this.buckets.get(view);
     if (!b) return 0;
     const want = Math.min(n, this.burst);
-    const have = Math.min(this.burst, b.tokens + ((this.now() - b.at) * this.perSecond) / 1000);
+    const have = this.level(b, this.now());
     return have >= want ? 0 : ((want - have) * 1000) / this.perSecond;
   }
 
@@ -46,6 +46,11 @@ export class QueryRate {
 
   private sweep(t: number): void {
     this.takes = 0;
-    for (const [view, b] of this.buckets) if (b.tokens + ((t - b.at) * this.perSecond) / 1000 >= this.burst) this.buckets.delete(view);
+    for (const [view, b] of this.buckets) if (this.level(b, t) >= this.burst) this.buckets.delete(view);
+  }
+
+  /** A bucket's tokens at time t: what it had, plus what renewed since, up to the burst. */
+  private level(b: { tokens: number; at: number }, t: number): number {
+    return Math.min(this.burst, b.tokens + ((t - b.at) * this.perSecond) / 1000);
   }
 }

@@ -2,6 +2,7 @@ import type dgram from 'node:dgram';
 import type net from 'node:net';
 import { errorResponse, RCODE, truncate } from './codec.js';
 import { Forwarder } from './forwarder.js';
+import { CONTAINER_DATAGRAMS_PER_TURN } from './netns-listener.js';
 import { QueryRate } from './query-rate.js';
 import { Resolver, type Outcome } from './resolver.js';
 import type { Table } from './table.js';
@@ -75,8 +76,6 @@ const TCP_MAX_OUTSTANDING = 64;
 /** Per TCP connection: a client that does not read its answers is dropped past this much unsent data. */
 const TCP_MAX_UNSENT = 256 * 1024;
 
-/** A listener or TCP connection held by the query budget goes on once this many queries are allowed (a turn's worth). */
-const RESUME_AFTER_QUERIES = 16;
 /** A container past its query budget is logged at most this often. */
 const LIMIT_LOG_MS = 60_000;
 
@@ -143,15 +142,17 @@ export class DnsServer {
     if (opts.maxQpsPerContainer) this.rate = new QueryRate(opts.maxQpsPerContainer);
   }
 
-  /** A query of view past its budget: counted, and the container logged (at most once a minute). */
-  private overBudget(view: string): void {
+  /** Takes one query of view's budget; past it the query is counted and the container logged (at most once a minute). */
+  private admit(view: string): boolean {
+    if (!this.rate || this.rate.take(view)) return true;
     this.stats.limited.qps++;
     const now = Date.now();
     const last = this.limitLogged.get(view);
-    if (last !== undefined && now - last < LIMIT_LOG_MS) return;
+    if (last !== undefined && now - last < LIMIT_LOG_MS) return false;
     if (this.limitLogged.size >= 1024) for (const [v, at] of this.limitLogged) if (now - at >= LIMIT_LOG_MS) this.limitLogged.delete(v);
     this.limitLogged.set(view, now);
     log.warn({ container: view.slice(0, 12), limit: this.rate!.perSecond }, 'container asks more DNS queries per second than DNS_MAX_QPS_PER_CONTAINER; the rest wait or are dropped');
+    return false;
   }
 
   /** Swaps in a new table; queries already being forwarded finish against the old one. */
@@ -275,10 +276,10 @@ export class DnsServer {
     const rate = this.rate;
     let held = false;
     const release = (): void => { held = false; sock.pause(false); };
-    // A container's own listener is not read while its budget is short of a batch: the flood waits in the kernel
-    // (which drops what overflows that socket's buffer) instead of being read and dropped here.
+    // A container's own listener is not read while its budget is short of a read's worth: the flood waits in the
+    // kernel (which drops what overflows that socket's buffer) instead of being read and dropped here.
     const hold = rate && l.view !== undefined ? (view: string): void => {
-      const wait = rate.waitMs(view, RESUME_AFTER_QUERIES);
+      const wait = rate.waitMs(view, CONTAINER_DATAGRAMS_PER_TURN);
       if (held || wait === 0) return;
       held = true;
       sock.pause(true);
@@ -287,7 +288,7 @@ export class DnsServer {
     sock.serve((msg, i) => {
       // Local answers (the common case) without a closure per query; forwarded ones keep where they go.
       const view = l.view ?? this.viewFor(l, sock.peerAddress(i));
-      if (rate && !rate.take(view)) { this.overBudget(view); return undefined; }
+      if (!this.admit(view)) return undefined;
       const out = this.local(msg, view, 'udp');
       if (out === undefined || Buffer.isBuffer(out)) return out;
       const peer = sock.peer(i);
@@ -300,7 +301,7 @@ export class DnsServer {
     const reply = replySender(udp);
     udp.on('message', (msg, rinfo) => {
       const view = this.viewFor(l, rinfo.address);
-      if (this.rate && !this.rate.take(view)) { this.overBudget(view); return; }
+      if (!this.admit(view)) return;
       this.dispatch(msg, view, 'udp', (r) => { if (r) reply(r, rinfo.port, rinfo.address); }, l);
     });
     udp.on('error', (e) => log.warn({ err: e }, 'udp socket error'));
@@ -349,10 +350,9 @@ export class DnsServer {
       const pump = (): void => {
         while (!parked && next < queue.length && outstanding < TCP_MAX_OUTSTANDING && !c.destroyed) {
           if (!budget.take()) { parked = true; budget.wait(unpark); break; }
-          if (this.rate && !this.rate.take(view)) {
-            this.overBudget(view);
+          if (!this.admit(view)) {
             parked = true;
-            setTimeout(unpark, this.rate.waitMs(view, RESUME_AFTER_QUERIES)).unref();
+            setTimeout(unpark, this.rate!.waitMs(view, this.tcpPerTurn)).unref();
             break;
           }
           const msg = queue[next++]!;
