@@ -114,15 +114,10 @@ export class LbReconciler {
     if (this.stopped) return;
     const desired = this.o.model.state();
     const delta = diffStates(this.written, desired, change.vips, change.local);
-    if (this.dirty) {
+    if (this.dirty || !isEmptyDelta(delta)) {
       const t0 = performance.now();
-      await this.write(desired);
-      this.synced(t0);
-      await this.cleanFlows(delta, change.gone);
-    } else if (!isEmptyDelta(delta)) {
-      const t0 = performance.now();
-      // The first VIP creates the table and the last one removes it: those are whole-state writes.
-      const applied = this.written.vips.size > 0 && desired.vips.size > 0 && await this.tryApply(delta, change.gone);
+      // The first VIP creates the table and the last one removes it, and a failed write is retried: whole-state writes.
+      const applied = !this.dirty && this.written.vips.size > 0 && desired.vips.size > 0 && await this.tryApply(delta, change.gone);
       if (!applied) await this.write(desired);
       this.synced(t0, applied ? delta : undefined);
       await this.cleanFlows(delta, change.gone);

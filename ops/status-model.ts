@@ -68,6 +68,8 @@ const rest = (key: string, prefix: string): string[] => key.slice(prefix.length)
 const keyToCidr = (k: string): string => k.replace(/-(\d+)$/, '/$1');
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 const optNum = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+/** A plane's `failing` (a reconciler that cannot complete: its error and since when), kept only when present. */
+const failingOf = (v: unknown): { failing?: { error: string; since: number } } => (isRecord(v) ? { failing: { error: str(v.error), since: num(v.since) } } : {});
 export const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 
 /** A node's status record as published (plugin/node-status.ts), validated; undefined if it is none. */
@@ -82,13 +84,13 @@ export function nodeRecord(v: unknown): NodeStatusRecord | undefined {
     overlay: {
       checkedAt: optNum(o.checkedAt), changedAt: optNum(o.changedAt), runs: num(o.runs), failedRuns: num(o.failedRuns),
       drift: isRecord(o.drift) ? Object.fromEntries(Object.entries(o.drift).filter(([, d]) => isRecord(d)).map(([k, d]) => [k, { count: num((d as Record<string, unknown>).count), lastAt: num((d as Record<string, unknown>).lastAt) }])) : {},
-      ...(isRecord(o.failing) ? { failing: { error: str(o.failing.error), since: num(o.failing.since) } } : {}),
+      ...failingOf(o.failing),
     },
     dns: { served: num(d.served), waiting: num(d.waiting), serveFailures: num(d.serveFailures), repairs: num(d.repairs), ...(optNum(d.repairedAt) ? { repairedAt: optNum(d.repairedAt) } : {}) },
     lb: {
       backend: str(l.backend), vips: num(l.vips), backends: num(l.backends), checkedAt: optNum(l.checkedAt), changedAt: optNum(l.changedAt),
       repairedAt: optNum(l.repairedAt), failures: num(l.failures), repairs: num(l.repairs), refusedAt: optNum(l.refusedAt),
-      ...(isRecord(l.failing) ? { failing: { error: str(l.failing.error), since: num(l.failing.since) } } : {}),
+      ...failingOf(l.failing),
     },
     ...(isRecord(v.ipam) ? { ipam: { unused: num(v.ipam.unused), sample: Array.isArray(v.ipam.sample) ? v.ipam.sample.filter((x): x is string => typeof x === 'string') : [], checkedAt: optNum(v.ipam.checkedAt) } } : {}),
     refusals,
