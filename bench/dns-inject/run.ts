@@ -24,7 +24,7 @@ import { lab, systemToolsOnly } from '../lab.js';
 
 const { docker } = await lab<typeof import('../../scripts/lab/dockerd.mjs')>('dockerd.mjs');
 const { down, LAYOUT, up } = await lab<typeof import('../../scripts/lab/sandbox.mjs')>('sandbox.mjs');
-const { pluginPid, waitServiceRunning } = await lab<typeof import('../../scripts/lab/services.mjs')>('services.mjs');
+const { changeService, pluginPid, waitServiceRunning } = await lab<typeof import('../../scripts/lab/services.mjs')>('services.mjs');
 systemToolsOnly();
 
 const STARTS = Number(process.env.SWARMNET_BENCH_STARTS ?? 50);
@@ -144,7 +144,7 @@ async function freshness(nodes: SandboxNode[], manager: SandboxNode): Promise<vo
       await Promise.all(kinds.map(async (k) => {
         const before = await tasks(nodes, k.service, k.network);
         const scaledAt = Date.now();
-        await docker(manager, ['service', 'scale', '--detach', `${k.service}=${before.size + (upward ? 1 : -1)}`]);
+        await changeService(manager, ['scale', '--detach', `${k.service}=${before.size + (upward ? 1 : -1)}`]);
         let after = before;
         for (let i = 0; i < 300 && after.size === before.size; i++) { await sleep(100); after = await tasks(nodes, k.service, k.network); }
         if (upward) {

@@ -157,7 +157,7 @@ async function firstPacket(): Promise<void> {
 async function convergence(): Promise<void> {
   const { docker } = await lab<typeof import('../../scripts/lab/dockerd.mjs')>('dockerd.mjs');
   const { down, LAYOUT, up } = await lab<typeof import('../../scripts/lab/sandbox.mjs')>('sandbox.mjs');
-  const { waitServiceRunning } = await lab<typeof import('../../scripts/lab/services.mjs')>('services.mjs');
+  const { changeService, waitServiceRunning } = await lab<typeof import('../../scripts/lab/services.mjs')>('services.mjs');
   const sb = await up({ nodes: 3, managers: 1, docker: ENGINE, log: () => undefined });
   const monitors: ReturnType<typeof spawn>[] = [];
   const events: ReturnType<typeof spawn>[] = [];
@@ -219,7 +219,7 @@ async function convergence(): Promise<void> {
       const before = await addrOf(3 + (up ? 0 : 1));
       const mark = new Map([...commits].map(([k, v]) => [k, v.length]));
       const updatesBefore = updates.length;
-      await docker(sb.manager, ['service', 'scale', '--detach', `lbsvc=${up ? 4 : 3}`]);
+      await changeService(sb.manager, ['scale', '--detach', `lbsvc=${up ? 4 : 3}`]);
       await waitServiceRunning(sb.manager, 'lbsvc', up ? 4 : 3, 120_000);
       let changed: { node: SandboxNode; address: string } | undefined;
       let from: number | undefined;

@@ -2,6 +2,7 @@
 import type { RunResult } from './dockerd.mjs';
 import type { SandboxNode } from './sandbox.mjs';
 export interface TaskContainer { node: SandboxNode; id: string; name: string; address?: string; prefixLen?: number }
+export function changeService(manager: SandboxNode, args: string[], opts?: { attempts?: number }): Promise<RunResult>;
 export function serviceTasks(manager: SandboxNode, service: string): Promise<{ node: string; state: string; error: string }[]>;
 export function waitServiceRunning(manager: SandboxNode, service: string, replicas: number, timeoutMs?: number): Promise<unknown>;
 export function serviceContainers(nodes: SandboxNode[], service: string, network: string): Promise<TaskContainer[]>;

@@ -4,6 +4,23 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { docker } from './dockerd.mjs';
 import { waitFor } from '../lib/proc.mjs';
 
+/**
+ * `docker service <args>` (update, scale) retried when Swarm refuses it as "update out of sequence": the CLI reads
+ * the service's version and writes against it, and Swarm bumps that version itself (VIP allocation right after a
+ * create, a rolling update's status), so a write racing it is refused — moby's own tests retry the same way
+ * (moby/moby#39560, swarmkit#1379).
+ */
+export async function changeService(manager, args, { attempts = 10 } = {}) {
+  for (let i = 1; ; i++) {
+    try {
+      return await docker(manager, ['service', ...args]);
+    } catch (e) {
+      if (i >= attempts || !/update out of sequence/.test(String(e?.stderr ?? e?.message))) throw e;
+      await new Promise((r) => setTimeout(r, 200 * i));
+    }
+  }
+}
+
 /** Tasks of a service that should be running: [{ node (hostname), state, error }]. */
 export async function serviceTasks(manager, service) {
   const { stdout } = await docker(manager, ['service', 'ps', '--no-trunc', '--filter', 'desired-state=running',

@@ -11,7 +11,7 @@ import { DEFAULT_ENGINE } from '../../scripts/lab/engines.mjs';
 import {
   down, etcdClientOptions, LAYOUT, loadSandbox, startNode, startSandboxEtcd, stopNode, stopSandboxEtcd, up, type Sandbox, type SandboxNode,
 } from '../../scripts/lab/sandbox.mjs';
-import { pluginPid, waitServiceRunning } from '../../scripts/lab/services.mjs';
+import { changeService, pluginPid, waitServiceRunning } from '../../scripts/lab/services.mjs';
 import { backendsOn, hexIp } from '../helpers/sandbox-state.js';
 import { attached, converge, lookupIn, PREFIX, serviceView, violations, type ChaosNetwork } from './cluster-invariants.js';
 import { clientName, describe, samples, startClient, summarize, type Kind, type Summary } from './steady-client.js';
@@ -130,7 +130,7 @@ if (!enabled) {
     await docker(c.sb.manager, ['service', 'create', '--detach', '--no-resolve-image', '--name', BURST, '--replicas', '0', '--stop-grace-period', '1s', '--network', NETWORK, ...HTTPD]);
     const from = Date.now();
     try {
-      await docker(c.sb.manager, ['service', 'scale', '--detach', `${BURST}=30`]);
+      await changeService(c.sb.manager, ['scale', '--detach', `${BURST}=30`]);
       await sleep(1500);
       const old = pluginPid(victim);
       process.kill(old, 'SIGKILL');
@@ -312,7 +312,7 @@ if (!enabled) {
     const survivors = all.filter((n) => n !== victim);
     const manager = survivors.find((n) => n.role === 'manager')!;
     // Unlimited per node, so Swarm can replace the lost node's task (a placement change: no task restarts).
-    await docker(manager, ['service', 'update', '--detach', '--replicas-max-per-node', '0', WEB]);
+    await changeService(manager, ['update', '--detach', '--replicas-max-per-node', '0', WEB]);
     await waitServiceRunning(manager, WEB, 3, 120_000);
     const lostAddresses = (await attached([victim], c.network)).map((a) => a.address);
     const lostWeb = (await serviceView(manager, [victim], c.network, WEB)).tasks;

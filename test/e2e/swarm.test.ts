@@ -21,7 +21,7 @@ import type { Finding } from '../../ops/doctor.js';
 import { down, etcdClientOptions, LAYOUT, pluginRef, up, type Sandbox, type SandboxNode } from '../../scripts/lab/sandbox.mjs';
 import { DEFAULT_DIR, pushPlugin, upgradePlugin } from '../../scripts/build-plugin.mjs';
 import {
-  execInContainer, httpGetFromContainer, pluginPid, removeServiceAndNetwork, serviceContainers, waitServiceRunning, type TaskContainer,
+  changeService, execInContainer, httpGetFromContainer, pluginPid, removeServiceAndNetwork, serviceContainers, waitServiceRunning, type TaskContainer,
 } from '../../scripts/lab/services.mjs';
 
 const enabled = process.env.SWARMNET_E2E === '1';
@@ -911,13 +911,13 @@ if (!enabled) {
       '--stop-grace-period', '3s', '--network', NETWORK, '--hostname', 'lb-{{.Task.Slot}}', ...WEB]);
     await waitServiceRunning(c.sb.manager, LB_SERVICE, 3, 150_000);
     await served(slots(3));
-    await docker(c.sb.manager, ['service', 'scale', '--detach', `${LB_SERVICE}=6`]);
+    await changeService(c.sb.manager, ['scale', '--detach', `${LB_SERVICE}=6`]);
     await waitServiceRunning(c.sb.manager, LB_SERVICE, 6, 150_000);
     const six = await served(slots(6));
     for (const [k, v] of Object.entries(six)) t.true(v >= 15, `6 tasks, 180 requests: ${k} got ${v}`);
     // Scale down while requests run: each leaving task is out of every node's rules before Swarm stops it.
     const during = getMany(client, `http://${LB_SERVICE}:8080/`, 400);
-    await docker(c.sb.manager, ['service', 'scale', '--detach', `${LB_SERVICE}=1`]);
+    await changeService(c.sb.manager, ['scale', '--detach', `${LB_SERVICE}=1`]);
     const failed = (await during).filter((b) => b === 'FAIL').length;
     t.is(failed, 0, 'requests failed while 5 of 6 tasks stopped');
     await served(['lb-1']);
@@ -956,7 +956,7 @@ if (!enabled) {
 
     // Endpoint mode: dnsrr has no VIP and no rule; back to vip, a VIP that works again.
     const lbVip = await serviceVip(c, LB_SERVICE);
-    await docker(c.sb.manager, ['service', 'update', '--detach', '--endpoint-mode', 'dnsrr', LB_SERVICE]);
+    await changeService(c.sb.manager, ['update', '--detach', '--endpoint-mode', 'dnsrr', LB_SERVICE]);
     // The nodes whose load balancer still names a VIP, once it had 30 s to leave.
     const stillIn = async (v: string): Promise<string[]> => {
       const named = new RegExp(`(^|[^\\d.])${v.replace(/\./g, '\\.')}([^\\d.]|$)`, 'm');
@@ -968,7 +968,7 @@ if (!enabled) {
       }
     };
     t.deepEqual(await stillIn(lbVip), [], `dnsrr: VIP ${lbVip} still in the rules`);
-    await docker(c.sb.manager, ['service', 'update', '--detach', '--endpoint-mode', 'vip', LB_SERVICE]);
+    await changeService(c.sb.manager, ['update', '--detach', '--endpoint-mode', 'vip', LB_SERVICE]);
     await served(['lb-1']);
     const newVip = await serviceVip(c, LB_SERVICE);
     await docker(c.sb.manager, ['service', 'rm', LB_SERVICE]);
