@@ -1,4 +1,5 @@
 import { run, runIn, type ExecResult } from '../common/exec.js';
+import { FAST_TABLE, FLOWTABLE_PROBE } from './fast-path.js';
 import { FORWARD_CHAIN, ROUTE_PROTO } from './names.js';
 
 /**
@@ -159,6 +160,23 @@ export class Kernel {
     while ((await this.inNs('iptables', ['-w', '-t', 'filter', '-D', 'FORWARD', '-j', FORWARD_CHAIN], { allowFailure: true })).code === 0);
     await this.inNs('iptables', ['-w', '-t', 'filter', '-F', FORWARD_CHAIN], { allowFailure: true });
     await this.inNs('iptables', ['-w', '-t', 'filter', '-X', FORWARD_CHAIN], { allowFailure: true });
+  }
+
+  /** `nft list table inet swarmnet-fast` as printed, or undefined when the table does not exist. */
+  async fastPathListing(): Promise<string | undefined> {
+    const r = await this.inNs('nft', ['list', 'table', 'inet', FAST_TABLE], { allowFailure: true });
+    return r.code === 0 ? r.stdout : undefined;
+  }
+
+  /** One nft transaction (all or nothing); throws with nft's own message. */
+  async nftApply(text: string): Promise<void> {
+    const r = await this.inNs('nft', ['-f', '-'], { input: text, allowFailure: true });
+    if (r.code !== 0) throw new Error(`nft: ${r.stderr.trim().split('\n')[0] ?? `exit ${r.code}`}`);
+  }
+
+  /** Whether the kernel accepts a flowtable (checked with `nft -c`: nothing is created). */
+  async flowtableSupported(): Promise<boolean> {
+    return (await this.inNs('nft', ['-c', '-f', '-'], { input: FLOWTABLE_PROBE, allowFailure: true })).code === 0;
   }
 
   /** Runs one ip command (argument array) and throws on failure. */

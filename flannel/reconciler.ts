@@ -1,8 +1,12 @@
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { logger, type Logger } from '../common/log.js';
 import { desiredKernelState, type DesiredState, type Skipped } from './desired.js';
 import { entriesOf, planEntries, planLinks, type EntriesPlan } from './diff.js';
+import { renderFastPath, renderFastPathRemoval, type FastPathPair } from './fast-path.js';
 import { Kernel, type BatchResult } from './kernel.js';
 import type { OverlayState } from './model.js';
+import { bridgeName } from './names.js';
 import { OwnershipRecord } from './ownership.js';
 
 /**
@@ -14,7 +18,13 @@ import { OwnershipRecord } from './ownership.js';
  * roll back to converge.
  */
 
-export type RepairKind = 'links' | 'addresses' | 'routes' | 'neighbours' | 'fdb' | 'rules';
+export type RepairKind = 'links' | 'addresses' | 'routes' | 'neighbours' | 'fdb' | 'rules' | 'fastPath';
+
+/**
+ * The flowtable fast path (fast-path.ts): `on`, `off` (OVERLAY_FAST_PATH=false), `unavailable` (the kernel has no
+ * flowtable: traffic takes the regular path), `idle` (no network programmed here).
+ */
+export type FastPathState = 'on' | 'off' | 'unavailable' | 'idle';
 
 export interface ReconcileStats {
   runs: number;
@@ -33,6 +43,8 @@ export interface ReconcileStats {
   drift: Partial<Record<RepairKind, { count: number; lastAt: number }>>;
   /** The last incomplete run's first error, until a run completes. */
   failing?: { error: string; since: number };
+  /** Set by the first complete run. */
+  fastPath?: FastPathState;
 }
 
 export interface ReconcileReport {
@@ -50,10 +62,12 @@ export interface ReconcilerOptions {
   netns?: string;
   /** Period of the drift check, default 10 s. */
   intervalMs?: number;
+  /** The flowtable fast path where the kernel has one (OVERLAY_FAST_PATH), default true. */
+  fastPath?: boolean;
   log?: Logger;
 }
 
-const zero = (): Record<RepairKind, number> => ({ links: 0, addresses: 0, routes: 0, neighbours: 0, fdb: 0, rules: 0 });
+const zero = (): Record<RepairKind, number> => ({ links: 0, addresses: 0, routes: 0, neighbours: 0, fdb: 0, rules: 0, fastPath: 0 });
 
 export class OverlayReconciler {
   readonly stats: ReconcileStats = { runs: 0, failedRuns: 0, repairs: zero(), lastDurationMs: 0, drift: {} };
@@ -75,12 +89,25 @@ export class OverlayReconciler {
   private applied?: { desired: DesiredState; underlayMtu: number };
   /** A run that reads the kernel was asked for (start, the period, reconcile()). */
   private wantFull = true;
+  private readonly fastPathWanted: boolean;
+  /** Whether the kernel takes a flowtable, probed once when first needed. */
+  private flowtable?: boolean;
+  /**
+   * The fast-path table as the kernel listed it right after our last write, and for which pairs: drift is any
+   * difference. Kept in the state directory, so a restarted daemon adopts the table instead of rewriting it (a
+   * rewrite would send every offloaded flow back through the slow path once).
+   */
+  private fastWritten?: { pairs: string; listing: string };
+  private readonly fastFile: string;
 
   constructor(opts: ReconcilerOptions) {
     this.kernel = new Kernel(opts.netns);
     this.record = new OwnershipRecord(opts.stateDir);
     this.log = opts.log ?? logger('overlay');
     this.intervalMs = opts.intervalMs ?? 10_000;
+    this.fastPathWanted = opts.fastPath ?? true;
+    this.fastFile = join(opts.stateDir, 'overlay-fast-path.json');
+    this.fastWritten = readWritten(this.fastFile);
   }
 
   /**
@@ -221,8 +248,10 @@ export class OverlayReconciler {
     ]);
     await this.applyEntries(planEntries(desired, { links: present, addresses, routes, neighbours: new Map(neigh), fdb: new Map(fdb) }), report);
 
-    // Phase 3: filter rules.
+    // Phase 3: filter rules; phase 4: the fast path over the links that exist.
     await this.applyRules(desired, report);
+    const pairs = desired.links.flatMap((l) => (l.kind === 'vxlan' && present.has(l.name) && present.has(bridgeName(l.vni)) ? [{ bridge: bridgeName(l.vni), vxlan: l.name }] : []));
+    await this.applyFastPath(pairs, report);
     this.applied = { desired, underlayMtu: underlay.mtu };
   }
 
@@ -259,9 +288,57 @@ export class OverlayReconciler {
     }
   }
 
+  /** Writes the whole table when it is missing, differs from what we wrote, or the networks changed; removes it when unwanted. */
+  private async applyFastPath(pairs: FastPathPair[], report: ReconcileReport): Promise<void> {
+    if (this.fastPathWanted && pairs.length > 0 && this.flowtable === undefined) {
+      this.flowtable = await this.kernel.flowtableSupported();
+      if (!this.flowtable) this.log.info({}, 'overlay fast path unavailable: the kernel has no nftables flowtable (CONFIG_NF_FLOW_TABLE); traffic takes the regular forward path');
+    }
+    const state: FastPathState = !this.fastPathWanted ? 'off' : pairs.length === 0 ? 'idle' : this.flowtable ? 'on' : 'unavailable';
+    if (this.flowtable === false) { // the kernel cannot hold the table: nothing to read or remove
+      this.stats.fastPath = state;
+      return;
+    }
+    const have = await this.kernel.fastPathListing();
+    if (state !== 'on') {
+      if (have !== undefined) {
+        await this.kernel.nftApply(renderFastPathRemoval());
+        report.changes.fastPath++;
+      }
+      this.rememberFastPath(undefined);
+    } else {
+      const key = JSON.stringify(pairs);
+      if (have === undefined || this.fastWritten?.pairs !== key || this.fastWritten.listing !== have) {
+        this.rememberFastPath(undefined);
+        await this.kernel.nftApply(renderFastPath(pairs));
+        this.rememberFastPath({ pairs: key, listing: (await this.kernel.fastPathListing()) ?? '' });
+        report.changes.fastPath++;
+      }
+    }
+    this.stats.fastPath = state;
+  }
+
+  private rememberFastPath(w: { pairs: string; listing: string } | undefined): void {
+    if (w === undefined && this.fastWritten === undefined) return;
+    this.fastWritten = w;
+    if (!w) return rmSync(this.fastFile, { force: true });
+    writeFileSync(`${this.fastFile}.tmp`, JSON.stringify(w) + '\n', { mode: 0o600 });
+    renameSync(`${this.fastFile}.tmp`, this.fastFile);
+  }
+
   private logOnce(desired: DesiredState): void {
     const key = JSON.stringify(desired.skipped);
     if (key !== this.lastSkipped && desired.skipped.length) this.log.warn({ skipped: desired.skipped.slice(0, 20), count: desired.skipped.length }, 'overlay input not programmed');
     this.lastSkipped = key;
+  }
+}
+
+/** The remembered fast-path write, or undefined (none, or unreadable: the table is then written again). */
+function readWritten(file: string): { pairs: string; listing: string } | undefined {
+  try {
+    const v = JSON.parse(readFileSync(file, 'utf8')) as { pairs?: unknown; listing?: unknown };
+    return typeof v.pairs === 'string' && typeof v.listing === 'string' ? { pairs: v.pairs, listing: v.listing } : undefined;
+  } catch {
+    return undefined;
   }
 }

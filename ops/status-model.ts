@@ -85,6 +85,7 @@ export function nodeRecord(v: unknown): NodeStatusRecord | undefined {
       checkedAt: optNum(o.checkedAt), changedAt: optNum(o.changedAt), runs: num(o.runs), failedRuns: num(o.failedRuns),
       drift: isRecord(o.drift) ? Object.fromEntries(Object.entries(o.drift).filter(([, d]) => isRecord(d)).map(([k, d]) => [k, { count: num((d as Record<string, unknown>).count), lastAt: num((d as Record<string, unknown>).lastAt) }])) : {},
       ...failingOf(o.failing),
+      ...(str(o.fastPath) ? { fastPath: str(o.fastPath) } : {}),
     },
     dns: { served: num(d.served), waiting: num(d.waiting), serveFailures: num(d.serveFailures), repairs: num(d.repairs), ...(optNum(d.repairedAt) ? { repairedAt: optNum(d.repairedAt) } : {}) },
     lb: {

@@ -14,9 +14,9 @@ export function renderStatus(s: ClusterStatus, now: number): string {
   const out: string[] = [];
   out.push(`NODES (${s.nodes.length} publishing status)`);
   out.push(table(
-    ['NODE', 'ADDRESS', 'ROLE', 'VERSION', 'UP', 'OVERLAY CHECKED', 'DNS SERVED', 'LB', 'VIPS', 'BACKENDS', 'LB CHANGED', 'LB REPAIRED'],
+    ['NODE', 'ADDRESS', 'ROLE', 'VERSION', 'UP', 'OVERLAY CHECKED', 'FAST PATH', 'DNS SERVED', 'LB', 'VIPS', 'BACKENDS', 'LB CHANGED', 'LB REPAIRED'],
     s.nodes.map((n) => [
-      n.node, n.publicIp, n.manager ? 'manager' : 'worker', n.version, ago(now, n.startedAt).replace(' ago', ''), when(now, n.overlay.checkedAt),
+      n.node, n.publicIp, n.manager ? 'manager' : 'worker', n.version, ago(now, n.startedAt).replace(' ago', ''), when(now, n.overlay.checkedAt), n.overlay.fastPath ?? '-',
       `${n.dns.served}${n.dns.waiting ? ` (+${n.dns.waiting} waiting)` : ''}`, n.lb.backend, String(n.lb.vips), String(n.lb.backends),
       when(now, n.lb.changedAt), when(now, n.lb.repairedAt),
     ]),

@@ -30,6 +30,8 @@ export interface Config {
   hostSubnetSize: number;
   vniStart: number;
   vxlanPort: number;
+  /** Offload established overlay flows to an nftables flowtable where the kernel has one. */
+  overlayFastPath: boolean;
   isHookAvailable: boolean;
   dnsDockerCompatibilityMode: boolean;
   /** DNS queries per second per container, both transports; 0: no cap. */
@@ -226,6 +228,7 @@ export function loadConfig(env: Env = process.env): Config {
     hostSubnetSize,
     vniStart: int(env, 'VNI_START', 6514, 1, 16_000_000),
     vxlanPort: int(env, 'VXLAN_PORT', 8472, 1, 65535),
+    overlayFastPath: bool(env, 'OVERLAY_FAST_PATH', true),
     isHookAvailable: bool(env, 'IS_HOOK_AVAILABLE', false),
     dnsDockerCompatibilityMode: bool(env, 'DNS_DOCKER_COMPATIBILITY_MODE', true),
     dnsMaxQpsPerContainer: int(env, 'DNS_MAX_QPS_PER_CONTAINER', DEFAULT_DNS_MAX_QPS, 0, 1_000_000),
@@ -253,6 +256,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
     hostSubnetSize: c.hostSubnetSize,
     vniStart: c.vniStart,
     lbBackend: c.lbBackend,
+    overlayFastPath: c.overlayFastPath,
     hook: c.isHookAvailable,
     dnsCompat: c.dnsDockerCompatibilityMode,
     dnsMaxQpsPerContainer: c.dnsMaxQpsPerContainer,

@@ -94,7 +94,7 @@ export class BucketsHistogram<T extends string> extends Histogram<T> {
 /** What the runtime's parts count (plain stats objects; the parts know nothing of prom-client). */
 export interface RuntimeParts {
   lease: { stats: { lost: number; granted: number } };
-  overlay: { stats: { runs: number; failedRuns: number; drift: Partial<Record<string, { count: number }>> } };
+  overlay: { stats: { runs: number; failedRuns: number; drift: Partial<Record<string, { count: number }>>; fastPath?: string } };
   ipam: { stats: { allocated: Record<'local' | 'global', number>; released: Record<'local' | 'global', number> }; owedReleases: number };
   /** What the process asked etcd for (plugin/state/etcd-client.ts). */
   etcd: EtcdCallStats;
@@ -109,6 +109,7 @@ export function registerRuntimeMetrics(p: RuntimeParts): () => void {
   const metrics: Metric[] = [
     new Counter({ name: 'swarmnet_overlay_reconcile_runs_total', help: 'Overlay reconcile passes', registers: [], collect() { this.reset(); this.inc(p.overlay.stats.runs); } }),
     new Counter({ name: 'swarmnet_overlay_reconcile_failures_total', help: 'Overlay reconcile passes that could not apply everything (retried next interval; swarmnet doctor shows the error)', registers: [], collect() { this.reset(); this.inc(p.overlay.stats.failedRuns); } }),
+    new Gauge({ name: 'swarmnet_overlay_fast_path', help: 'The overlay\'s flowtable fast path: 1 for the state it is in (on, off, unavailable: the kernel has no flowtable, idle: no network here)', labelNames: ['state'] as const, registers: [], collect() { this.reset(); if (p.overlay.stats.fastPath) this.set({ state: p.overlay.stats.fastPath }, 1); } }),
     new Counter({ name: 'swarmnet_overlay_drift_total', help: 'Overlay kernel objects repaired while the desired state had not changed (something else edited them), by kind; swarmnet_reconcile_repairs_total also counts changes that follow etcd', labelNames: ['kind'] as const, registers: [], collect() { this.reset(); for (const [k, d] of Object.entries(p.overlay.stats.drift)) if (d) this.inc({ kind: k }, d.count); } }),
     new Counter({ name: 'swarmnet_node_lease_lost_total', help: 'Times this node\'s etcd lease was lost (etcd unreachable longer than NODE_LEASE_TTL_SECONDS): etcd dropped the node\'s records until they were written again', registers: [], collect() { this.reset(); this.inc(p.lease.stats.lost); } }),
     new Counter({ name: 'swarmnet_node_lease_grants_total', help: 'Node leases granted (1 at start, then one per loss)', registers: [], collect() { this.reset(); this.inc(p.lease.stats.granted); } }),

@@ -18,6 +18,8 @@ export interface NodeStatusRecord {
     /** Kernel objects changed outside swarmnet and put back, by kind (flannel/reconciler.ts). */
     drift?: Record<string, { count: number; lastAt: number }>;
     failing?: { error: string; since: number };
+    /** The flowtable fast path: on, off, unavailable, idle (flannel/reconciler.ts FastPathState). */
+    fastPath?: string;
   };
   dns: { served: number; waiting: number; serveFailures: number; repairs?: number; repairedAt?: number };
   lb: {

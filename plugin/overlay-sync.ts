@@ -41,10 +41,10 @@ export class OverlaySync implements OverlayPort {
   constructor(
     private readonly ipam: Ipam,
     private readonly node: LocalNode & { underlayMtu: number },
-    opts: { stateDir: string; intervalMs: number; log: Logger },
+    opts: { stateDir: string; intervalMs: number; fastPath?: boolean; log: Logger },
     private readonly log: Logger = opts.log,
   ) {
-    this.reconciler = new OverlayReconciler({ stateDir: opts.stateDir, log: opts.log });
+    this.reconciler = new OverlayReconciler({ stateDir: opts.stateDir, fastPath: opts.fastPath, log: opts.log });
     this.intervalMs = opts.intervalMs;
   }
 

@@ -107,7 +107,7 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
     const overlay = new OverlaySync(
       ipam,
       { name: identity.name, publicIp, underlayInterface: underlay.name, vxlanPort: config.vxlanPort, underlayMtu: underlay.mtu },
-      { stateDir: config.stateDir, intervalMs: config.reconcileIntervalSeconds * 1000, log: logger('overlay') },
+      { stateDir: config.stateDir, intervalMs: config.reconcileIntervalSeconds * 1000, fastPath: config.overlayFastPath, log: logger('overlay') },
     );
     await overlay.start();
     undo.push(() => overlay.stop());
@@ -151,7 +151,7 @@ export async function startRuntime(config: Config, readiness: Readiness, log: Lo
         const l = lb.reconciler.stats;
         return {
           node: identity.name, publicIp, version, manager: identity.isManager, startedAt,
-          overlay: { checkedAt: coarse(o.lastRunAt), changedAt: o.lastRepairAt, runs: o.runs, failedRuns: o.failedRuns, drift: o.drift, ...(o.failing ? { failing: o.failing } : {}) },
+          overlay: { checkedAt: coarse(o.lastRunAt), changedAt: o.lastRepairAt, runs: o.runs, failedRuns: o.failedRuns, drift: o.drift, ...(o.failing ? { failing: o.failing } : {}), ...(o.fastPath ? { fastPath: o.fastPath } : {}) },
           dns: { served: d.served, waiting: d.waiting, serveFailures: d.serveFailures, repairs: d.repairs, ...(d.repairedAt ? { repairedAt: d.repairedAt } : {}) },
           lb: { backend: lb.backend, vips: l.vips, backends: l.backends, checkedAt: coarse(l.lastCheckAt), changedAt: l.lastSyncAt, repairedAt: l.lastRepairAt, failures: l.failures, repairs: l.repairs, refusedAt: l.lastRefusedAt, ...(l.failing ? { failing: l.failing } : {}) },
           ipam: { unused: audit.stats.unused, sample: audit.stats.sample, checkedAt: coarse(audit.stats.checkedAt) },

@@ -1,5 +1,6 @@
-// Real IPVS for the IPVS backend's tests on machines whose kernel has none: Debian's cloud kernel, booted under qemu
-// from an initramfs with busybox, iproute2, ipvsadm, nft and Node (../../../shared/reference/ipvs-in-a-guest.md).
+// Real IPVS for the IPVS backend's tests on machines whose kernel has none, and nftables flowtables for the overlay's
+// fast path (same story): Debian's cloud kernel, booted under qemu from an initramfs with busybox, iproute2, ipvsadm,
+// nft, iptables and Node (../../../shared/reference/ipvs-in-a-guest.md).
 // The kernel package is only downloaded (apt-get download) and unpacked, never installed; the image is built once
 // into a cache (rebuilt when its recipe, the kernel package or Node change) and each boot appends a small payload.
 //
@@ -8,7 +9,7 @@
 //   bundle(entry) -> Promise<string>             one ESM file of entry and everything it imports (esbuild)
 //   bootGuest({ image, script, timeoutSec }) -> Promise<{ serial, code, ms }>   runs `node script` as the guest's job
 import { createHash } from 'node:crypto';
-import { copyFileSync, chmodSync, existsSync, lstatSync, statSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, existsSync, lstatSync, statSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,10 +19,14 @@ import { REPO } from './state.mjs';
 const CACHE = join(REPO, 'build/.cache/ipvs-guest');
 /** The emulator and its fixed options (a literal list: the prerequisite guard reads program names from code). */
 const QEMU = ['qemu-system-x86_64', '-m', '1024', '-smp', '1', '-nographic', '-no-reboot', '-nic', 'none'];
-/** Modules the guest loads at boot (their dependencies come along): IPVS, the nftables pieces the backend's table uses, the links of the test topology. */
-const MODULES = ['ip_vs', 'ip_vs_rr', 'nf_conntrack', 'nf_nat', 'nf_tables', 'nft_chain_nat', 'nft_masq', 'nft_reject', 'nft_reject_ipv4', 'nf_reject_ipv4', 'dummy', 'veth'];
+/** Modules the guest loads at boot (their dependencies come along): IPVS, the nftables pieces the LB tables use, the overlay's links, flowtable and FORWARD chain (iptables-nft), the links of the test topologies. */
+const MODULES = ['ip_vs', 'ip_vs_rr', 'nf_conntrack', 'nf_nat', 'nf_tables', 'nft_chain_nat', 'nft_masq', 'nft_reject', 'nft_reject_ipv4', 'nf_reject_ipv4', 'dummy', 'veth',
+  'vxlan', 'bridge', 'nf_flow_table', 'nf_flow_table_inet', 'nft_flow_offload', 'nft_nat', 'nft_compat', 'xt_comment', 'nft_ct', 'br_netfilter'];
 /** Dynamically linked programs copied with their libraries: [path on this machine, path in the guest]. */
-const PROGRAMS = [['ip', '/sbin/ip'], ['ipvsadm', '/sbin/ipvsadm'], ['nft', '/sbin/nft']];
+const PROGRAMS = [['ip', '/sbin/ip'], ['ipvsadm', '/sbin/ipvsadm'], ['nft', '/sbin/nft'], ['bridge', '/sbin/bridge'],
+  ['iptables', '/sbin/iptables'], ['iptables-restore', '/sbin/iptables-restore']];
+
+const XTABLES_EXTENSIONS = ['libxt_standard.so', 'libxt_comment.so'];
 
 /**
  * PID 1. busybox ash runs its own `ip` applet before PATH, hence /sbin/ip; the guest must never let PID 1 exit
@@ -174,6 +179,9 @@ async function buildImage(dir, pkg, log) {
     copyInto(root, from, to);
     for (const lib of await librariesOf(from)) if (!existsSync(join(root, lib))) copyInto(root, lib);
   }
+  // iptables loads its match and target extensions from beside libxtables (the overlay's FORWARD chain uses these).
+  const libxtables = (await librariesOf(findProgram('iptables'))).find((l) => /\/libxtables\.so/.test(l));
+  for (const ext of XTABLES_EXTENSIONS) if (libxtables) copyInto(root, join(dirname(realpathSync(libxtables)), 'xtables', ext)); // its real directory: iptables' compiled-in path
   const modules = stageModules(kernelRoot, root, kver);
   await run(busybox, ['depmod', '-b', root, kver]); // modules.dep and modules.alias: nft loads expressions by alias
   for (const d of ['proc', 'sys', 'dev', 'tmp', 'run', 'etc']) mkdirSync(join(root, d), { recursive: true });
@@ -217,7 +225,9 @@ export async function ensureGuestImage(log = () => {}) {
 /** One ESM file holding `entry` and what it imports (node builtins stay imports). */
 export async function bundle(entry) {
   const { build } = await import('esbuild');
-  const out = await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', write: false, logLevel: 'silent' });
+  // CommonJS dependencies (pino, under the overlay's logger) require node builtins: give the ESM bundle a require.
+  const banner = "import { createRequire as __guestRequire } from 'node:module'; const require = __guestRequire(import.meta.url);";
+  const out = await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', write: false, logLevel: 'silent', banner: { js: banner } });
   return out.outputFiles[0].text;
 }
 

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { request, type IncomingMessage } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Kernel } from '../../flannel/kernel.js';
 import { BRIDGE_PREFIX, ROUTE_PROTO, VETH_HOST_PREFIX, VETH_PEER_PREFIX, VXLAN_PREFIX } from '../../flannel/names.js';
 import { docker, execInNode } from '../../scripts/lab/dockerd.mjs';
 import { DEFAULT_ENGINE, ensureEngine, parseEngines } from '../../scripts/lab/engines.mjs';
@@ -751,6 +752,9 @@ if (!enabled) {
     t.is(first.code, 0, JSON.stringify(first.json.attention));
     t.deepEqual(first.json.nodes.map((n) => [n.node, n.publicIp, n.manager]), c.sb.nodes.map((n) => [n.name, n.address, n.role === 'manager']));
     for (const n of first.json.nodes) t.is(n.lb.backend, 'nftables', `${n.node}: the LB backend in use`);
+    // The nodes share this machine's kernel: the fast path is on where it has flowtables, else says why it is not.
+    const flowtable = await new Kernel().flowtableSupported();
+    for (const n of first.json.nodes) t.is(n.overlay.fastPath, flowtable ? 'on' : 'unavailable', `${n.node}: the overlay fast path`);
     t.is(first.json.etcd.reads, 5, 'a bounded number of range reads');
     const net = first.json.networks.find((n) => n.name === NETWORK);
     t.truthy(net, `${NETWORK} is listed`);

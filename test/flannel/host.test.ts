@@ -101,7 +101,7 @@ serial('a lease change is applied from what the last complete run put in place; 
   await ip('route', 'del', '10.140.2.0/24', 'proto', '83');
   const q = { networkId: 'N', subnet: '10.140.3.0/24', publicIp: '192.168.50.4', vtepMac: vtepMac('q', 300), node: 'q' };
   const change = await r.update({ ...state, leases: [...state.leases, q] });
-  t.deepEqual(change.changes, { links: 0, addresses: 0, routes: 1, neighbours: 1, fdb: 1, rules: 0 }, 'only q\'s entries: the kernel was not read');
+  t.deepEqual(change.changes, { links: 0, addresses: 0, routes: 1, neighbours: 1, fdb: 1, rules: 0, fastPath: 0 }, 'only q\'s entries: the kernel was not read');
   t.deepEqual((await k.ourRoutes()).map((x) => x.dst).sort(), ['10.140.3.0/24'], 'the deleted route is still missing');
   t.is(r.stats.drift.routes, undefined);
   // The next run that reads the kernel (the period; reconcile()) repairs it, as drift.
@@ -111,7 +111,7 @@ serial('a lease change is applied from what the last complete run put in place; 
   t.is(r.stats.drift.routes?.count, 1);
   // q leaves: its entries go without a kernel read too.
   const leave = await r.update(state);
-  t.deepEqual(leave.changes, { links: 0, addresses: 0, routes: 1, neighbours: 1, fdb: 1, rules: 0 });
+  t.deepEqual(leave.changes, { links: 0, addresses: 0, routes: 1, neighbours: 1, fdb: 1, rules: 0, fastPath: 0 });
   t.deepEqual((await k.ourRoutes()).map((x) => x.dst), ['10.140.2.0/24']);
   await r.stop();
 });
@@ -121,7 +121,7 @@ serial('restart: a new reconciler adopts its recorded links and removes them whe
   const bridgeMac = (await k.link('swbr300'))!.mac;
   const r2 = new OverlayReconciler({ stateDir, netns: ns });
   const rep = await r2.update(state);
-  t.deepEqual(rep.changes, { links: 0, addresses: 0, routes: 0, neighbours: 0, fdb: 0, rules: 0 }, 'nothing to redo');
+  t.deepEqual(rep.changes, { links: 0, addresses: 0, routes: 0, neighbours: 0, fdb: 0, rules: 0, fastPath: 0 }, 'nothing to redo');
   t.is((await k.link('swbr300'))!.mac, bridgeMac, 'the gateway MAC is stable');
   const gone = await r2.update({ ...state, networks: [], leases: [] });
   t.true(gone.ok);
@@ -132,4 +132,28 @@ serial('restart: a new reconciler adopts its recorded links and removes them whe
   t.is(await k.forwardChainRules(), undefined, 'the last network gone: our filter chain goes too');
   t.false(await k.hasForwardJump(), 'and the jump to it from FORWARD');
   t.deepEqual((await r2.update({ ...state, networks: [], leases: [] })).changes.rules, 0, 'nothing left to remove');
+});
+
+serial('fast path: a kernel without flowtables gets none and says so; the overlay is programmed all the same', async (t) => {
+  const k = new Kernel(ns);
+  // This suite's kernel decides the branch; test/flannel/fast-path-guest.test.ts covers a kernel that has them.
+  const supported = await k.flowtableSupported();
+  const r = new OverlayReconciler({ stateDir, netns: ns });
+  const rep = await r.update(state);
+  t.true(rep.ok, rep.errors.join('; '));
+  t.true((await k.links()).some((l) => l.name === 'swvx300'));
+  if (supported) {
+    t.is(r.stats.fastPath, 'on');
+    t.regex((await k.fastPathListing()) ?? '', /devices = \{ swbr300, swvx300 \}/);
+  } else {
+    t.is(r.stats.fastPath, 'unavailable');
+    t.is(rep.changes.fastPath, 0);
+    t.is(await k.fastPathListing(), undefined, 'nothing half-made');
+    t.is((await r.reconcile()).changes.fastPath, 0, 'not retried every pass');
+  }
+  const off = new OverlayReconciler({ stateDir, netns: ns, fastPath: false });
+  t.true((await off.update(state)).ok);
+  t.is(off.stats.fastPath, 'off');
+  t.is(await k.fastPathListing(), undefined);
+  t.true((await off.update({ ...state, networks: [], leases: [] })).ok);
 });

@@ -76,7 +76,7 @@ serial('kernel state is flannel-shaped, and a second reconcile changes nothing',
   t.true((await k.neighbours(vxlanName(101))).some((n) => n.ip === '10.128.2.0' && n.mac === vtepMac('node-b', 101) && n.permanent));
   const again = await recs.a!.reconcile();
   t.true(again.ok, again.errors.join('; '));
-  t.deepEqual(again.changes, { links: 0, addresses: 0, routes: 0, neighbours: 0, fdb: 0, rules: 0 });
+  t.deepEqual(again.changes, { links: 0, addresses: 0, routes: 0, neighbours: 0, fdb: 0, rules: 0, fastPath: 0 });
   const record = JSON.parse(readFileSync(join(hosts.a.stateDir, 'overlay-links.json'), 'utf8')) as { links: string[] };
   t.deepEqual(record.links, ['swbr101', 'swbr102', 'swvx101', 'swvx102']);
 });

@@ -10,7 +10,7 @@ const STALE = 150_000;
 function node(name: string, over: Partial<NodeStatusRecord> = {}): NodeStatusRecord {
   return {
     node: name, publicIp: `10.0.0.${name.slice(-1)}`, version: '0.1.0', manager: name === 'node1', startedAt: NOW - 600_000,
-    overlay: { checkedAt: NOW - 60_000, changedAt: NOW - 300_000, runs: 40, failedRuns: 0 },
+    overlay: { checkedAt: NOW - 60_000, changedAt: NOW - 300_000, runs: 40, failedRuns: 0, fastPath: 'on' },
     dns: { served: 2, waiting: 0, serveFailures: 0 },
     lb: { backend: 'nftables', vips: 1, backends: 3, checkedAt: NOW - 60_000, changedAt: NOW - 30_000, failures: 0, repairs: 0 },
     refusals: [], ...over,
@@ -97,7 +97,7 @@ test('the table shows every node, network and service and says when nothing need
   s.view.delete(`${P}/swarmnet/docker/containers/node2/c4`);
   s.view.set(`${P}/swarmnet/docker/containers/node1/c4`, JSON.stringify({ id: 'c4', serviceId: 's2', live: true, networks: {} }));
   const text = renderStatus(buildStatus(P, s, NOW, STALE), NOW);
-  t.regex(text, /^node1\s+10\.0\.0\.1\s+manager\s+0\.1\.0\s+10 min\s+60 s ago\s+2\s+nftables\s+1\s+3\s+30 s ago\s+-$/m);
+  t.regex(text, /^node1\s+10\.0\.0\.1\s+manager\s+0\.1\.0\s+10 min\s+60 s ago\s+on\s+2\s+nftables\s+1\s+3\s+30 s ago\s+-$/m);
   t.regex(text, /^appnet\s+10\.128\.0\.0\/20\s+4096\s+node1=10\.128\.0\.0\/25 node2=10\.128\.0\.128\/25\s+node1=1 node2=1$/m);
   t.regex(text, /^web\s+vip\s+appnet=10\.128\.15\.130\s+1\/3$/m);
   t.regex(text, /^OK: nothing needs attention$/m);
