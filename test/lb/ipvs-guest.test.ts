@@ -1,42 +1,13 @@
 // The IPVS backend against a real kernel. This machine's kernel has no IPVS, so the checks run in a throw-away
 // guest: Debian's cloud kernel under qemu (scripts/lab/ipvs-guest.mjs), with the backend and test/lb/ipvs-guest-checks.ts
 // bundled into one file. One boot runs every check; each prints a marker line that one test below reads.
-import test from 'ava';
-import { fileURLToPath } from 'node:url';
-import { bootGuest, bundle, ensureGuestImage, qemuMissing } from '../../scripts/lab/ipvs-guest.mjs';
+import { guestChecks } from '../helpers/guest-checks.js';
 
-const CHECKS = ['setup', 'rendered', 'balanced', 'client-source', 'hairpin', 'refused', 'apply-keeps-connections', 'drain', 'drain-idle-deleted',
-  'drift-repair', 'drain-timeout', 'removal'];
-const missing = qemuMissing();
-const markers = new Map<string, { pass: boolean; detail: string }>();
-let serial = '';
-
-if (missing) {
-  test.skip(`IPVS backend in a guest kernel — skipped: ${missing}`, () => {});
-} else {
-  test.before('build the guest image (cached), bundle the checks, boot once', async (t) => {
-    t.timeout(10 * 60_000, 'a first run downloads the kernel package and packs Node into the image');
-    const image = await ensureGuestImage((m) => t.log(m));
-    const script = await bundle(fileURLToPath(new URL('./ipvs-guest-checks.ts', import.meta.url)));
-    const boot = await bootGuest({ image, script, timeoutSec: 150 });
-    serial = boot.serial;
-    for (const m of serial.matchAll(/^IPVS-TEST (PASS|FAIL) (\S+) (.*)$/gm)) markers.set(m[2]!, { pass: m[1] === 'PASS', detail: m[3]! });
-    const result = /^IPVS-TEST RESULT .*$/m.exec(serial)?.[0] ?? 'no result line';
-    t.log(`guest ${image.kver}: ${result}, boot-to-poweroff ${boot.ms} ms (qemu exit ${boot.code})`);
-  });
-
-  for (const name of CHECKS) {
-    test(`IPVS in a guest kernel: ${name}`, (t) => {
-      const m = markers.get(name);
-      if (!m) t.fail(`no marker for ${name}; the guest's console ended with:\n${serial.split('\n').slice(-40).join('\n')}`);
-      else t.true(m.pass, m.detail);
-      if (m) t.log(m.detail);
-    });
-  }
-
-  test('IPVS in a guest kernel: every check reported and the guest finished', (t) => {
-    t.deepEqual([...markers.keys()].filter((k) => !CHECKS.includes(k)), [], 'a check the test does not know');
-    t.regex(serial, /^IPVS-TEST RESULT (PASS|FAIL)/m, 'the checks ran to the end');
-    t.regex(serial, /^IPVS-GUEST EXIT 0 /m, 'the guest script exited cleanly');
-  });
-}
+guestChecks({
+  title: 'IPVS in a guest kernel',
+  checksFile: new URL('./ipvs-guest-checks.ts', import.meta.url),
+  marker: 'IPVS-TEST',
+  checks: ['setup', 'rendered', 'balanced', 'client-source', 'hairpin', 'refused', 'apply-keeps-connections', 'drain', 'drain-idle-deleted',
+    'drift-repair', 'drain-timeout', 'removal'],
+  timeoutSec: 150,
+});
