@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { logger, type Logger } from '../common/log.js';
 import { desiredKernelState, type DesiredState, type Skipped } from './desired.js';
 import { entriesOf, planEntries, planLinks, type EntriesPlan } from './diff.js';
-import { renderFastPath, renderFastPathRemoval, type FastPathPair } from './fast-path.js';
+import { fastPathDevices, renderDeviceChange, renderFastPath, renderFastPathRemoval, splitListing, type FastPathPair } from './fast-path.js';
 import { Kernel, type BatchResult } from './kernel.js';
 import type { OverlayState } from './model.js';
 import { bridgeName } from './names.js';
@@ -93,11 +93,11 @@ export class OverlayReconciler {
   /** Whether the kernel takes a flowtable, probed once when first needed. */
   private flowtable?: boolean;
   /**
-   * The fast-path table as the kernel listed it right after our last write, and for which pairs: drift is any
-   * difference. Kept in the state directory, so a restarted daemon adopts the table instead of rewriting it (a
-   * rewrite would send every offloaded flow back through the slow path once).
+   * The fast-path table as the kernel listed it right after our last whole write (devices blanked), and for which
+   * pairs: drift is any difference. Kept in the state directory, so a restarted daemon adopts the table instead of
+   * rewriting it (a rewrite sends every offloaded flow back through the slow path once).
    */
-  private fastWritten?: { pairs: string; listing: string };
+  private fastWritten?: { pairs: string; shape: string };
   private readonly fastFile: string;
 
   constructor(opts: ReconcilerOptions) {
@@ -133,6 +133,19 @@ export class OverlayReconciler {
       return this.runOnce();
     });
     this.pending = p;
+    this.tail = p;
+    return p;
+  }
+
+  /**
+   * A container's veth joined one of our bridges: it enters the flowtable now (one nft call, after any run in
+   * flight) rather than at the next pass. A failure is left to that pass.
+   */
+  portAdded(port: string): Promise<void> {
+    const p = this.tail.then(async () => {
+      if (this.stats.fastPath !== 'on' || !this.fastWritten) return;
+      await this.kernel.nftApply(renderDeviceChange([port], [])).catch(() => undefined);
+    });
     this.tail = p;
     return p;
   }
@@ -251,7 +264,8 @@ export class OverlayReconciler {
     // Phase 3: filter rules; phase 4: the fast path over the links that exist.
     await this.applyRules(desired, report);
     const pairs = desired.links.flatMap((l) => (l.kind === 'vxlan' && present.has(l.name) && present.has(bridgeName(l.vni)) ? [{ bridge: bridgeName(l.vni), vxlan: l.name }] : []));
-    await this.applyFastPath(pairs, report);
+    const bridges = new Set(pairs.map((p) => p.bridge));
+    await this.applyFastPath(pairs, after.filter((l) => l.master !== undefined && bridges.has(l.master)).map((l) => l.name), report);
     this.applied = { desired, underlayMtu: underlay.mtu };
   }
 
@@ -288,8 +302,12 @@ export class OverlayReconciler {
     }
   }
 
-  /** Writes the whole table when it is missing, differs from what we wrote, or the networks changed; removes it when unwanted. */
-  private async applyFastPath(pairs: FastPathPair[], report: ReconcileReport): Promise<void> {
+  /**
+   * Writes the whole table when it is missing, differs from what we wrote, or the networks changed; removes it when
+   * unwanted. Ports (containers) coming and going only add or remove flowtable devices: other flows stay offloaded.
+   * That follows Docker, not drift, so it is not counted as a change.
+   */
+  private async applyFastPath(pairs: FastPathPair[], ports: string[], report: ReconcileReport): Promise<void> {
     if (this.fastPathWanted && pairs.length > 0 && this.flowtable === undefined) {
       this.flowtable = await this.kernel.flowtableSupported();
       if (!this.flowtable) this.log.info({}, 'overlay fast path unavailable: the kernel has no nftables flowtable (CONFIG_NF_FLOW_TABLE); traffic takes the regular forward path');
@@ -308,17 +326,23 @@ export class OverlayReconciler {
       this.rememberFastPath(undefined);
     } else {
       const key = JSON.stringify(pairs);
-      if (have === undefined || this.fastWritten?.pairs !== key || this.fastWritten.listing !== have) {
+      const devices = fastPathDevices(pairs, ports);
+      const now = have === undefined ? undefined : splitListing(have);
+      if (!now || this.fastWritten?.pairs !== key || this.fastWritten.shape !== now.shape) {
         this.rememberFastPath(undefined);
-        await this.kernel.nftApply(renderFastPath(pairs));
-        this.rememberFastPath({ pairs: key, listing: (await this.kernel.fastPathListing()) ?? '' });
+        await this.kernel.nftApply(renderFastPath(pairs, devices));
+        this.rememberFastPath({ pairs: key, shape: splitListing((await this.kernel.fastPathListing()) ?? '').shape });
         report.changes.fastPath++;
+      } else {
+        const add = devices.filter((d) => !now.devices.includes(d));
+        const remove = now.devices.filter((d) => !devices.includes(d));
+        if (add.length || remove.length) await this.kernel.nftApply(renderDeviceChange(add, remove));
       }
     }
     this.stats.fastPath = state;
   }
 
-  private rememberFastPath(w: { pairs: string; listing: string } | undefined): void {
+  private rememberFastPath(w: { pairs: string; shape: string } | undefined): void {
     if (w === undefined && this.fastWritten === undefined) return;
     this.fastWritten = w;
     if (!w) return rmSync(this.fastFile, { force: true });
@@ -334,10 +358,10 @@ export class OverlayReconciler {
 }
 
 /** The remembered fast-path write, or undefined (none, or unreadable: the table is then written again). */
-function readWritten(file: string): { pairs: string; listing: string } | undefined {
+function readWritten(file: string): { pairs: string; shape: string } | undefined {
   try {
-    const v = JSON.parse(readFileSync(file, 'utf8')) as { pairs?: unknown; listing?: unknown };
-    return typeof v.pairs === 'string' && typeof v.listing === 'string' ? { pairs: v.pairs, listing: v.listing } : undefined;
+    const v = JSON.parse(readFileSync(file, 'utf8')) as { pairs?: unknown; shape?: unknown };
+    return typeof v.pairs === 'string' && typeof v.shape === 'string' ? { pairs: v.pairs, shape: v.shape } : undefined;
   } catch {
     return undefined;
   }

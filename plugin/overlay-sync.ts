@@ -154,7 +154,9 @@ export class OverlaySync implements OverlayPort {
 
   async createEndpointLink(args: { bridge: string; endpointId: string; mac: string; mtu: number }): Promise<{ hostName: string; peerName: string }> {
     checkEndpointId(args.endpointId);
-    return createEndpointLink(args);
+    const names = await createEndpointLink(args);
+    void this.reconciler.portAdded(names.hostName);
+    return names;
   }
 
   async forgetNeighbour(bridge: string, address: string): Promise<void> {

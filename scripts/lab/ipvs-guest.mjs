@@ -5,7 +5,7 @@
 // into a cache (rebuilt when its recipe, the kernel package or Node change) and each boot appends a small payload.
 //
 //   qemuMissing() -> string | undefined         why the guest cannot run here (undefined: it can)
-//   ensureGuestImage(log) -> Promise<GuestImage>   { dir, kernel, initrd, kver, pkg }
+//   ensureGuestImage(log) -> Promise<GuestImage>   { dir, kernel, initrd, kver, pkg, programs }
 //   bundle(entry) -> Promise<string>             one ESM file of entry and everything it imports (esbuild)
 //   bootGuest({ image, script, timeoutSec }) -> Promise<{ serial, code, ms }>   runs `node script` as the guest's job
 import { createHash } from 'node:crypto';
@@ -25,6 +25,8 @@ const MODULES = ['ip_vs', 'ip_vs_rr', 'nf_conntrack', 'nf_nat', 'nf_tables', 'nf
 /** Dynamically linked programs copied with their libraries: [path on this machine, path in the guest]. */
 const PROGRAMS = [['ip', '/sbin/ip'], ['ipvsadm', '/sbin/ipvsadm'], ['nft', '/sbin/nft'], ['bridge', '/sbin/bridge'],
   ['iptables', '/sbin/iptables'], ['iptables-restore', '/sbin/iptables-restore']];
+/** Copied when this machine has them (the image records which): iperf3 for bench/overlay-guest. */
+const OPTIONAL_PROGRAMS = [['iperf3', '/usr/bin/iperf3']];
 
 const XTABLES_EXTENSIONS = ['libxt_standard.so', 'libxt_comment.so'];
 
@@ -173,7 +175,8 @@ async function buildImage(dir, pkg, log) {
   for (const a of applets) symlinkSync('busybox', join(root, 'bin', a));
   mkdirSync(join(root, 'sbin'));
   symlinkSync('../bin/busybox', join(root, 'sbin/modprobe')); // the kernel's request_module() runs /sbin/modprobe
-  const programs = [...PROGRAMS.map(([name, to]) => [findProgram(name), to]), [process.execPath, '/usr/bin/node']];
+  const optional = OPTIONAL_PROGRAMS.filter(([name]) => findProgram(name)).map(([name, to]) => [findProgram(name), to]);
+  const programs = [...PROGRAMS.map(([name, to]) => [findProgram(name), to]), ...optional, [process.execPath, '/usr/bin/node']];
   for (const [from, to] of programs) {
     if (!from) throw new Error(`the guest needs ${to.split('/').at(-1)} on this machine`);
     copyInto(root, from, to);
@@ -202,7 +205,8 @@ async function buildImage(dir, pkg, log) {
 
 /** The guest's kernel and initramfs, built on first use (and after any change to this file, the kernel or Node). */
 export async function ensureGuestImage(log = () => {}) {
-  const recipe = createHash('sha256').update(readFileSync(fileURLToPath(import.meta.url))).update(process.version).digest('hex').slice(0, 12);
+  const optional = OPTIONAL_PROGRAMS.filter(([name]) => findProgram(name)).map(([name]) => name).join(',');
+  const recipe = createHash('sha256').update(readFileSync(fileURLToPath(import.meta.url))).update(process.version).update(optional).digest('hex').slice(0, 12);
   let pkg;
   try {
     pkg = await kernelPackage();
@@ -219,7 +223,7 @@ export async function ensureGuestImage(log = () => {}) {
     await buildImage(dir, pkg, log);
   }
   const { kver } = JSON.parse(readFileSync(join(dir, 'image.json'), 'utf8'));
-  return { dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.cpio.zst'), kver, pkg };
+  return { dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.cpio.zst'), kver, pkg, programs: optional ? optional.split(',') : [] };
 }
 
 /** One ESM file holding `entry` and what it imports (node builtins stay imports). */

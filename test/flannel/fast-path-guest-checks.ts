@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run } from '../../common/exec.js';
 import { setLogLevel } from '../../common/log.js';
-import { FAST_TABLE } from '../../flannel/fast-path.js';
+import { FAST_TABLE, splitListing } from '../../flannel/fast-path.js';
 import { Kernel } from '../../flannel/kernel.js';
 import type { HostLease, OverlayNetwork, OverlayState } from '../../flannel/model.js';
 import { bridgeName } from '../../flannel/names.js';
@@ -48,6 +48,11 @@ const lease = (net: OverlayNetwork, h: LabHost, third: number): HostLease => ({
   networkId: net.id, subnet: `${net.subnet.split('.').slice(0, 2).join('.')}.${third}.0/24`, publicIp: h.node.publicIp, vtepMac: vtepMac(h.node.name, net.vni), node: h.node.name,
 });
 const stateFor = (h: LabHost): OverlayState => ({ node: h.node, networks, leases });
+
+/** The containers' veth host ends on host `h`'s bridge of network 101. */
+async function portsOf(h: LabHost): Promise<string[]> {
+  return (JSON.parse((await run('ip', ['-n', h.ns, '-json', 'link', 'show', 'master', bridgeName(101)])).stdout) as { ifname: string }[]).map((l) => l.ifname);
+}
 
 /** A host's TCP conntrack entries (/proc/net/nf_conntrack: [OFFLOAD] marks a flow in the flowtable). */
 async function flows(h: LabHost): Promise<string[]> {
@@ -111,7 +116,16 @@ async function main(): Promise<void> {
     c.b1 = await lab.container(b, 'b1', bridgeName(101), '10.128.2.10', 24, '10.128.2.1', 1450);
     c.a2 = await lab.container(a, 'a2', bridgeName(102), '10.129.1.10', 24, '10.129.1.1', 1450);
     ensure(await ping(c.a1.ns, c.b1.ip), 'a1 cannot ping b1');
-    return 'both hosts: table written once, devices of both networks, a second pass changes nothing';
+    // The containers' veths were made outside the reconciler (as Join's are): the next pass adds them as devices.
+    for (const r of [ra, rb]) {
+      const rep = await r.reconcile();
+      ensure(rep.ok && rep.changes.fastPath === 0, `a pass adding ports counted as a change: ${JSON.stringify(rep.changes)}`);
+    }
+    const ports = await portsOf(a);
+    ensure(ports.length === 1, `host a's ports on network 101 (a1 only): ${ports.join(' ')}`);
+    const devices = splitListing((await new Kernel(a.ns).fastPathListing()) ?? '').devices;
+    ensure(ports.every((p) => devices.includes(p)), `flowtable devices ${devices.join(' ')} lack a port of ${ports.join(' ')}`);
+    return `both hosts: table written once, devices of both networks and their ports (${devices.join(' ')}), a second pass changes nothing`;
   });
 
   await check('offloaded', async () => {
@@ -150,6 +164,22 @@ async function main(): Promise<void> {
     ensure((ra.stats.drift.fastPath?.count ?? 0) === 2, `drift counted ${JSON.stringify(ra.stats.drift)}`);
     ensure(((await new Kernel(a.ns).fastPathListing()) ?? '').includes('flow add @overlay'), 'the rule is not back');
     return 'a deleted table and a flushed chain each put back by the next pass, counted as drift';
+  });
+
+  await check('ports-follow-containers', async () => {
+    const k = new Kernel(a.ns);
+    c.a3 = await lab.container(a, 'a3', bridgeName(101), '10.128.1.11', 24, '10.128.1.1', 1450);
+    const before = splitListing((await k.fastPathListing()) ?? '').devices;
+    const port = (await portsOf(a)).find((p) => !before.includes(p));
+    ensure(port, 'no new port on host a');
+    await ra.portAdded(port);
+    ensure(splitListing((await k.fastPathListing()) ?? '').devices.includes(port), `${port} not added by portAdded`);
+    await run('ip', ['netns', 'del', c.a3.ns]); // the container goes: its veth pair with it
+    await sleep(200);
+    ensure(!splitListing((await k.fastPathListing()) ?? '').devices.includes(port), `${port} still a device after its link went`);
+    const rep = await ra.reconcile();
+    ensure(rep.ok && rep.changes.fastPath === 0, `after the container left: ${JSON.stringify(rep.changes)} ${rep.errors.join('; ')}`);
+    return `a new container's port ${port} joined at once (portAdded), left with its link, and nothing was rewritten`;
   });
 
   await check('restart-adopts', async () => {

@@ -8,6 +8,6 @@ guestChecks({
   title: 'overlay fast path in a guest kernel',
   checksFile: new URL('./fast-path-guest-checks.ts', import.meta.url),
   marker: 'FAST-TEST',
-  checks: ['programmed', 'offloaded', 'vip-offloaded', 'isolation', 'drift-repaired', 'restart-adopts', 'network-removed', 'off', 'last-network-removed'],
+  checks: ['programmed', 'offloaded', 'vip-offloaded', 'isolation', 'drift-repaired', 'ports-follow-containers', 'restart-adopts', 'network-removed', 'off', 'last-network-removed'],
   timeoutSec: 240,
 });
