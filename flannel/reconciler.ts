@@ -336,7 +336,9 @@ export class OverlayReconciler {
       } else {
         const add = devices.filter((d) => !now.devices.includes(d));
         const remove = now.devices.filter((d) => !devices.includes(d));
-        if (add.length || remove.length) await this.kernel.nftApply(renderDeviceChange(add, remove));
+        // Best effort: a container that left between the listing and the write fails the change (it names a gone
+        // link); the next pass tries again, and meanwhile only that container's flows take the regular path.
+        if (add.length || remove.length) await this.kernel.nftApply(renderDeviceChange(add, remove)).catch((e: Error) => this.log.debug({ add, remove, err: e.message }, 'fast path devices not changed; next pass'));
       }
     }
     this.stats.fastPath = state;

@@ -3,7 +3,8 @@
  * on a veth underlay, each with a swarmnet container (the real OverlayReconciler, br_netfilter on and FORWARD's policy
  * DROP as on a Docker host) and a Docker-overlay-shaped container (bridge and VXLAN device inside a namespace of
  * their own, switched at layer 2, no rules). iperf3, one stream, paths interleaved per round. Prints
- * `OVERLAY-GUEST <path> <round> <Gbit/s>` per run, then `OVERLAY-GUEST DONE`.
+ * `OVERLAY-GUEST <path> <round> <Gbit/s>` per run, then `OVERLAY-GUEST DONE`. With `profile` (and perf in the image),
+ * each overlay path is then sampled with perf while iperf3 runs: `OVERLAY-GUEST-PROFILE <path> <Gbit/s> <%> <symbol>`.
  */
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,15 +17,17 @@ import { vtepMac } from '../../flannel/vtep-mac.js';
 import { Lab, sh, type LabHost } from '../../test/flannel/lab.js';
 
 setLogLevel('warn');
-const [seconds, rounds] = (process.env.OVERLAY_GUEST_ARGS ?? '5 4').split(' ').map(Number) as [number, number];
+const [secondsArg, roundsArg, mode] = (process.env.OVERLAY_GUEST_ARGS ?? '5 4').split(' ');
+const seconds = Number(secondsArg);
+const rounds = Number(roundsArg);
 const NET: OverlayNetwork = { id: 'net', vni: 101, subnet: '10.128.0.0/16' };
 
 /** One iperf3 run from namespace `client` to `address` (server in `server`); retried while the server starts. */
-async function iperf(server: string, client: string, address: string): Promise<number> {
+async function iperf(server: string, client: string, address: string, time = seconds): Promise<number> {
   const srv = spawn('ip', ['netns', 'exec', server, 'iperf3', '-s', '-1', '-p', '5201'], { stdio: 'ignore' });
   try {
     for (let i = 0; ; i++) {
-      const r = await run('ip', ['netns', 'exec', client, 'iperf3', '-c', address, '-p', '5201', '-t', String(seconds), '-J'], { allowFailure: true, timeoutMs: (seconds + 30) * 1000 });
+      const r = await run('ip', ['netns', 'exec', client, 'iperf3', '-c', address, '-p', '5201', '-t', String(time), '-J'], { allowFailure: true, timeoutMs: (time + 30) * 1000 });
       const j = r.code === 0 ? (JSON.parse(r.stdout) as { error?: string; end?: { sum_received?: { bits_per_second: number } } }) : undefined;
       if (j?.end?.sum_received) return j.end.sum_received.bits_per_second / 1e9;
       if (j?.error) console.log(`OVERLAY-GUEST-NOTE ${client} -> ${address}: ${j.error}`);
@@ -83,15 +86,26 @@ async function main(): Promise<void> {
   const macB = '02:42:0a:00:00:0b';
   const da = await dockerShaped(lab, a, 'da', '10.0.0.10', { mac: macB, publicIp: b.node.publicIp, ip: '10.0.0.11' }, macA);
   const db = await dockerShaped(lab, b, 'db', '10.0.0.11', { mac: macA, publicIp: a.node.publicIp, ip: '10.0.0.10' }, macB);
-  const paths: [string, () => Promise<number>][] = [
-    ['underlay', () => iperf(b.ns, a.ns, b.node.publicIp)],
-    ['docker-shaped', () => iperf(db, da, '10.0.0.11')],
-    ['swarmnet', async () => { await fast(false); return iperf(cb.ns, ca.ns, cb.ip); }],
-    ['swarmnet-fast-path', async () => { await fast(true); return iperf(cb.ns, ca.ns, cb.ip); }],
+  const paths: [string, (time?: number) => Promise<number>][] = [
+    ['underlay', (time) => iperf(b.ns, a.ns, b.node.publicIp, time)],
+    ['docker-shaped', (time) => iperf(db, da, '10.0.0.11', time)],
+    ['swarmnet', async (time) => { await fast(false); return iperf(cb.ns, ca.ns, cb.ip, time); }],
+    ['swarmnet-fast-path', async (time) => { await fast(true); return iperf(cb.ns, ca.ns, cb.ip, time); }],
   ];
   await paths[1]![1](); // warm-up, not counted
   for (let round = 1; round <= rounds; round++) {
     for (const [name, measure] of round % 2 ? paths : [...paths].reverse()) console.log(`OVERLAY-GUEST ${name} ${round} ${(await measure()).toFixed(3)}`);
+  }
+  if (mode === 'profile') {
+    // The guest is CPU-bound (one emulated CPU), so a symbol's share of samples is its share of the cost per byte.
+    for (const [name, measure] of paths) {
+      const running = measure(seconds + 4);
+      await sleep(2000);
+      await run('perf', ['record', '-q', '-a', '-e', 'cpu-clock', '-F', '999', '-o', '/tmp/perf.data', '--', 'sleep', String(seconds)]);
+      const gbps = await running;
+      const rep = await run('perf', ['report', '-i', '/tmp/perf.data', '--stdio', '--no-children', '--sort', 'sym', '-q', '--percent-limit', '0.2']);
+      for (const m of rep.stdout.matchAll(/^\s*([\d.]+)%\s+\[.\]\s+(\S+)/gm)) console.log(`OVERLAY-GUEST-PROFILE ${name} ${gbps.toFixed(3)} ${m[1]} ${m[2]}`);
+    }
   }
   await lab.destroy();
 }

@@ -5,11 +5,11 @@
 // into a cache (rebuilt when its recipe, the kernel package or Node change) and each boot appends a small payload.
 //
 //   qemuMissing() -> string | undefined         why the guest cannot run here (undefined: it can)
-//   ensureGuestImage(log) -> Promise<GuestImage>   { dir, kernel, initrd, kver, pkg, programs }
+//   ensureGuestImage(log, extras) -> Promise<GuestImage>   { dir, kernel, initrd, kver, pkg }
 //   bundle(entry) -> Promise<string>             one ESM file of entry and everything it imports (esbuild)
 //   bootGuest({ image, script, timeoutSec }) -> Promise<{ serial, code, ms }>   runs `node script` as the guest's job
 import { createHash } from 'node:crypto';
-import { copyFileSync, chmodSync, existsSync, lstatSync, statSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, existsSync, lstatSync, statSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,8 +25,8 @@ const MODULES = ['ip_vs', 'ip_vs_rr', 'nf_conntrack', 'nf_nat', 'nf_tables', 'nf
 /** Dynamically linked programs copied with their libraries: [path on this machine, path in the guest]. */
 const PROGRAMS = [['ip', '/sbin/ip'], ['ipvsadm', '/sbin/ipvsadm'], ['nft', '/sbin/nft'], ['bridge', '/sbin/bridge'],
   ['iptables', '/sbin/iptables'], ['iptables-restore', '/sbin/iptables-restore']];
-/** Copied when this machine has them (the image records which): iperf3 for bench/overlay-guest. */
-const OPTIONAL_PROGRAMS = [['iperf3', '/usr/bin/iperf3']];
+/** Programs an image may add on request (bench/overlay-guest: iperf3, and perf to profile). */
+const EXTRA_PROGRAMS = { iperf3: '/usr/bin/iperf3', perf: '/usr/bin/perf' };
 
 const XTABLES_EXTENSIONS = ['libxt_standard.so', 'libxt_comment.so'];
 
@@ -159,7 +159,7 @@ async function kernelDeb(pkg, log) {
   return join(debs, deb);
 }
 
-async function buildImage(dir, pkg, log) {
+async function buildImage(dir, pkg, extras, log) {
   const tmp = `${dir}.tmp`;
   rmSync(tmp, { recursive: true, force: true });
   const kernelRoot = join(tmp, 'kernel');
@@ -175,8 +175,8 @@ async function buildImage(dir, pkg, log) {
   for (const a of applets) symlinkSync('busybox', join(root, 'bin', a));
   mkdirSync(join(root, 'sbin'));
   symlinkSync('../bin/busybox', join(root, 'sbin/modprobe')); // the kernel's request_module() runs /sbin/modprobe
-  const optional = OPTIONAL_PROGRAMS.filter(([name]) => findProgram(name)).map(([name, to]) => [findProgram(name), to]);
-  const programs = [...PROGRAMS.map(([name, to]) => [findProgram(name), to]), ...optional, [process.execPath, '/usr/bin/node']];
+  const programs = [...PROGRAMS, ...extras.map((name) => [name, EXTRA_PROGRAMS[name]])].map(([name, to]) => [findProgram(name), to]);
+  programs.push([process.execPath, '/usr/bin/node']);
   for (const [from, to] of programs) {
     if (!from) throw new Error(`the guest needs ${to.split('/').at(-1)} on this machine`);
     copyInto(root, from, to);
@@ -203,10 +203,16 @@ async function buildImage(dir, pkg, log) {
   renameSync(tmp, dir);
 }
 
-/** The guest's kernel and initramfs, built on first use (and after any change to this file, the kernel or Node). */
-export async function ensureGuestImage(log = () => {}) {
-  const optional = OPTIONAL_PROGRAMS.filter(([name]) => findProgram(name)).map(([name]) => name).join(',');
-  const recipe = createHash('sha256').update(readFileSync(fileURLToPath(import.meta.url))).update(process.version).update(optional).digest('hex').slice(0, 12);
+/**
+ * The guest's kernel and initramfs, built on first use (and after any change to this file, the kernel, Node or the
+ * extra programs asked for). The two most recently used images are kept: the tests' and a bench's.
+ */
+export async function ensureGuestImage(log = () => {}, extras = []) {
+  const unknown = extras.filter((x) => !(x in EXTRA_PROGRAMS));
+  if (unknown.length) throw new Error(`the guest image has no recipe for ${unknown.join(', ')}`);
+  const absent = extras.filter((x) => !findProgram(x));
+  if (absent.length) throw new Error(`the guest image needs ${absent.join(', ')} on this machine`);
+  const recipe = createHash('sha256').update(readFileSync(fileURLToPath(import.meta.url))).update(process.version).update([...extras].sort().join(',')).digest('hex').slice(0, 12);
   let pkg;
   try {
     pkg = await kernelPackage();
@@ -219,11 +225,14 @@ export async function ensureGuestImage(log = () => {}) {
   const dir = join(CACHE, `${pkg}-${recipe}`);
   if (!existsSync(join(dir, 'image.json'))) {
     mkdirSync(CACHE, { recursive: true });
-    for (const old of readdirSync(CACHE)) if (old !== 'debs') rmSync(join(CACHE, old), { recursive: true, force: true });
-    await buildImage(dir, pkg, log);
+    const images = readdirSync(CACHE).filter((d) => d !== 'debs').sort((x, y) => statSync(join(CACHE, y)).mtimeMs - statSync(join(CACHE, x)).mtimeMs);
+    for (const old of images.slice(1)) rmSync(join(CACHE, old), { recursive: true, force: true });
+    await buildImage(dir, pkg, extras, log);
   }
+  const now = new Date();
+  utimesSync(dir, now, now); // most recently used
   const { kver } = JSON.parse(readFileSync(join(dir, 'image.json'), 'utf8'));
-  return { dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.cpio.zst'), kver, pkg, programs: optional ? optional.split(',') : [] };
+  return { dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.cpio.zst'), kver, pkg };
 }
 
 /** One ESM file holding `entry` and what it imports (node builtins stay imports). */

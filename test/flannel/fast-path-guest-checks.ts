@@ -179,7 +179,17 @@ async function main(): Promise<void> {
     ensure(!splitListing((await k.fastPathListing()) ?? '').devices.includes(port), `${port} still a device after its link went`);
     const rep = await ra.reconcile();
     ensure(rep.ok && rep.changes.fastPath === 0, `after the container left: ${JSON.stringify(rep.changes)} ${rep.errors.join('; ')}`);
-    return `a new container's port ${port} joined at once (portAdded), left with its link, and nothing was rewritten`;
+    // A port taken off the bridge (its link stays) is taken out of the flowtable by the next pass.
+    c.a4 = await lab.container(a, 'a4', bridgeName(101), '10.128.1.12', 24, '10.128.1.1', 1450);
+    const other = (await portsOf(a)).find((p) => !before.includes(p) && p !== port);
+    ensure(other, 'no port for a4');
+    await ra.reconcile();
+    ensure(splitListing((await k.fastPathListing()) ?? '').devices.includes(other), `${other} not added by the pass`);
+    await run('ip', ['-n', a.ns, 'link', 'set', other, 'nomaster']);
+    const off = await ra.reconcile();
+    ensure(off.ok && !splitListing((await k.fastPathListing()) ?? '').devices.includes(other), `${other} still a device off the bridge: ${off.errors.join('; ')}`);
+    await run('ip', ['netns', 'del', c.a4.ns]);
+    return `a new container's port ${port} joined at once (portAdded), left with its link; a port off the bridge was taken out by the pass; nothing was rewritten`;
   });
 
   await check('restart-adopts', async () => {
