@@ -203,6 +203,34 @@ async function buildImage(dir, pkg, extras, log) {
   renameSync(tmp, dir);
 }
 
+const BUILD_LOCK = '.build-lock';
+
+/**
+ * Runs `fn` holding the cache's build lock (a directory: mkdir is atomic). The guest tests run in parallel processes:
+ * without it two builds of one image share its .tmp directory, and a build's eviction deletes another's half-built
+ * image. A lock older than any build (its process died) is taken over.
+ */
+async function underBuildLock(fn) {
+  const lock = join(CACHE, BUILD_LOCK);
+  mkdirSync(CACHE, { recursive: true });
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+      const since = statSync(lock, { throwIfNoEntry: false })?.mtimeMs;
+      if (since !== undefined && Date.now() - since > 20 * 60_000) rmSync(lock, { recursive: true, force: true });
+      else await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
 /**
  * The guest's kernel and initramfs, built on first use (and after any change to this file, the kernel, Node or the
  * extra programs asked for). The two most recently used images are kept: the tests' and a bench's.
@@ -224,10 +252,12 @@ export async function ensureGuestImage(log = () => {}, extras = []) {
   }
   const dir = join(CACHE, `${pkg}-${recipe}`);
   if (!existsSync(join(dir, 'image.json'))) {
-    mkdirSync(CACHE, { recursive: true });
-    const images = readdirSync(CACHE).filter((d) => d !== 'debs').sort((x, y) => statSync(join(CACHE, y)).mtimeMs - statSync(join(CACHE, x)).mtimeMs);
-    for (const old of images.slice(1)) rmSync(join(CACHE, old), { recursive: true, force: true });
-    await buildImage(dir, pkg, extras, log);
+    await underBuildLock(async () => {
+      if (existsSync(join(dir, 'image.json'))) return; // another process built it meanwhile
+      const images = readdirSync(CACHE).filter((d) => d !== 'debs' && d !== BUILD_LOCK).sort((x, y) => statSync(join(CACHE, y)).mtimeMs - statSync(join(CACHE, x)).mtimeMs);
+      for (const old of images.slice(1)) rmSync(join(CACHE, old), { recursive: true, force: true });
+      await buildImage(dir, pkg, extras, log);
+    });
   }
   const now = new Date();
   utimesSync(dir, now, now); // most recently used
