@@ -168,10 +168,9 @@ export class Kernel {
     return r.code === 0 ? r.stdout : undefined;
   }
 
-  /** One nft transaction (all or nothing); throws with nft's own message. */
+  /** One nft transaction (all or nothing); a refusal throws with nft's own message (ExecError). */
   async nftApply(text: string): Promise<void> {
-    const r = await this.inNs('nft', ['-f', '-'], { input: text, allowFailure: true });
-    if (r.code !== 0) throw new Error(`nft: ${r.stderr.trim().split('\n')[0] ?? `exit ${r.code}`}`);
+    await this.inNs('nft', ['-f', '-'], { input: text });
   }
 
   /** Whether the kernel accepts a flowtable (checked with `nft -c`: nothing is created). */

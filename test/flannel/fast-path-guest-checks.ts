@@ -14,27 +14,14 @@ import type { HostLease, OverlayNetwork, OverlayState } from '../../flannel/mode
 import { bridgeName } from '../../flannel/names.js';
 import { OverlayReconciler } from '../../flannel/reconciler.js';
 import { vtepMac } from '../../flannel/vtep-mac.js';
+import { ensure, guestMarks } from '../helpers/guest-marks.js';
 import { Lab, ping, sh, type LabContainer, type LabHost } from './lab.js';
 
 setLogLevel('silent');
-const t0 = Date.now();
-let failed = 0;
+const { check, fail, result } = guestMarks('FAST-TEST');
 const NET1: OverlayNetwork = { id: 'net-one', vni: 101, subnet: '10.128.0.0/16' };
 const NET2: OverlayNetwork = { id: 'net-two', vni: 102, subnet: '10.129.0.0/16' };
 const VIP = '10.128.255.10';
-
-function ensure(ok: unknown, what: string): asserts ok {
-  if (!ok) throw new Error(what);
-}
-
-async function check(name: string, fn: () => Promise<string>): Promise<void> {
-  try {
-    console.log(`FAST-TEST PASS ${name} ${Date.now() - t0}ms ${await fn()}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAST-TEST FAIL ${name} ${Date.now() - t0}ms ${(e as Error).message.replaceAll('\n', ' | ')}`);
-  }
-}
 
 const lab = new Lab();
 let a: LabHost;
@@ -233,9 +220,8 @@ async function main(): Promise<void> {
 try {
   await main();
 } catch (e) {
-  failed++;
-  console.log(`FAST-TEST FAIL setup ${Date.now() - t0}ms ${(e as Error).stack?.replaceAll('\n', ' | ')}`);
+  fail('setup', e as Error);
 } finally {
   await lab.destroy();
 }
-console.log(`FAST-TEST RESULT ${failed ? 'FAIL' : 'PASS'} ${failed} failed in ${Date.now() - t0}ms`);
+result();

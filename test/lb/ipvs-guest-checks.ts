@@ -16,6 +16,7 @@ import type { LbBackend } from '../../lb/backend.js';
 import { applyDelta, copyState, diffStates, holds, type LbState, type VipEntry, type WrittenState } from '../../lb/desired.js';
 import { IpvsBackend } from '../../lb/ipvs/kernel.js';
 import { DUMMY, TABLE, parseIpvsList, vipMark } from '../../lb/ipvs/render.js';
+import { ensure, guestMarks } from '../helpers/guest-marks.js';
 
 const VIP1 = '10.96.0.10';
 const VIP2 = '10.96.0.11';
@@ -28,26 +29,12 @@ const gatewayOf = (name: string): string => `10.244.${name.slice(2)}.1`;
 const BACKENDS = NAMES.map(addrOf);
 const DRAIN_MS = 10_000;
 
-const t0 = Date.now();
-let failed = 0;
+const { check, result } = guestMarks('IPVS-TEST');
 
 function lbTool(cmd: string, args: string[], allowFailure = false): Promise<ExecResult> {
   return run('ip', ['netns', 'exec', 'lb', cmd, ...args], { allowFailure });
 }
 
-function ensure(ok: unknown, what: string): asserts ok {
-  if (!ok) throw new Error(what);
-}
-
-async function check(name: string, fn: () => Promise<string>): Promise<void> {
-  try {
-    const detail = await fn();
-    console.log(`IPVS-TEST PASS ${name} ${Date.now() - t0}ms ${detail}`);
-  } catch (e) {
-    failed++;
-    console.log(`IPVS-TEST FAIL ${name} ${Date.now() - t0}ms ${(e as Error).message.replaceAll('\n', ' | ')}`);
-  }
-}
 
 const entry = (vip: string, backends: string[]): VipEntry => ({ vip, serviceId: `svc-${vip}`, networkId: 'net-1', backends: [...backends].sort() });
 const state = (entries: VipEntry[], local: string[]): LbState => ({ vips: new Map(entries.map((e) => [e.vip, e])), local: new Set(local) });
@@ -353,7 +340,7 @@ async function main(): Promise<void> {
     return `no service, no ${DUMMY}, no table ${TABLE}, read() undefined; the foreign services stay; a second remove() is a no-op`;
   });
 
-  console.log(`IPVS-TEST RESULT ${failed ? 'FAIL' : 'PASS'} ${Date.now() - t0}ms`);
+  result();
 }
 
 await main();
