@@ -23,6 +23,8 @@ export interface InjectorOptions {
   pollMs?: number;
   /** How long after it is first wanted a namespace is polled for (default 2 min); then only on `intervalMs`. */
   pollForMs?: number;
+  /** How long Join waits for the namespace to be served; past it the container starts anyway, never failed by DNS (default 5 s). */
+  joinWaitMs?: number;
   /** Drift check: served namespaces still the same, failed ones retried (default 10 s). */
   intervalMs?: number;
   /** Takeover check: each served namespace still holds its takeover table, put back if not (default 30 s; one nft per namespace). */
@@ -136,7 +138,13 @@ export class DnsInjector {
     if (!entry.served) entry.joinedAt ??= performance.now();
     this.viewsDirty = true;
     this.rebuild();
-    await this.bounded(this.ensure(sandboxKey), 5000);
+    const waitMs = this.o.joinWaitMs ?? 5000;
+    await this.bounded(this.ensure(sandboxKey), waitMs);
+    // The namespace exists at Join (Docker ≥ 26) and serving it is still under way (a failure was said already):
+    // the container starts on Docker's resolver.
+    if (!entry.served && !entry.lastError && !this.stopped && this.entries.get(sandboxKey) === entry && this.kernel.netnsId(sandboxKey)) {
+      this.o.log.warn({ netns: sandboxKey, waitedMs: waitMs }, 'Join: DNS not served in the container\'s namespace yet; its first queries go to Docker\'s resolver');
+    }
   }
 
   async leave(endpointId: string): Promise<void> {

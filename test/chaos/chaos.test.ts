@@ -69,14 +69,14 @@ function noFailures(t: ExecutionContext, what: string, seenBy: Map<string, Summa
   }
 }
 /** Restarts each node's client (a container on a restarted node stopped with its dockerd). */
-async function clientsUp(live = nodes()): Promise<void> {
+async function clientsUp(t: ExecutionContext, live = nodes()): Promise<void> {
   const c = need();
   const web = await attached(live, c.network);
   const tasks = new Set((await serviceView(live[0]!, live, c.network, WEB)).tasks);
   for (const n of live) {
     const running = (await docker(n, ['inspect', '--format', '{{.State.Running}}', clientName(n)], { allowFailure: true })).stdout.trim() === 'true';
     const target = web.find((a) => tasks.has(a.address) && a.node !== n.name)?.address ?? c.vip;
-    if (!running) await startClient(n, NETWORK, WEB, c.vip, target);
+    if (!running) await startClient(n, NETWORK, WEB, c.vip, target, (m) => t.log(m));
   }
 }
 
@@ -98,7 +98,7 @@ if (!enabled) {
     ctx = { sb, etcd, network, vip: web.vip };
     // Each client asks for the VIP and for the web task of the next node (traffic over VXLAN).
     const byNode = new Map((await attached(sb.nodes, network)).filter((a) => web.tasks.includes(a.address)).map((a) => [a.node, a.address]));
-    for (const [i, n] of sb.nodes.entries()) await startClient(n, NETWORK, WEB, web.vip, byNode.get(sb.nodes[(i + 1) % sb.nodes.length]!.name)!);
+    for (const [i, n] of sb.nodes.entries()) await startClient(n, NETWORK, WEB, web.vip, byNode.get(sb.nodes[(i + 1) % sb.nodes.length]!.name)!, (m) => t.log(m));
     await settle(t, 'setup');
   });
 
@@ -258,7 +258,7 @@ if (!enabled) {
     }
     const restartedAt = Date.now();
     await waitServiceRunning(others[0]!, WEB, 3, 180_000);
-    await clientsUp();
+    await clientsUp(t);
     t.log(`${victim.name}'s dockerd stopped and started again (${secs(restartedAt - stoppedAt)}): ${WEB} runs 3/3 ${secs(Date.now() - restartedAt)} after`);
     await settle(t, 'dockerd restarted');
     const s = await seen(t, `${victim.name}'s dockerd restart`, from, Date.now(), others);
@@ -295,7 +295,7 @@ if (!enabled) {
     }
     const restartedAt = Date.now();
     await waitServiceRunning(manager, WEB, 3, 180_000);
-    await clientsUp();
+    await clientsUp(t);
     t.log(`${leaderName} back: ${WEB} runs 3/3 ${secs(Date.now() - restartedAt)} after its dockerd started`);
     await settle(t, 'leader restarted', nodes(), [WEB, BURST]);
     const s = await seen(t, 'leader dockerd restart', from, Date.now(), others);

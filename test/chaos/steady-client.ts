@@ -23,9 +23,21 @@ done`;
 
 export const clientName = (node: SandboxNode): string => `chaos-client-${node.name}`;
 
-export async function startClient(node: SandboxNode, network: string, service: string, vip: string, task: string): Promise<void> {
-  await docker(node, ['rm', '-f', clientName(node)], { allowFailure: true });
-  await docker(node, ['run', '-d', '--name', clientName(node), '--network', network, 'swarmnet/busybox', 'sh', '-c', LOOP, 'sh', service, vip, task]);
+/**
+ * Starts (or restarts) the node's client. A standalone container's attachment to a swarm network is a task the
+ * managers allocate and hand back within 20 s; right after a manager restart that can time out ("attaching to network
+ * failed ... context deadline exceeded", moby/moby#41841) before it reaches any plugin, so that refusal alone is
+ * retried, and said.
+ */
+export async function startClient(node: SandboxNode, network: string, service: string, vip: string, task: string, log: (m: string) => void = () => {}): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await docker(node, ['rm', '-f', clientName(node)], { allowFailure: true });
+    const r = await docker(node, ['run', '-d', '--name', clientName(node), '--network', network, 'swarmnet/busybox', 'sh', '-c', LOOP, 'sh', service, vip, task], { allowFailure: true });
+    if (r.code === 0) return;
+    const error = r.stderr.trim().split('\n')[0] ?? '';
+    if (attempt >= 3 || !/attaching to network failed/.test(error)) throw new Error(`${node.name}: the client did not start: ${r.stderr.trim()}`);
+    log(`${node.name}: the client's attachment timed out in Swarm (attempt ${attempt}): ${error}`);
+  }
 }
 
 /** Every round the node's client logged (across restarts of its container). */

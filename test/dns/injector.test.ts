@@ -8,11 +8,13 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import { pino } from 'pino';
 import { logger } from '../../common/log.js';
 import { run } from '../../common/exec.js';
 import { ClusterTable } from '../../dns/cluster-table.js';
 import { startHookServer } from '../../dns/inject/hook-server.js';
 import { DnsInjector } from '../../dns/inject/injector.js';
+import { kernel, type NetnsId } from '../../dns/inject/kernel.js';
 import { DnsServer } from '../../dns/server.js';
 import { nativeUdp } from '../../dns/udp-batch.js';
 import { until } from '../helpers/wait.js';
@@ -97,6 +99,30 @@ rootTest('Join of an existing namespace (Docker 28): served before Join returns;
   t.true(await until(async () => (await listening53(ns.name)) === 0, 20_000, 20), 'our sockets are closed');
   t.deepEqual(await dig(ns.name, 'tasks.web'), ['192.0.2.99'], 'Docker\'s resolver again');
   t.is(injector.stats.served, 0);
+});
+
+rootTest('a Join whose namespace cannot be served within its wait lets the container start (Docker\'s resolver answers), says so once, and serves it when it can', async (t) => {
+  const ns = await containerNetns(t);
+  const c = cluster();
+  const server = new DnsServer(c.table, { compat: true, defaultUpstreams: [] });
+  let release!: () => void;
+  const held = new Promise<void>((r) => { release = r; });
+  const slow = { ...kernel, serve: async (path: string, id: NetnsId) => { await held; return kernel.serve(path, id); } };
+  const warnings: { msg: string; netns?: string }[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => { warnings.push(JSON.parse(line)); } });
+  const injector = new DnsInjector({ server, cluster: c, log, kernel: slow, joinWaitMs: 200, intervalMs: 3_600_000 });
+  injector.start();
+  t.teardown(() => injector.stop());
+
+  await injector.join('ep1', 'n1', ns.path);
+  t.is(injector.stats.served, 0, 'Join returned before the namespace was served');
+  t.deepEqual(warnings.map((w) => [w.msg, w.netns]), [['Join: DNS not served in the container\'s namespace yet; its first queries go to Docker\'s resolver', ns.path]]);
+  t.deepEqual(await dig(ns.name, 'web'), ['192.0.2.99'], 'meanwhile Docker\'s resolver answers');
+  release();
+  t.true(await until(async () => injector.stats.served === 1, 20_000, 20), 'served once the kernel lets it');
+  t.deepEqual(await dig(ns.name, 'web'), ['10.0.1.250'], 'then swarmnet answers');
+  t.is(warnings.length, 1);
+  await injector.leave('ep1');
 });
 
 /** Docker 20.10: the SandboxKey Join names is a file that becomes the namespace (a bind mount) during runc create. */

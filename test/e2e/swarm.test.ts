@@ -2,7 +2,7 @@
 // each, etcd on a private bridge) with the swarmnet managed plugin enabled on every node. Setup once, checks in
 // order (each builds on the previous one's network and service), teardown removes everything the sandbox made.
 // Runs only with SWARMNET_E2E=1 (scripts/run-tests.mjs sets it when this machine is root with dockerd and unshare).
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { Etcd3 } from 'etcd3';
 import { execFileSync, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -213,10 +213,25 @@ function pluginLog(node: SandboxNode, lines = 15): string {
 function dockerdErrors(node: SandboxNode, lines = 12): string {
   try {
     const text = execFileSync('tail', ['-n', '5000', node.logFile], { encoding: 'utf8' });
-    const ours = text.split('\n').filter((l) => /level=(error|warning)/.test(l) && !l.includes(' plugin=') && !/pull|resolve reference|addLBBackend/i.test(l));
+    const ours = text.split('\n').filter((l) => /level=(error|warning)/.test(l) && !l.includes(' plugin=') && !/pull|resolve reference|v2 registry|addLBBackend/i.test(l));
     return ours.slice(-lines).join('\n') || '(no dockerd errors)';
   } catch (e) {
     return `(no log: ${(e as Error).message})`;
+  }
+}
+/** Logs what each task's container printed (a failed task's own error message), found through its task record. */
+async function logTaskOutput(t: ExecutionContext, c: Ctx, taskIds: string[]): Promise<void> {
+  for (const id of taskIds) {
+    const task = JSON.parse((await docker(c.sb.manager, ['inspect', id], { allowFailure: true })).stdout || '[]')[0];
+    const container = task?.Status?.ContainerStatus?.ContainerID as string | undefined;
+    const nodeName = task ? (await docker(c.sb.manager, ['node', 'inspect', '--format', '{{.Description.Hostname}}', task.NodeID], { allowFailure: true })).stdout.trim() : '';
+    const node = c.sb.nodes.find((n) => n.name === nodeName);
+    if (!container || !node) {
+      t.log(`task ${id}: no container (${task?.Status?.State ?? 'unknown'}: ${task?.Status?.Err ?? task?.Status?.Message ?? ''})`);
+      continue;
+    }
+    const r = await docker(node, ['logs', container], { allowFailure: true });
+    t.log(`task ${id} on ${node.name}, container ${container.slice(0, 12)} printed: ${`${r.stdout}${r.stderr}`.trim().slice(0, 400) || '(nothing)'}`);
   }
 }
 /** Series every node's plugin exports from its start (the sandbox's Prometheus must see each on every node). */
@@ -468,7 +483,7 @@ if (!enabled) {
     let states: string[] = [];
     const deadline = Date.now() + 7 * 60_000;
     while (Date.now() < deadline) {
-      const out = (await docker(c.sb.manager, ['service', 'ps', '--no-trunc', '--format', '{{.CurrentState}}|{{.Node}}|{{.Error}}', 'e2e-first'])).stdout;
+      const out = (await docker(c.sb.manager, ['service', 'ps', '--no-trunc', '--format', '{{.CurrentState}}|{{.Node}}|{{.Error}}|{{.ID}}', 'e2e-first'])).stdout;
       states = out.trim().split('\n').filter(Boolean);
       if (states.filter((x) => /^(Complete|Failed|Rejected)/.test(x)).length >= jobs) break;
       await sleep(2000);
@@ -478,8 +493,10 @@ if (!enabled) {
     for (const x of states) perNode.set(x.split('|')[1]!, (perNode.get(x.split('|')[1]!) ?? 0) + 1);
     t.log(`tasks per node: ${[...perNode].map(([n, k]) => `${n}=${k}`).join(' ')}`);
     if (failed.length) {
+      t.log(`failed or unfinished: ${failed.slice(0, 10).join('; ')}`);
+      await logTaskOutput(t, c, failed.slice(0, 3).map((x) => x.split('|')[3]!));
       logPlugins(t);
-      for (const n of c.sb.nodes) t.log(`${n.name} dockerd errors:\n${dockerdErrors(n)}`);
+      for (const n of c.sb.nodes) t.log(`${n.name} dockerd errors:\n${dockerdErrors(n, 6)}`);
     }
     t.is(states.length - failed.length, jobs, `failed or unfinished: ${failed.slice(0, 10).join('; ')}`);
     t.true((await sumQueries(c.sb.nodes)) - before >= jobs, 'every task\'s query was answered by swarmnet');
