@@ -25,9 +25,9 @@ export const clientName = (node: SandboxNode): string => `chaos-client-${node.na
 
 /**
  * Starts (or restarts) the node's client. A standalone container's attachment to a swarm network is a task the
- * managers allocate and hand back within 20 s; right after a manager restart that can time out ("attaching to network
- * failed ... context deadline exceeded", moby/moby#41841) before it reaches any plugin, so that refusal alone is
- * retried, and said.
+ * managers allocate and hand back within 20 s; right after a manager restart Swarm can miss that ("attaching to
+ * network failed ... context deadline exceeded", moby/moby#41841, open) with nothing in any plugin's log, so that
+ * refusal alone is retried, and said (a retry in a scenario's output is worth a look at the managers' logs).
  */
 export async function startClient(node: SandboxNode, network: string, service: string, vip: string, task: string, log: (m: string) => void = () => {}): Promise<void> {
   for (let attempt = 1; ; attempt++) {
