@@ -1,10 +1,11 @@
 /**
  * Runs inside the qemu guest of bench/overlay-guest/run.ts (a kernel with flowtables, one emulated CPU): two lab hosts
  * on a veth underlay, each with a swarmnet container (the real OverlayReconciler; br_netfilter on, FORWARD's policy
- * DROP and a NAT chain, so conntrack sees every packet, as on a Docker host) and a Docker-overlay-shaped container (bridge and VXLAN device inside a namespace of
- * their own, switched at layer 2, no rules). iperf3, one stream, paths interleaved per round. Prints
- * `OVERLAY-GUEST <path> <round> <Gbit/s>` per run, then `OVERLAY-GUEST DONE`. With `profile` (and perf in the image),
- * each overlay path is then sampled with perf while iperf3 runs: `OVERLAY-GUEST-PROFILE <path> <Gbit/s> <%> <symbol>`.
+ * DROP and a NAT chain, so conntrack sees every packet, as on a Docker host) and a Docker-overlay-shaped container
+ * (bridge and VXLAN device inside a namespace of their own, switched at layer 2, no rules). iperf3, one stream,
+ * paths interleaved per round. Prints `OVERLAY-GUEST <path> <round> <Gbit/s>` per run, then `OVERLAY-GUEST DONE`.
+ * With `profile` (and perf in the image), each overlay path is then sampled with perf while iperf3 runs:
+ * `OVERLAY-GUEST-PROFILE <path> <Gbit/s> <%> <symbol>`.
  */
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -219,12 +219,11 @@ function dockerdErrors(node: SandboxNode, lines = 12): string {
     return `(no log: ${(e as Error).message})`;
   }
 }
-/** Logs what each task's container printed (a failed task's own error message), found through its task record. */
-async function logTaskOutput(t: ExecutionContext, c: Ctx, taskIds: string[]): Promise<void> {
-  for (const id of taskIds) {
+/** Logs what each task's container printed (a failed task's own error message): task id and node as `service ps` names them. */
+async function logTaskOutput(t: ExecutionContext, c: Ctx, tasks: { id: string; node: string }[]): Promise<void> {
+  for (const { id, node: nodeName } of tasks) {
     const task = JSON.parse((await docker(c.sb.manager, ['inspect', id], { allowFailure: true })).stdout || '[]')[0];
     const container = task?.Status?.ContainerStatus?.ContainerID as string | undefined;
-    const nodeName = task ? (await docker(c.sb.manager, ['node', 'inspect', '--format', '{{.Description.Hostname}}', task.NodeID], { allowFailure: true })).stdout.trim() : '';
     const node = c.sb.nodes.find((n) => n.name === nodeName);
     if (!container || !node) {
       t.log(`task ${id}: no container (${task?.Status?.State ?? 'unknown'}: ${task?.Status?.Err ?? task?.Status?.Message ?? ''})`);
@@ -493,8 +492,7 @@ if (!enabled) {
     for (const x of states) perNode.set(x.split('|')[1]!, (perNode.get(x.split('|')[1]!) ?? 0) + 1);
     t.log(`tasks per node: ${[...perNode].map(([n, k]) => `${n}=${k}`).join(' ')}`);
     if (failed.length) {
-      t.log(`failed or unfinished: ${failed.slice(0, 10).join('; ')}`);
-      await logTaskOutput(t, c, failed.slice(0, 3).map((x) => x.split('|')[3]!));
+      await logTaskOutput(t, c, failed.slice(0, 3).map((x) => ({ id: x.split('|')[3]!, node: x.split('|')[1]! })));
       logPlugins(t);
       for (const n of c.sb.nodes) t.log(`${n.name} dockerd errors:\n${dockerdErrors(n, 6)}`);
     }

@@ -35,7 +35,6 @@ function lbTool(cmd: string, args: string[], allowFailure = false): Promise<Exec
   return run('ip', ['netns', 'exec', 'lb', cmd, ...args], { allowFailure });
 }
 
-
 const entry = (vip: string, backends: string[]): VipEntry => ({ vip, serviceId: `svc-${vip}`, networkId: 'net-1', backends: [...backends].sort() });
 const state = (entries: VipEntry[], local: string[]): LbState => ({ vips: new Map(entries.map((e) => [e.vip, e])), local: new Set(local) });
 const show = (s: LbState | undefined): string => (s ? JSON.stringify({ vips: [...s.vips.values()].map((e) => [e.vip, e.backends]), local: [...s.local] }) : 'undefined');
