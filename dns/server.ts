@@ -3,7 +3,7 @@ import type net from 'node:net';
 import { errorResponse, RCODE, truncate } from './codec.js';
 import { Forwarder } from './forwarder.js';
 import { CONTAINER_DATAGRAMS_PER_TURN } from './netns-listener.js';
-import { QueryRate } from './query-rate.js';
+import { QueryRate, RateLine } from './query-rate.js';
 import { Resolver, type Outcome } from './resolver.js';
 import type { Table } from './table.js';
 import { frameTcp, TcpFrameReader } from './tcp-frame.js';
@@ -63,7 +63,8 @@ export interface ServerOptions {
   /**
    * Queries per second of one container, both transports (DNS_MAX_QPS_PER_CONTAINER), with a second's worth as
    * burst; 0 or undefined: no cap. Past it a container's UDP listener is not read until its budget renews (the
-   * kernel drops what overflows its buffer) and its TCP messages wait: the flood costs the resolver nothing more.
+   * kernel drops what overflows its buffer) and its TCP messages wait, in the container's line (dns/query-rate.ts):
+   * the flood costs the resolver nothing more.
    */
   maxQpsPerContainer?: number;
 }
@@ -95,8 +96,8 @@ export interface DnsServerStats {
   failed: number;
   /** Refused by a per-container limit: forwarded queries past maxForwardsPerContainer (answered REFUSED, also
    * counted in failed), TCP connections past maxTcpConnections or maxTcpTotal (closed at once), queries past
-   * maxQpsPerContainer (`qps`: UDP datagrams read past the budget and dropped, TCP messages held until it renews; what
-   * the kernel drops while a listener is held is not seen). */
+   * maxQpsPerContainer (`qps`, each query that waited for its container's budget once: UDP datagrams read after the
+   * listener waited, TCP messages held on their connection; what the kernel drops while a listener waits is not seen). */
   limited: { forwards: number; tcpConnections: number; qps: number };
   /** From taking a query in to its answer being ready to send, per path. */
   localSeconds: LatencyBuckets;
@@ -118,7 +119,8 @@ export class DnsServer {
   private readonly maxForwards: number;
   private readonly tcpPerTurn: number;
   private tcpOpen = 0;
-  private readonly rate?: QueryRate;
+  /** The per-container query budgets and the line for them (maxQpsPerContainer). */
+  private readonly rate?: RateLine;
   /** When each container past its query budget was last logged. */
   private readonly limitLogged = new Map<string, number>();
   /** Open TCP connections per view (container). */
@@ -139,20 +141,25 @@ export class DnsServer {
     this.maxTcpTotal = opts.maxTcpTotal ?? 4096;
     this.maxForwards = opts.maxForwardsPerContainer ?? 1024;
     this.tcpPerTurn = Math.max(1, opts.tcpMessagesPerTurn ?? 16);
-    if (opts.maxQpsPerContainer) this.rate = new QueryRate(opts.maxQpsPerContainer);
+    if (opts.maxQpsPerContainer) this.rate = new RateLine(new QueryRate(opts.maxQpsPerContainer));
   }
 
-  /** Takes one query of view's budget; past it the query is counted and the container logged (at most once a minute). */
+  /** Takes one query of view's budget; past it the query is counted (the caller drops or holds it). */
   private admit(view: string): boolean {
     if (!this.rate || this.rate.take(view)) return true;
-    this.stats.limited.qps++;
+    this.overBudget(view, 1);
+    return false;
+  }
+
+  /** n of view's queries waited for its budget or were dropped past it: counted, the container logged once a minute. */
+  private overBudget(view: string, n: number): void {
+    this.stats.limited.qps += n;
     const now = Date.now();
     const last = this.limitLogged.get(view);
-    if (last !== undefined && now - last < LIMIT_LOG_MS) return false;
+    if (last !== undefined && now - last < LIMIT_LOG_MS) return;
     if (this.limitLogged.size >= 1024) for (const [v, at] of this.limitLogged) if (now - at >= LIMIT_LOG_MS) this.limitLogged.delete(v);
     this.limitLogged.set(view, now);
-    log.warn({ container: view.slice(0, 12), limit: this.rate!.perSecond }, 'container asks more DNS queries per second than DNS_MAX_QPS_PER_CONTAINER; the rest wait or are dropped');
-    return false;
+    log.warn({ container: view.slice(0, 12), limit: this.rate!.rate.perSecond }, 'container asks more DNS queries per second than DNS_MAX_QPS_PER_CONTAINER; the rest wait or are dropped');
   }
 
   /** Swaps in a new table; queries already being forwarded finish against the old one. */
@@ -274,27 +281,34 @@ export class DnsServer {
   /** A batch in, the answers that are ready at once out in one send; forwarded ones are gathered the same way. */
   private serveBatchUdp(l: Listener, sock: BatchUdp): void {
     const rate = this.rate;
-    let held = false;
-    const release = (): void => { held = false; sock.pause(false); };
-    // A container's own listener is not read while its budget is short of a read's worth: the flood waits in the
-    // kernel (which drops what overflows that socket's buffer) instead of being read and dropped here.
-    const hold = rate && l.view !== undefined ? (view: string): void => {
-      const wait = rate.waitMs(view, CONTAINER_DATAGRAMS_PER_TURN);
-      if (held || wait === 0) return;
-      held = true;
+    const own = rate && l.view;
+    // A container's own listener reads only what its budget already holds: before each read the next read's worth
+    // is taken (or waited for in the container's line, the socket unread meanwhile), so nothing is read and then
+    // dropped; the flood waits in the kernel, which drops what overflows that socket's buffer.
+    let credit = 0;
+    let waited = false; // the next read follows a wait: what it reads waited for the budget
+    const reserve = own ? (): void => {
+      waited = false;
+      const need = CONTAINER_DATAGRAMS_PER_TURN - credit;
+      if (need <= 0) return;
+      if (rate.take(own, need)) { credit += need; return; }
       sock.pause(true);
-      setTimeout(release, wait).unref();
+      rate.wait(own, need, () => { credit += need; waited = true; sock.pause(false); });
     } : undefined;
     sock.serve((msg, i) => {
       // Local answers (the common case) without a closure per query; forwarded ones keep where they go.
       const view = l.view ?? this.viewFor(l, sock.peerAddress(i));
-      if (!this.admit(view)) return undefined;
+      if (credit > 0) {
+        credit--;
+        if (waited) this.overBudget(view, 1);
+      } else if (!this.admit(view)) return undefined;
       const out = this.local(msg, view, 'udp');
       if (out === undefined || Buffer.isBuffer(out)) return out;
       const peer = sock.peer(i);
       this.forward(msg, out, view, 'udp', (r) => { if (r) sock.queueTo(r, peer); }, l);
       return undefined;
-    }, hold && (() => hold(l.view!)));
+    }, reserve);
+    reserve?.();
   }
 
   private serveUdp(l: Listener, udp: dgram.Socket): void {
@@ -325,7 +339,9 @@ export class DnsServer {
       let queue: Buffer[] = [];
       let next = 0;
       let outstanding = 0;
-      let parked = false; // waiting for the budget of the next turn
+      let parked = false; // waiting for the budget of the next turn, or in the container's line
+      let credit = 0; // queries of the container's budget taken for this connection's next messages
+      let leaveLine: (() => void) | undefined;
       let endAfterQueue = false; // a zero-length frame came: answer what preceded it, then close
       let partial: NodeJS.Timeout | undefined;
       c.setNoDelay(true);
@@ -350,9 +366,14 @@ export class DnsServer {
       const pump = (): void => {
         while (!parked && next < queue.length && outstanding < TCP_MAX_OUTSTANDING && !c.destroyed) {
           if (!budget.take()) { parked = true; budget.wait(unpark); break; }
-          if (!this.admit(view)) {
+          if (credit > 0) credit--;
+          else if (this.rate && !this.rate.take(view)) {
+            // Past the container's budget: the messages read here (a turn's worth at most) wait in its line, counted
+            // once each, and go with the budget taken for them.
+            const n = Math.min(queue.length - next, this.tcpPerTurn);
+            this.overBudget(view, n);
             parked = true;
-            setTimeout(unpark, this.rate!.waitMs(view, this.tcpPerTurn)).unref();
+            leaveLine = this.rate.wait(view, n, () => { leaveLine = undefined; credit += n; unpark(); });
             break;
           }
           const msg = queue[next++]!;
@@ -383,7 +404,7 @@ export class DnsServer {
         if (frames.pending && !partial && !endAfterQueue) partial = setTimeout(() => c.destroy(), this.tcpIdleMs);
         pump();
       });
-      c.on('close', () => { if (partial) clearTimeout(partial); queue = []; next = 0; });
+      c.on('close', () => { if (partial) clearTimeout(partial); leaveLine?.(); queue = []; next = 0; });
     });
   }
 }
