@@ -2,15 +2,14 @@
 // DnsServer through their own listeners on 127.0.0.11:53, as the plugin serves them (dns/netns-listener.ts). A
 // exceeds its TCP connection limit, its forwarded-queries limit, and floods UDP and TCP; B keeps being answered.
 // Clients run inside the namespaces: sockets opened there through the addon, and a flooder process (flood-client.ts).
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import dnsPacket from 'dns-packet';
-import { toolEnv } from '../../common/exec.js';
+import { runIn, toolEnv } from '../../common/exec.js';
 import { Forwarder } from '../../dns/forwarder.js';
 import { openContainerListener } from '../../dns/netns-listener.js';
 import { DnsServer, type ServerOptions } from '../../dns/server.js';
@@ -19,8 +18,6 @@ import { TcpFrameReader, frameTcp } from '../../dns/tcp-frame.js';
 import { BatchUdp, nativeUdp } from '../../dns/udp-batch.js';
 import { until } from '../helpers/wait.js';
 import { query, tempNetns, upstream } from './helpers.js';
-
-const execFileP = promisify(execFile);
 
 const ready = process.getuid?.() === 0 && typeof nativeUdp()?.connectTcp === 'function' && existsSync('/usr/sbin/ip');
 // Serial: the flood would take the CPU the other tests' clients need.
@@ -232,7 +229,7 @@ rootTest('flood: while A floods UDP and TCP, every query of B is answered, and A
 
 /** A counter of the UDP section of /proc/net/snmp in namespace ns (what its kernel did with datagrams). */
 async function udpCounter(ns: Ns, name: string): Promise<number> {
-  const { stdout } = await execFileP('ip', ['netns', 'exec', ns.name, 'cat', '/proc/net/snmp'], { env: toolEnv() });
+  const { stdout } = await runIn(ns.name, 'cat', ['/proc/net/snmp']);
   const [head, values] = stdout.split('\n').filter((l) => l.startsWith('Udp:')).map((l) => l.split(/\s+/));
   const i = head?.indexOf(name) ?? -1;
   if (i < 0 || !values?.[i]) throw new Error(`no Udp ${name} in /proc/net/snmp of ${ns.name}`);
